@@ -1,0 +1,73 @@
+"""Answer a dynamic batch request by request: one bad request never fails its neighbours.
+
+`answer_batch` parses every request on its own, runs the good ones together in one vectorised
+call, and, should that call fail, retries them one by one so that only the culprit gets an
+error. It never raises; each request gets exactly one `Outcome`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence, TypeVar
+
+import numpy as np
+
+LOGGER = logging.getLogger(__name__)
+
+Request = TypeVar("Request")
+Parsed = TypeVar("Parsed")
+Outputs = dict[str, np.ndarray]
+
+
+class RequestError(ValueError):
+    """The client's request is invalid; the message is returned to that client."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Either the outputs of one request or the error message it gets."""
+
+    outputs: Outputs | None = None
+    error: str | None = None
+
+
+def answer_batch(
+    requests: Sequence[Request],
+    parse_one: Callable[[Request], Parsed],
+    run_batch: Callable[[list[Parsed]], list[Outputs]],
+) -> list[Outcome]:
+    """Parse each request, run the valid ones as one batch, and return one outcome per request."""
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    positions, parsed = [], []
+    for i, request in enumerate(requests):
+        try:
+            parsed.append(parse_one(request))
+            positions.append(i)
+        except Exception as exc:  # noqa: BLE001 - any failure stays with its request
+            outcomes[i] = Outcome(error=describe_error(exc))
+    for i, outcome in zip(positions, _run_isolated(parsed, run_batch)):
+        outcomes[i] = outcome
+    return outcomes  # type: ignore[return-value]
+
+
+def _run_isolated(parsed: list[Any], run_batch: Callable[[list[Any]], list[Outputs]]) -> list[Outcome]:
+    if not parsed:
+        return []
+    try:
+        results = run_batch(parsed)
+        if len(results) != len(parsed):
+            raise RuntimeError(f"batch returned {len(results)} results for {len(parsed)} requests")
+        return [Outcome(outputs=r) for r in results]
+    except Exception as exc:  # noqa: BLE001
+        if len(parsed) == 1:
+            return [Outcome(error=describe_error(exc))]
+        LOGGER.warning("batch of %d failed (%s); retrying one by one", len(parsed), exc)
+        return [_run_isolated([p], run_batch)[0] for p in parsed]
+
+
+def describe_error(exc: BaseException) -> str:
+    """The message a client sees: its own error verbatim, anything else marked internal."""
+    if isinstance(exc, RequestError):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc}"

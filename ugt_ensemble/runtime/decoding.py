@@ -1,0 +1,80 @@
+"""Decode the model step's (n, 50, 3) codes into catalog item ids, vectorised over the batch.
+
+A slot is kept when its code triple is a catalog item and (with `exclude_history`) the item is
+not among the request's packed history. Kept items move to the front in score order; the rest
+is padding: item id -1, semantic ids -1, score -inf (so SCORES stays non-increasing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .catalog_index import CatalogIndex
+from .contract import ITEM_IDS, PAD_ITEM_ID, PAD_SCORE, SCORES, SEMANTIC_IDS, code_keys
+
+
+@dataclass
+class Recommendations:
+    """Decoded results of a batch: item_ids (n, R) int64, scores (n, R) float32, semantic_ids (n, R, 3)."""
+
+    item_ids: np.ndarray
+    scores: np.ndarray
+    semantic_ids: np.ndarray
+
+    def rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Rows [start, stop) as the ensemble's output tensors."""
+        return {
+            ITEM_IDS: self.item_ids[start:stop],
+            SCORES: self.scores[start:stop],
+            SEMANTIC_IDS: self.semantic_ids[start:stop],
+        }
+
+
+def decode_recommendations(
+    codes: np.ndarray,
+    scores: np.ndarray,
+    index: CatalogIndex,
+    history_codes: np.ndarray | None = None,
+    history_mask: np.ndarray | None = None,
+) -> Recommendations:
+    """Map codes (n, R, 3) and scores (n, R) to items.
+
+    history_codes (n, T, 3) with history_mask (n, T) (1.0 = real event), when given, removes
+    items the user already has from that user's row.
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float32)
+    items = index.items_of(codes)
+    keep = items != PAD_ITEM_ID
+    if history_codes is not None:
+        history_mask = np.asarray(history_mask) > 0
+        keep &= ~_in_history(codes, np.asarray(history_codes), history_mask, index.codebook_sizes)
+    return _compact(items, scores, codes, keep)
+
+
+def _in_history(
+    codes: np.ndarray, history_codes: np.ndarray, history_mask: np.ndarray, codebook_sizes: tuple
+) -> np.ndarray:
+    """Row-wise membership: (n, R) bool, True where codes[i, r] is among row i's history codes.
+
+    Keys are `row * |code space| + code_key`, unique per (row, triple), so one `isin` does it all.
+    """
+    span = int(np.prod(codebook_sizes, dtype=np.int64))
+    rows = np.arange(len(codes), dtype=np.int64)[:, None]
+    item_keys = rows * span + code_keys(codes, codebook_sizes)
+    history_keys = (rows * span + code_keys(history_codes, codebook_sizes))[history_mask]
+    return np.isin(item_keys, history_keys)
+
+
+def _compact(items: np.ndarray, scores: np.ndarray, codes: np.ndarray, keep: np.ndarray) -> Recommendations:
+    order = np.argsort(~keep, axis=1, kind="stable")
+    items = np.take_along_axis(items, order, axis=1)
+    scores = np.take_along_axis(scores, order, axis=1)
+    codes = np.take_along_axis(codes, order[..., None], axis=1)
+    padding = ~np.take_along_axis(keep, order, axis=1)
+    items[padding] = PAD_ITEM_ID
+    scores[padding] = PAD_SCORE
+    codes[padding] = PAD_ITEM_ID
+    return Recommendations(item_ids=items, scores=scores, semantic_ids=codes)

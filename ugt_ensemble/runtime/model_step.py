@@ -1,0 +1,72 @@
+"""Model-step helpers for engines run inside a Python-backend model: input checks and batching.
+
+Requests reach the model step with different history lengths (ragged batching). `run_by_length`
+runs each distinct length as one engine call and splits the outputs back per request, so short
+histories are never padded to the longest one in the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .batching import RequestError
+from .contract import CODEBOOK_SIZES, ENCODER_INPUTS, MODEL_OUTPUTS
+
+Tensors = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class EncoderLimits:
+    """Valid ranges of the encoder tensors (out-of-range ids would crash the engine's Gather)."""
+
+    codebook_sizes: tuple[int, int, int] = CODEBOOK_SIZES
+    max_seq_length: int = 1024
+    num_token_types: int = 5
+
+    def ranges(self) -> dict[str, int]:
+        """Exclusive upper bound of each int64 encoder tensor (lower bound 0)."""
+        return {
+            "encoder_l1_ids": self.codebook_sizes[0],
+            "encoder_l2_ids": self.codebook_sizes[1],
+            "encoder_l3_ids": self.codebook_sizes[2],
+            "encoder_positions": self.max_seq_length,
+            "encoder_token_types": self.num_token_types,
+        }
+
+
+def check_encoder_inputs(tensors: Tensors, limits: EncoderLimits) -> None:
+    """Raise `RequestError` unless all six tensors share one (rows, T) shape with in-range values."""
+    shapes = {name: tensors[name].shape for name in ENCODER_INPUTS}
+    first = shapes[ENCODER_INPUTS[0]]
+    if len(first) != 2 or any(shape != first for shape in shapes.values()):
+        raise RequestError(f"encoder inputs must share one [rows, length] shape, got {shapes}")
+    if not 1 <= first[1] <= limits.max_seq_length:
+        raise RequestError(f"history length {first[1]} is outside [1, {limits.max_seq_length}]")
+    for name, upper in limits.ranges().items():
+        values = tensors[name]
+        if values.size and (values.min() < 0 or values.max() >= upper):
+            raise RequestError(f"{name} has values outside [0, {upper}): min {values.min()}, max {values.max()}")
+    mask = tensors["encoder_mask"]
+    if not np.all(np.isfinite(mask)):
+        raise RequestError("encoder_mask has non-finite values")
+
+
+def run_by_length(requests: list[Tensors], run: Callable[[Tensors], list[np.ndarray]]) -> list[Tensors]:
+    """Run `run(feed)` once per distinct length; return each request's outputs by name."""
+    results: list[Tensors | None] = [None] * len(requests)
+    lengths = [r[ENCODER_INPUTS[0]].shape[1] for r in requests]
+    for length in sorted(set(lengths)):
+        members = [i for i, n in enumerate(lengths) if n == length]
+        feed = {name: _concat([requests[i][name] for i in members]) for name in ENCODER_INPUTS}
+        outputs = run(feed)
+        stops = np.cumsum([requests[i][ENCODER_INPUTS[0]].shape[0] for i in members])
+        for i, start, stop in zip(members, np.r_[0, stops[:-1]], stops):
+            results[i] = {name: out[start:stop] for name, out in zip(MODEL_OUTPUTS, outputs)}
+    return results  # type: ignore[return-value]
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
