@@ -1,0 +1,186 @@
+"""Typed configuration of a build: what to export and how to serve it. Checked on construction.
+
+`BuildConfig` bundles a `UGTConfig` (the model), an `ExportConfig` (ONNX/engine) and a
+`TritonConfig` (the emitted repository). The CLI maps its flags into these objects once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ugt_ensemble.errors import ConfigError
+from ugt_ensemble.model.config import UGTConfig
+from ugt_ensemble.runtime.packing import DEFAULT_BUCKETS, PackingConfig
+
+#: Model-step engines. "onnxruntime" runs ONNX Runtime inside a Python-backend model (works on
+#: any tritonserver, including the CPU build from the nvidia-pytriton wheel).
+ENGINES: tuple[str, ...] = ("onnxruntime",)
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+#: (batch, sequence) shapes the exported model is checked on, from the smallest to both maxima.
+DEFAULT_VALIDATION_SHAPES: tuple[tuple[int, int], ...] = ((1, 1), (3, 17), (8, 256), (64, 100), (2, 1024))
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """ONNX export and engine settings.
+
+    Attributes:
+        engine: how the model step runs (see `ENGINES`).
+        precision: engine precision; ONNX Runtime on CPU runs fp32.
+        min/opt/max_batch_size, min/opt/max_seq_length: the dynamic shape range of the exported
+            graph (opt values are the TensorRT profile's optimum).
+        validation_shapes: (batch, sequence) shapes on which the exported model is checked
+            against PyTorch after export.
+        score_atol: largest allowed |score difference| in that check; codes must be identical
+            (entries whose scores tie within `score_atol` may swap places).
+
+    Unset opt values default to min(32, max_batch_size) and min(512, max_seq_length); unset
+    `validation_shapes` to `DEFAULT_VALIDATION_SHAPES` clipped to the export range.
+    """
+
+    engine: str = "onnxruntime"
+    precision: str = "fp32"
+    min_batch_size: int = 1
+    opt_batch_size: int | None = None
+    max_batch_size: int = 64
+    min_seq_length: int = 1
+    opt_seq_length: int | None = None
+    max_seq_length: int = 1024
+    validation_shapes: tuple[tuple[int, int], ...] | None = None
+    score_atol: float = 1e-4
+
+    def __post_init__(self) -> None:
+        _one_of("engine", self.engine, ENGINES)
+        _one_of("precision", self.precision, PRECISIONS)
+        if self.engine == "onnxruntime" and self.precision != "fp32":
+            raise ConfigError("`precision` must be fp32 for the onnxruntime engine (CPU)")
+        if self.opt_batch_size is None:
+            object.__setattr__(self, "opt_batch_size", max(self.min_batch_size, min(32, self.max_batch_size)))
+        if self.opt_seq_length is None:
+            object.__setattr__(self, "opt_seq_length", max(self.min_seq_length, min(512, self.max_seq_length)))
+        _ordered("batch_size", self.min_batch_size, self.opt_batch_size, self.max_batch_size)
+        _ordered("seq_length", self.min_seq_length, self.opt_seq_length, self.max_seq_length)
+        if self.validation_shapes is None:
+            object.__setattr__(self, "validation_shapes", self._clipped_default_shapes())
+        object.__setattr__(self, "validation_shapes", tuple(tuple(s) for s in self.validation_shapes))
+        for batch, length in self.validation_shapes:
+            if not (self.min_batch_size <= batch <= self.max_batch_size
+                    and self.min_seq_length <= length <= self.max_seq_length):
+                raise ConfigError(f"`validation_shapes` entry {(batch, length)} is outside the export range")
+        if not self.score_atol > 0:
+            raise ConfigError(f"`score_atol` must be > 0, got {self.score_atol}")
+
+    def _clipped_default_shapes(self) -> tuple[tuple[int, int], ...]:
+        clip = lambda v, lo, hi: max(lo, min(v, hi))  # noqa: E731
+        shapes = {
+            (clip(b, self.min_batch_size, self.max_batch_size), clip(t, self.min_seq_length, self.max_seq_length))
+            for b, t in DEFAULT_VALIDATION_SHAPES
+        }
+        return tuple(sorted(shapes))
+
+
+@dataclass(frozen=True)
+class TritonConfig:
+    """The emitted model repository: names, batching, instances and request limits.
+
+    Attributes:
+        ensemble_name, preprocess_name, model_name, postprocess_name: model names in the repository.
+        max_batch_size: every model's max_batch_size (Triton's `max_batch_size`).
+        max_queue_delay_us: dynamic batcher's `max_queue_delay_microseconds` (all steps).
+        preferred_batch_sizes: dynamic batcher's `preferred_batch_size` (model step).
+        preprocess_instances, model_instances, postprocess_instances: `instance_group` counts.
+        intra_op_threads: ONNX Runtime intra-op threads per model-step instance.
+        length_buckets: padded history lengths emitted by preprocess.
+        exclude_history: drop items the user already interacted with from the recommendations.
+        max_request_bytes, max_events: limits on one HISTORY document.
+    """
+
+    ensemble_name: str = "ugt_recommend"
+    preprocess_name: str = "preprocess"
+    model_name: str = "ugt_trt"
+    postprocess_name: str = "postprocess"
+    max_batch_size: int = 64
+    max_queue_delay_us: int = 500
+    preferred_batch_sizes: tuple[int, ...] = ()
+    preprocess_instances: int = 1
+    model_instances: int = 1
+    postprocess_instances: int = 1
+    intra_op_threads: int = 2
+    length_buckets: tuple[int, ...] = DEFAULT_BUCKETS
+    exclude_history: bool = False
+    max_request_bytes: int = 1 << 20
+    max_events: int = 100_000
+
+    def __post_init__(self) -> None:
+        names = [self.ensemble_name, self.preprocess_name, self.model_name, self.postprocess_name]
+        for name in names:
+            if not name or not all(c.isalnum() or c in "_-." for c in name) or name.startswith("."):
+                raise ConfigError(f"model name {name!r} must be non-empty [A-Za-z0-9_.-], not starting with '.'")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"model names must differ, got {names}")
+        for name in ("max_batch_size", "preprocess_instances", "model_instances",
+                     "postprocess_instances", "intra_op_threads", "max_request_bytes", "max_events"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"`{name}` must be a positive int, got {value!r}")
+        if self.max_queue_delay_us < 0:
+            raise ConfigError(f"`max_queue_delay_us` must be >= 0, got {self.max_queue_delay_us}")
+        bad = [b for b in self.preferred_batch_sizes if not 1 <= b <= self.max_batch_size]
+        if bad:
+            raise ConfigError(f"`preferred_batch_sizes` {bad} must lie in [1, max_batch_size={self.max_batch_size}]")
+        if not self.length_buckets or min(self.length_buckets) < 1:
+            raise ConfigError(f"`length_buckets` must be positive ints, got {self.length_buckets}")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything `build` needs.
+
+    Attributes:
+        output_dir: the model repository to write.
+        model: the model's architecture; None means the checkpoint's own config, or the defaults.
+        catalog_path: CSV/Parquet catalog; None means a synthetic catalog of `synthetic_items`.
+        checkpoint: weights to load; None means a seeded initialisation (`seed`).
+    """
+
+    output_dir: Path = Path("ensemble")
+    model: UGTConfig | None = None
+    export: ExportConfig = field(default_factory=ExportConfig)
+    triton: TritonConfig = field(default_factory=TritonConfig)
+    catalog_path: Path | None = None
+    synthetic_items: int = 10_000
+    checkpoint: Path | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.synthetic_items < 1:
+            raise ConfigError(f"`synthetic_items` must be >= 1, got {self.synthetic_items}")
+        if self.triton.max_batch_size > self.export.max_batch_size:
+            raise ConfigError(
+                f"Triton `max_batch_size` ({self.triton.max_batch_size}) exceeds the export range "
+                f"(max {self.export.max_batch_size})"
+            )
+
+    def check_model(self, model: UGTConfig) -> None:
+        """Raise `ConfigError` if the export range does not fit `model` (known once it is loaded)."""
+        if self.export.max_seq_length > model.max_seq_length:
+            raise ConfigError(
+                f"export `max_seq_length` ({self.export.max_seq_length}) exceeds the model's "
+                f"`max_seq_length` ({model.max_seq_length})"
+            )
+
+    @property
+    def packing(self) -> PackingConfig:
+        """How preprocess pads histories (shared by the client and the reference pipeline)."""
+        return PackingConfig(self.export.max_seq_length, self.triton.length_buckets)
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"`{name}` must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _ordered(name: str, low: int, opt: int, high: int) -> None:
+    if not 1 <= low <= opt <= high:
+        raise ConfigError(f"need 1 <= min_{name} <= opt_{name} <= max_{name}, got {low}, {opt}, {high}")

@@ -1,0 +1,1 @@
+"""Export the UGT model (ONNX) and check what was exported."""
