@@ -1,0 +1,55 @@
+"""Triton Python backend `postprocess`: (50, 3) codes and scores -> ITEM_IDS, SCORES, SEMANTIC_IDS.
+
+A thin adapter over `ugt_runtime.decoding`. With `exclude_history`, the packed history (the
+encoder tensors) comes in too and items the user already has are dropped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from triton_io import input_array, model_parameters, to_responses, version_dir
+
+from ugt_runtime.batching import RequestError, answer_batch
+from ugt_runtime.catalog_index import CatalogIndex
+from ugt_runtime.contract import MODEL_SCORES, NUM_RECOMMENDATIONS, RECOMMENDATIONS
+from ugt_runtime.decoding import decode_recommendations
+
+HISTORY_CODES = ("encoder_l1_ids", "encoder_l2_ids", "encoder_l3_ids")
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        params = model_parameters(args)
+        self.index = CatalogIndex.load(version_dir(args) / params["catalog_file"])
+        self.exclude_history = params["exclude_history"] == "true"
+
+    def execute(self, requests: list) -> list:
+        return to_responses(answer_batch(requests, self._parse, self._decode))
+
+    def _parse(self, request) -> dict[str, np.ndarray]:  # noqa: ANN001
+        codes, scores = input_array(request, RECOMMENDATIONS), input_array(request, MODEL_SCORES)
+        if codes.shape[1:] != (NUM_RECOMMENDATIONS, 3) or scores.shape != codes.shape[:2]:
+            raise RequestError(f"expected recommendations [rows, 50, 3] and scores [rows, 50], "
+                               f"got {list(codes.shape)} and {list(scores.shape)}")
+        parsed = {"codes": codes, "scores": scores}
+        if self.exclude_history:
+            history = np.stack([input_array(request, name) for name in HISTORY_CODES], axis=-1)
+            parsed["history"], parsed["mask"] = history, input_array(request, "encoder_mask")
+        return parsed
+
+    def _decode(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        codes = np.concatenate([r["codes"] for r in requests])
+        scores = np.concatenate([r["scores"] for r in requests])
+        history = mask = None
+        if self.exclude_history:
+            history, mask = _pad_concat([r["history"] for r in requests]), _pad_concat([r["mask"] for r in requests])
+        decoded = decode_recommendations(codes, scores, self.index, history, mask)
+        stops = np.cumsum([len(r["codes"]) for r in requests])
+        return [decoded.rows(start, stop) for start, stop in zip(np.r_[0, stops[:-1]], stops)]
+
+
+def _pad_concat(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate (rows, T_i, ...) arrays along rows, zero-padding T to the longest."""
+    width = max(p.shape[1] for p in parts)
+    padded = [np.pad(p, [(0, 0), (0, width - p.shape[1])] + [(0, 0)] * (p.ndim - 2)) for p in parts]
+    return np.concatenate(padded)

@@ -1,0 +1,42 @@
+"""Glue between Triton's Python backend and the numpy runtime (copied beside each model.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from ugt_runtime.batching import Outcome, RequestError
+
+
+def model_parameters(args: dict) -> dict[str, str]:
+    """The string `parameters` of the model's config.pbtxt."""
+    config = json.loads(args["model_config"])
+    return {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
+
+
+def version_dir(args: dict) -> Path:
+    """The directory of the model version being loaded (where its data files live)."""
+    return Path(args["model_repository"]) / str(args["model_version"])
+
+
+def input_array(request: "pb_utils.InferenceRequest", name: str) -> np.ndarray:
+    """An input of a request as numpy, (rows, ...) with the batch dimension first."""
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        raise RequestError(f"missing input {name}")
+    return tensor.as_numpy()
+
+
+def to_responses(outcomes: list[Outcome]) -> list["pb_utils.InferenceResponse"]:
+    """One InferenceResponse per outcome: its tensors, or its error."""
+    responses = []
+    for outcome in outcomes:
+        if outcome.error is not None:
+            responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(outcome.error)))
+        else:
+            tensors = [pb_utils.Tensor(name, np.ascontiguousarray(a)) for name, a in outcome.outputs.items()]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+    return responses
