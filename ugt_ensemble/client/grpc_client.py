@@ -1,0 +1,90 @@
+"""`RecommendClient`: send raw histories to the ensemble over gRPC (tritonclient)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Sequence
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from ugt_ensemble.client.results import Failure, HistoryLike, Recommendation, Result, history_payload
+from ugt_ensemble.errors import ServerError
+from ugt_ensemble.runtime.contract import HISTORY, ITEM_IDS, SCORES, SEMANTIC_IDS
+
+OUTPUTS = (ITEM_IDS, SCORES, SEMANTIC_IDS)
+
+
+def history_input(payload: bytes) -> grpcclient.InferInput:
+    """The HISTORY input of one request (shape [1, 1], BYTES)."""
+    tensor = grpcclient.InferInput(HISTORY, [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[payload]], dtype=object))
+    return tensor
+
+
+class RecommendClient:
+    """Sends each history as its own request, so a malformed one fails alone.
+
+    Use as a context manager, or call `close()`.
+    """
+
+    def __init__(self, url: str, model_name: str = "ugt_recommend", timeout_s: float = 60.0) -> None:
+        self.url = url
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self._client = grpcclient.InferenceServerClient(url)
+        self._outputs = [grpcclient.InferRequestedOutput(name) for name in OUTPUTS]
+
+    def recommend_one(self, history: HistoryLike) -> Result:
+        """Send one history and wait for its answer."""
+        try:
+            result = self._client.infer(self.model_name, [history_input(history_payload(history))],
+                                        outputs=self._outputs, client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            return Failure(_message(exc))
+        return _to_recommendation(result)
+
+    def recommend(self, histories: Sequence[HistoryLike], concurrency: int = 8) -> list[Result]:
+        """Send every history as its own request, `concurrency` in flight; answers in input order."""
+        results: list[Result | None] = [None] * len(histories)
+        slots = threading.Semaphore(concurrency)
+        done = threading.Event()
+        remaining = [len(histories)]
+        lock = threading.Lock()
+
+        def finish(i: int, result, error) -> None:  # noqa: ANN001 - tritonclient callback types
+            results[i] = Failure(_message(error)) if error is not None else _to_recommendation(result)
+            slots.release()
+            with lock:
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    done.set()
+
+        if not histories:
+            return []
+        for i, history in enumerate(histories):
+            slots.acquire()
+            self._client.async_infer(self.model_name, [history_input(history_payload(history))],
+                                     callback=lambda result, error, i=i: finish(i, result, error),
+                                     outputs=self._outputs, client_timeout=self.timeout_s)
+        if not done.wait(self.timeout_s * max(1, len(histories) // concurrency + 1)):
+            raise ServerError(f"no answer from {self.url} for {remaining[0]} of {len(histories)} requests")
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> RecommendClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _to_recommendation(result: grpcclient.InferResult) -> Recommendation:
+    return Recommendation.from_outputs({name: result.as_numpy(name) for name in OUTPUTS})
+
+
+def _message(exc: InferenceServerException) -> str:
+    return exc.message() if hasattr(exc, "message") and callable(exc.message) else str(exc)

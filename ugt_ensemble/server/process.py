@@ -1,0 +1,179 @@
+"""`TritonServer`: run a real tritonserver on a model repository as a context manager.
+
+Picks free ports (unless given), waits until the server and the named models are ready, notices
+an early exit and shows the log's tail, stops with SIGINT then SIGKILL, and (on Linux) dies with
+the process that started it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ugt_ensemble.errors import ServerError
+from ugt_ensemble.server.locate import TritonInstall, locate_tritonserver, wheel_backend_dir
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ports:
+    """HTTP, gRPC and metrics ports."""
+
+    http: int
+    grpc: int
+    metrics: int
+
+    @classmethod
+    def free(cls, host: str = "127.0.0.1") -> Ports:
+        """Three distinct ports that are free on `host` right now."""
+        sockets = [socket.socket() for _ in range(3)]
+        try:
+            for s in sockets:
+                s.bind((host, 0))
+            return cls(*(s.getsockname()[1] for s in sockets))
+        finally:
+            for s in sockets:
+                s.close()
+
+
+class TritonServer:
+    """A tritonserver process serving `model_repository`.
+
+    Use as `with TritonServer(repo, ready_models=["ugt_recommend"]) as server: server.grpc_url`.
+    """
+
+    def __init__(
+        self,
+        model_repository: str | Path,
+        ports: Ports | None = None,
+        host: str = "127.0.0.1",
+        ready_models: tuple[str, ...] | list[str] = (),
+        startup_timeout_s: float = 180.0,
+        log_path: str | Path | None = None,
+        extra_args: tuple[str, ...] = (),
+        install: TritonInstall | None = None,
+    ) -> None:
+        self.model_repository = Path(model_repository).absolute()
+        self.host = host
+        self.ports = ports or Ports.free(host)
+        self.ready_models = tuple(ready_models)
+        self.startup_timeout_s = startup_timeout_s
+        self.extra_args = tuple(extra_args)
+        self.install = install or locate_tritonserver()
+        self._workdir = tempfile.TemporaryDirectory(prefix="ugt-triton-")
+        self.log_path = Path(log_path) if log_path else Path(self._workdir.name) / "tritonserver.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self._client_host}:{self.ports.grpc}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self._client_host}:{self.ports.http}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self._client_host}:{self.ports.metrics}/metrics"
+
+    @property
+    def _client_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+
+    def command(self) -> list[str]:
+        """The tritonserver command line."""
+        command = [str(self.install.executable), f"--model-repository={self.model_repository}"]
+        if self.install.wheel_root is not None:
+            backends = wheel_backend_dir(self.install, Path(self._workdir.name) / "backends")
+            command.append(f"--backend-directory={backends}")
+        for kind, port in (("http", self.ports.http), ("grpc", self.ports.grpc), ("metrics", self.ports.metrics)):
+            command += [f"--{kind}-port={port}", f"--{kind}-address={self.host}"]
+        return command + ["--exit-timeout-secs=10", *self.extra_args]
+
+    def start(self) -> TritonServer:
+        """Start the server and wait until it and `ready_models` are ready."""
+        if not self.model_repository.is_dir():
+            raise ServerError(f"model repository {self.model_repository} does not exist; run `python -m ugt_ensemble build`")
+        env = {**os.environ, **self.install.env}
+        LOGGER.info("starting %s", " ".join(self.command()))
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        paths = ["/v2/health/ready", *(f"/v2/models/{m}/ready" for m in self.ready_models)]
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                code = None if self.process is None else self.process.returncode
+                raise ServerError(f"tritonserver exited with code {code} while starting:\n{self.log_tail()}")
+            if all(_http_ok(self.http_url + path) for path in paths):
+                return
+            time.sleep(0.25)
+        raise ServerError(f"tritonserver was not ready after {self.startup_timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGINT (graceful: models unload), then SIGKILL after `timeout_s`. Returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                LOGGER.warning("tritonserver did not stop in %.0f s; killing it", timeout_s)
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+        self._workdir.cleanup()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _die_with_parent() -> None:
+    """In the child: receive SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
