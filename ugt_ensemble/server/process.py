@@ -106,7 +106,7 @@ class TritonServer:
         if not self.model_repository.is_dir():
             raise ServerError(f"model repository {self.model_repository} does not exist; run `python -m ugt_ensemble build`")
         env = {**os.environ, **self.install.env}
-        LOGGER.info("starting %s", " ".join(self.command()))
+        LOGGER.debug("starting %s", " ".join(self.command()))
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,

@@ -1,0 +1,94 @@
+"""`python -m ugt_ensemble demo`: build (if needed), serve, query sample histories, print, stop."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ugt_ensemble.build import BUILD_STEPS, build_repository
+from ugt_ensemble.cli.common import print_results
+from ugt_ensemble.cli.serve import ensemble_name, probe
+from ugt_ensemble.client.grpc_client import RecommendClient
+from ugt_ensemble.config import BuildConfig
+from ugt_ensemble.histories import history_json, random_history
+from ugt_ensemble.progress import StepProgress
+from ugt_ensemble.repository.render import CATALOG_FILE
+from ugt_ensemble.repository.writer import MANIFEST
+from ugt_ensemble.runtime.catalog_index import CatalogIndex
+from ugt_ensemble.server import TritonServer
+
+
+def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
+    p = subparsers.add_parser("demo", parents=parents, help="build, serve, query sample histories, stop",
+                              description=__doc__)
+    p.add_argument("--output-dir", type=Path, default=Path("ensemble"), help="model repository (default: ensemble)")
+    p.add_argument("--rebuild", action="store_true", help="build even if the repository already exists")
+    p.add_argument("--top", type=int, default=50, help="items to print per history (default: 50)")
+    p.set_defaults(run=run)
+
+
+def sample_histories(index: CatalogIndex, seed: int = 7) -> dict[str, str]:
+    """A few labelled HISTORY documents over the catalog, and one malformed request."""
+    rng = np.random.default_rng(seed)
+    ids = index.item_ids
+    return {
+        "3 bare item ids": history_json([int(i) for i in rng.choice(ids, 3)]),
+        "12 typed events": history_json(random_history(ids, 12, rng, typed_share=1.0)),
+        "300 mixed events": history_json(random_history(ids, 300, rng)),
+        "cold start (empty history)": "[]",
+        "malformed (unknown event type)": '[{"item_id": 1, "type": "like"}]',
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.rebuild or not (args.output_dir / MANIFEST).is_file():
+        build_repository(BuildConfig(output_dir=args.output_dir), StepProgress(BUILD_STEPS, enabled=not args.quiet))
+    model_name = ensemble_name(args.output_dir)
+    index = CatalogIndex.load(_preprocess_catalog(args.output_dir))
+    samples = sample_histories(index)
+    print(f"Starting tritonserver on {args.output_dir} (loopback, free ports) ...", flush=True)
+    with TritonServer(args.output_dir, ready_models=[model_name]) as server:
+        probe(server, model_name)
+        with RecommendClient(server.grpc_url, model_name) as client:
+            results, latencies = [], []
+            for history in samples.values():
+                start = time.perf_counter()
+                results.append(client.recommend_one(history))
+                latencies.append((time.perf_counter() - start) * 1e3)
+            print_results(results, list(samples), args.top, latencies)
+            _check_items(dict(zip(samples, results)), index)
+            for label in ("3 bare item ids", "300 mixed events"):
+                _report_latency(client, label, samples[label])
+        print("Stopping tritonserver ...", flush=True)
+    return 0
+
+
+def _preprocess_catalog(repository: Path) -> Path:
+    matches = sorted(repository.glob(f"*/1/{CATALOG_FILE}"))
+    return matches[0] if matches else repository / "preprocess" / "1" / CATALOG_FILE
+
+
+def _check_items(results: dict, index: CatalogIndex) -> None:
+    """One line per sample: are the answers 50 distinct catalog items (or the expected error)?"""
+    known = set(index.item_ids.tolist())
+    for label, result in results.items():
+        if not result.ok:
+            print(f"{'✓' if label.startswith('malformed') else 'x'} {label}: error returned to that request only")
+            continue
+        items = [item for item, _ in result.items()]
+        ok = len(items) == 50 and set(items) <= known and len(set(items)) == 50
+        print(f"{'✓' if ok else 'x'} {label}: {len(set(items))} distinct catalog items")
+
+
+def _report_latency(client: RecommendClient, label: str, history: str, repeats: int = 20) -> None:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        client.recommend_one(history)
+        times.append((time.perf_counter() - start) * 1e3)
+    print(f"single-request latency ({label}): p50 {statistics.median(times):.1f} ms, "
+          f"min {min(times):.1f} ms over {repeats} sequential requests")

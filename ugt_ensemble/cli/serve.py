@@ -1,0 +1,73 @@
+"""`python -m ugt_ensemble serve`: run a real tritonserver on a model repository until Ctrl-C/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import tempfile
+import threading
+from pathlib import Path
+
+from ugt_ensemble.client.grpc_client import RecommendClient
+from ugt_ensemble.errors import ServerError
+from ugt_ensemble.repository.writer import MANIFEST
+from ugt_ensemble.server import Ports, TritonServer
+
+DEFAULT_ENSEMBLE = "ugt_recommend"
+
+
+def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
+    p = subparsers.add_parser("serve", parents=parents, help="serve a model repository with tritonserver",
+                              description=__doc__)
+    p.add_argument("--model-repository", type=Path, default=Path("ensemble"), help="default: ensemble")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--http-port", type=int, default=8000, help="default: 8000 (0: any free port)")
+    p.add_argument("--grpc-port", type=int, default=8001, help="default: 8001 (0: any free port)")
+    p.add_argument("--metrics-port", type=int, default=8002, help="default: 8002 (0: any free port)")
+    p.add_argument("--model-name", help="ensemble to wait for and probe (default: from the build manifest)")
+    p.add_argument("--log-file", type=Path, help="tritonserver log (default: a new file under the temp dir)")
+    p.add_argument("--startup-timeout", type=float, default=180.0, help="seconds to wait for readiness (default: 180)")
+    p.set_defaults(run=run)
+
+
+def ensemble_name(repository: Path) -> str:
+    """The ensemble a build wrote into `repository` (from its manifest), else the default name."""
+    try:
+        return json.loads((repository / MANIFEST).read_text(encoding="utf-8"))["ensemble"]
+    except (OSError, ValueError, KeyError):
+        return DEFAULT_ENSEMBLE
+
+
+def probe(server: TritonServer, model_name: str) -> None:
+    """A real inference (readiness can report 200 while a Python-backend stub is dead)."""
+    with RecommendClient(server.grpc_url, model_name) as client:
+        result = client.recommend_one("[]")
+    if not result.ok:
+        raise ServerError(f"tritonserver is up but a probe request to {model_name!r} failed: {result.error}")
+
+
+def run(args: argparse.Namespace) -> int:
+    model_name = args.model_name or ensemble_name(args.model_repository)
+    free = Ports.free(args.host if args.host != "0.0.0.0" else "127.0.0.1")
+    ports = Ports(args.http_port or free.http, args.grpc_port or free.grpc, args.metrics_port or free.metrics)
+    log_file = args.log_file or Path(tempfile.mkstemp(prefix="ugt-tritonserver-", suffix=".log")[1])
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    server = TritonServer(args.model_repository, ports, args.host, [model_name], args.startup_timeout, log_file)
+    print(f"Starting {server.install.describe()} on {args.model_repository} ...", flush=True)
+    try:
+        server.start()
+        probe(server, model_name)
+        print(f"Serving {model_name!r} (pid {server.process.pid}): gRPC {server.grpc_url}, "  # type: ignore[union-attr]
+              f"HTTP {server.http_url}, metrics {server.metrics_url}\nLog: {log_file}. Press Ctrl-C to stop.", flush=True)
+        while server.is_running() and not stop.wait(1.0):
+            pass
+        if not stop.is_set():
+            print(f"tritonserver exited unexpectedly:\n{server.log_tail()}")
+            return 1
+    finally:
+        code = server.stop()
+        print(f"tritonserver stopped (exit code {code}).", flush=True)
+    return 0
