@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +50,11 @@ def _read_csv(path: Path) -> np.ndarray:
     header = _csv_header(path)
     usecols = _column_positions(path, header)
     try:
-        table = np.loadtxt(
-            path, delimiter=",", skiprows=1, usecols=usecols, dtype=np.int64, ndmin=2, quotechar='"'
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
+            table = np.loadtxt(
+                path, delimiter=",", skiprows=1, usecols=usecols, dtype=np.int64, ndmin=2, quotechar='"'
+            )
     except (ValueError, OverflowError):
         raise InputFileError(_first_bad_csv_lines(path, usecols, len(header))) from None
     if table.shape[0] == 0:

@@ -45,6 +45,14 @@ class LocalPipeline:
         )
         return [Failure(o.error) if o.error is not None else Recommendation.from_outputs(o.outputs) for o in outcomes]
 
+    def pack(self, histories: Sequence[HistoryLike]) -> dict[str, np.ndarray]:
+        """Client-side packing: the six encoder tensors (rows, T) of valid histories.
+
+        Raises `HistoryError` on the first malformed history.
+        """
+        parsed = [parse_history(history_payload(h), self.limits) for h in histories]
+        return pack_histories(parsed, self.index, self.packing).tensors
+
     def _run(self, histories: list[History]) -> list[dict[str, np.ndarray]]:
         packed = pack_histories(histories, self.index, self.packing).tensors
         with torch.no_grad():

@@ -34,9 +34,12 @@ def ranked_mismatches(
 
 def _as_rows(keys: np.ndarray) -> np.ndarray:
     keys = np.asarray(keys)
-    if keys.ndim == 3:  # (n, R, 3) triples -> one comparable key per entry
-        return np.array([[tuple(entry) for entry in row] for row in keys.tolist()], dtype=object)
-    return keys
+    if keys.ndim != 3:
+        return keys
+    rows = np.empty(keys.shape[:2], dtype=object)  # (n, R, 3) triples -> one comparable tuple per entry
+    for index in np.ndindex(rows.shape):
+        rows[index] = tuple(keys[index].tolist())
+    return rows
 
 
 def _score_mismatches(ref: np.ndarray, got: np.ndarray, atol: float) -> list[str]:
@@ -44,7 +47,8 @@ def _score_mismatches(ref: np.ndarray, got: np.ndarray, atol: float) -> list[str
     if np.any(ref_inf != got_inf):
         rows = np.unique(np.nonzero(ref_inf != got_inf)[0])
         return [f"padding (-inf scores) differs in rows {rows[:10].tolist()}"]
-    diff = np.abs(np.where(ref_inf, 0.0, ref - got))
+    with np.errstate(invalid="ignore"):  # -inf - -inf at padding, masked out
+        diff = np.abs(np.where(ref_inf, 0.0, ref - got))
     if not np.all(diff <= atol):  # also catches NaN
         worst = np.unravel_index(np.nanargmax(np.where(np.isnan(diff), np.inf, diff)), diff.shape)
         return [f"scores differ by up to {diff[worst]:.3g} (> atol {atol:g}) at row {worst[0]}, rank {worst[1]}"]
