@@ -1,0 +1,62 @@
+"""The CLI through subprocess: one-line errors (no traceback) and a full build without a server."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ugt_ensemble", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.mark.parametrize(
+    ("files", "args", "message"),
+    [
+        ({"bad.csv": "item_id,l1,l2,l3\n1,2,3,x\n"}, ["--catalog", "bad.csv"], "line 2: l3 is 'x', not an integer"),
+        ({}, ["--checkpoint", "missing.pt"], "checkpoint missing.pt: no such file"),
+        ({"ckpt.pt": "garbage"}, ["--checkpoint", "ckpt.pt"], "not a weights-only PyTorch checkpoint"),
+        ({"m.json": '{"d_model": 30}'}, ["--model-config", "m.json"], "model config m.json: `num_heads` (4) must divide"),
+        ({}, ["--max-seq-length", "2048"], "exceeds the model's `max_seq_length` (1024)"),
+    ],
+)
+def test_build_errors_are_one_line_and_exit_2(tmp_path, files, args, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    result = cli("build", "--output-dir", "out", *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_from_files_writes_a_valid_repository(tmp_path, catalog, tiny_config):
+    rows = "\n".join(f"{i},{a},{b},{c}" for i, (a, b, c) in zip(catalog.item_ids, catalog.codes.tolist()))
+    (tmp_path / "catalog.csv").write_text("item_id,l1,l2,l3\n" + rows + "\n")
+    (tmp_path / "model.json").write_text(json.dumps(tiny_config.to_dict()))
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "README.md").write_text("kept")
+    result = cli("build", "--output-dir", "repo", "--catalog", "catalog.csv", "--model-config", "model.json",
+                 "--max-seq-length", "128", "--max-batch-size", "8", "--exclude-history", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[6/6] Checking configs" in result.stderr and "Wrote the Triton model repository" in result.stdout
+    manifest = json.loads((tmp_path / "repo" / "ugt_build.json").read_text())
+    assert manifest["catalog"]["items"] == len(catalog) and manifest["model_config"]["d_model"] == 32
+    assert (tmp_path / "repo" / "README.md").read_text() == "kept"
+    assert not list(tmp_path.glob(".repo.staging-*"))
+    check = cli("validate", "--model-repository", "repo", cwd=tmp_path)
+    assert check.returncode == 0 and "✓" in check.stdout
+
+
+def test_validate_reports_problems(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.pbtxt").write_text('name: "m"\nbackend: "python"\nmax_batch_sise: 1\n')
+    result = cli("validate", "--model-repository", tmp_path)
+    assert result.returncode == 1 and "max_batch_sise" in result.stdout
+
+
+def test_infer_without_histories_says_how(tmp_path):
+    result = cli("infer", "--url", "127.0.0.1:1")
+    assert result.returncode == 2 and "no histories" in result.stderr

@@ -1,0 +1,60 @@
+import json
+
+import numpy as np
+import pytest
+
+from ugt_ensemble.runtime.contract import TOKEN_TYPE_OF_EVENT
+from ugt_ensemble.runtime.history import HistoryError, HistoryLimits, parse_history
+
+
+def test_bare_ids_are_views():
+    history = parse_history(b"[5, 7, 9]")
+    assert history.item_ids.tolist() == [5, 7, 9]
+    assert history.token_types.tolist() == [TOKEN_TYPE_OF_EVENT["view"]] * 3
+
+
+def test_typed_and_bare_events_mix_and_extra_keys_are_ignored():
+    raw = json.dumps([1, {"item_id": 2, "type": "cart", "ts": 17}, {"item_id": 3}])
+    history = parse_history(raw)
+    assert history.item_ids.tolist() == [1, 2, 3]
+    assert history.token_types.tolist() == [1, TOKEN_TYPE_OF_EVENT["cart"], 1]
+    assert history.item_ids.dtype == np.int64
+
+
+def test_empty_list_is_a_valid_history():
+    assert len(parse_history("[]")) == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"\xff[1]", "not valid UTF-8"),
+        ("[1, 2", "not valid JSON"),
+        ('{"item_id": 1}', "must be a JSON list of events, got object"),
+        ('"abc"', "got string"),
+        ("[1, [2]]", "event 1: expected an item id or an object"),
+        ("[1.5]", "event 0: expected an item id"),
+        ("[true]", "got boolean"),
+        ("[null]", "got null"),
+        ('[{"type": "view"}]', 'event 0: missing "item_id"'),
+        ('[{"item_id": "7"}]', '"item_id" must be an integer, got string'),
+        ('[{"item_id": false}]', '"item_id" must be an integer, got boolean'),
+        ('[{"item_id": 1, "type": "like"}]', 'unknown event type "like"'),
+        ('[{"item_id": 1, "type": 3}]', "unknown event type 3"),
+        (f"[{2**63}]", "outside the int64 range"),
+        (f'[1, {{"item_id": {-(2**63) - 1}}}]', "event 1: item id"),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
+    ],
+)
+def test_malformed_histories_name_the_problem(raw, message):
+    with pytest.raises(HistoryError, match=message.replace("[", r"\[")):
+        parse_history(raw)
+
+
+def test_size_limits():
+    limits = HistoryLimits(max_bytes=20, max_events=3)
+    with pytest.raises(HistoryError, match="bytes; the limit is 20"):
+        parse_history(b"[" + b"1," * 20 + b"1]", limits)
+    with pytest.raises(HistoryError, match="has 4 events; the limit is 3"):
+        parse_history("[1,2,3,4]", limits)
+    assert len(parse_history("[1,2,3]", limits)) == 3

@@ -1,0 +1,107 @@
+"""Rendering every config.pbtxt and checking repositories offline (no server)."""
+
+import shutil
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from ugt_ensemble.config import BuildConfig, TritonConfig
+from ugt_ensemble.model import UGTConfig
+from ugt_ensemble.repository.render import render_configs, render_template
+from ugt_ensemble.repository.rules import check_repository, parse_config
+from ugt_ensemble.repository.writer import write_models
+
+
+@pytest.fixture
+def configs():
+    return render_configs(BuildConfig(triton=TritonConfig(preferred_batch_sizes=(4, 16))), UGTConfig())
+
+
+def test_every_config_parses_into_triton_model_config(configs):
+    parsed = {name: parse_config(text, name) for name, text in configs.items()}
+    ensemble = parsed["ugt_recommend"]
+    assert ensemble.platform == "ensemble" and ensemble.max_batch_size == 64
+    assert [s.model_name for s in ensemble.ensemble_scheduling.step] == ["preprocess", "ugt_trt", "postprocess"]
+    assert [o.name for o in ensemble.output] == ["ITEM_IDS", "SCORES", "SEMANTIC_IDS"]
+    model = parsed["ugt_trt"]
+    assert model.backend == "python" and all(i.allow_ragged_batch for i in model.input)
+    assert list(model.dynamic_batching.preferred_batch_size) == [4, 16]
+    assert model.parameters["intra_op_threads"].string_value == "2"
+    assert parsed["preprocess"].parameters["length_buckets"].string_value == "8,16,32,64,128,256,512,1024"
+
+
+def test_exclude_history_wires_the_packed_history_into_postprocess():
+    configs = render_configs(BuildConfig(triton=TritonConfig(exclude_history=True)), UGTConfig())
+    post = parse_config(configs["postprocess"], "postprocess")
+    assert {i.name for i in post.input} >= {"encoder_l1_ids", "encoder_mask"}
+    assert post.parameters["exclude_history"].string_value == "true"
+
+
+def test_custom_names_flow_into_every_config():
+    names = dict(ensemble_name="reco", preprocess_name="pre", model_name="engine", postprocess_name="post")
+    configs = render_configs(BuildConfig(triton=TritonConfig(**names)), UGTConfig())
+    assert set(configs) == {"reco", "pre", "engine", "post"}
+    steps = parse_config(configs["reco"], "reco").ensemble_scheduling.step
+    assert [s.model_name for s in steps] == ["pre", "engine", "post"]
+
+
+def test_missing_template_values_fail_loudly():
+    with pytest.raises(jinja2.UndefinedError):
+        render_template("preprocess.pbtxt.j2", name="x")
+
+
+def test_misspelt_fields_are_rejected():
+    with pytest.raises(ValueError, match="bad.pbtxt"):
+        parse_config('name: "x"\nmax_batch_sise: 4\n', "bad.pbtxt")
+
+
+@pytest.fixture
+def repository(tmp_path, catalog):
+    config = BuildConfig()
+    write_models(tmp_path, config, UGTConfig(), catalog.index())
+    (tmp_path / "ugt_trt" / "1" / "model.onnx").write_bytes(b"placeholder for the file check")
+    return tmp_path
+
+
+def test_written_repository_passes(repository):
+    report = check_repository(repository)
+    assert report.valid, report.errors
+    assert set(report.info["models"]) == {"ugt_recommend", "preprocess", "ugt_trt", "postprocess"}
+    assert (repository / "preprocess" / "1" / "ugt_runtime" / "packing.py").is_file()
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize(
+    ("model", "old", "new", "error"),
+    [
+        ("preprocess", "max_batch_size: 64", "max_batch_size: 8", "has max_batch_size 8 < the ensemble's 64"),
+        ("ugt_recommend", 'value: "encoder_mask" }\n    },', 'value: "encoder_maks" }\n    },',
+         "tensor 'encoder_mask' is consumed by ['ugt_trt.encoder_mask'] but never produced"),
+        ("ugt_trt", "data_type: TYPE_FP32\n    dims: [ -1 ]", "data_type: TYPE_INT64\n    dims: [ -1 ]",
+         "tensor 'encoder_mask' is TYPE_FP32"),
+        ("ugt_recommend", 'platform: "ensemble"', 'platform: "ensemble"\ninstance_group [{ count: 1 }]',
+         "ensemble must not set instance_group"),
+        ("ugt_recommend", 'model_name: "postprocess"', 'model_name: "post"', "'post' is not in the repository"),
+        ("postprocess", 'name: "SCORES"', 'name: "SCORE"', "step 'postprocess' has no output 'SCORES'"),
+        ("preprocess", 'name: "preprocess"', 'name: "pre"', "differs from its directory"),
+    ],
+)
+def test_broken_repositories_are_caught(repository, model, old, new, error):
+    _edit(repository / model / "config.pbtxt", old, new)
+    report = check_repository(repository)
+    assert not report.valid
+    assert any(error in e for e in report.errors), report.errors
+
+
+def test_missing_model_files_are_caught(repository):
+    (repository / "ugt_trt" / "1" / "model.py").unlink()
+    shutil.rmtree(repository / "ugt_recommend" / "1")
+    errors = check_repository(repository).errors
+    assert "ugt_trt/1: missing model.py" in errors
+    assert any("ugt_recommend: no version directory" in e for e in errors)
