@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Create .venv and install ugt-ensemble with what the demo, the benchmarks and the tests need (CPU only).
+# Idempotent: a second run only checks what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+# torch 2.13.0 CPU build: a plain `torch` would pull a multi-GB CUDA build.
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+
+"$PYTHON" - <<'PY'
+import sys
+if sys.version_info < (3, 10):
+    sys.exit(f"ugt-ensemble needs Python >= 3.10 (found {sys.version.split()[0]}); set PYTHON=python3.x")
+PY
+
+if [ ! -x .venv/bin/python ]; then
+  echo "Creating .venv with $("$PYTHON" --version)"
+  "$PYTHON" -m venv .venv
+fi
+. .venv/bin/activate
+# (the filter drops a local pip-config warning; pip's exit status is kept)
+pip() { python -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+
+echo "Installing $TORCH_SPEC (CPU) and ugt-ensemble[serve,bench,test] into .venv ..."
+pip install "$TORCH_SPEC"
+pip install -e ".[serve,bench,test]"
+python -c "import torch, onnxruntime, tritonclient.grpc, pytriton" \
+  || { echo "setup failed: a required package did not install (see the pip output above)" >&2; exit 1; }
+
+# perf_analyzer (in the tritonclient wheel) needs Debian's libb64.
+if ! ldconfig -p 2>/dev/null | grep -q "libb64.so.0d"; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing libb64-0d for perf_analyzer ..."
+    (apt-get install -y -q libb64-0d >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q libb64-0d >/dev/null; }) \
+      || echo "warning: could not install libb64-0d; perf_analyzer will not run" >&2
+  else
+    echo "note: perf_analyzer needs libb64-0d (sudo apt-get install libb64-0d)" >&2
+  fi
+fi
+echo "Ready: $(python -c 'import ugt_ensemble, torch; print("ugt-ensemble", ugt_ensemble.__version__, "torch", torch.__version__)')"
