@@ -24,9 +24,9 @@ from ugt_ensemble.errors import RepositoryError
 from ugt_ensemble.export.onnx_export import export_onnx
 from ugt_ensemble.export.validate import ShapeCheck, validate_onnx
 from ugt_ensemble.model import UGT, UGTConfig, build_model
-from ugt_ensemble.model.checkpoint import model_from_state, read_checkpoint
+from ugt_ensemble.model.checkpoint import model_from_state, read_checkpoint, save_checkpoint
 from ugt_ensemble.progress import StepProgress
-from ugt_ensemble.repository.render import ONNX_FILE
+from ugt_ensemble.repository.render import CHECKPOINT_FILE, ONNX_FILE
 from ugt_ensemble.repository.rules import RepositoryReport, check_repository
 from ugt_ensemble.repository.writer import MANIFEST, StagedRepository, write_models
 
@@ -70,6 +70,10 @@ def build_repository(config: BuildConfig, progress: StepProgress | None = None) 
             checks = validate_onnx(model, onnx_path, index, config.export, seed=config.seed)
         with progress.step("Writing the Triton model repository"):
             files = [onnx_path, *write_models(staged.path, config, model_config, index)]
+            if config.triton.naive_peer:
+                checkpoint = staged.path / config.triton.naive_peer_name / "1" / CHECKPOINT_FILE
+                save_checkpoint(model, checkpoint)
+                files.append(checkpoint)
         with progress.step("Checking configs against Triton's ModelConfig proto and ensemble rules"):
             report = check_repository(staged.path)
             if not report.valid:

@@ -94,6 +94,8 @@ class TritonConfig:
         length_buckets: padded history lengths emitted by preprocess.
         exclude_history: drop items the user already interacted with from the recommendations.
         max_request_bytes, max_events: limits on one HISTORY document.
+        naive_peer: also emit `naive_peer_name`, the benchmark's naive baseline (one Python model,
+            PyTorch eager, per request, no dynamic batching; needs ugt-ensemble in the server's Python).
     """
 
     ensemble_name: str = "ugt_recommend"
@@ -111,9 +113,11 @@ class TritonConfig:
     exclude_history: bool = False
     max_request_bytes: int = 1 << 20
     max_events: int = 100_000
+    naive_peer: bool = False
+    naive_peer_name: str = "ugt_naive"
 
     def __post_init__(self) -> None:
-        names = [self.ensemble_name, self.preprocess_name, self.model_name, self.postprocess_name]
+        names = [self.ensemble_name, self.preprocess_name, self.model_name, self.postprocess_name, self.naive_peer_name]
         for name in names:
             if not name or not all(c.isalnum() or c in "_-." for c in name) or name.startswith("."):
                 raise ConfigError(f"model name {name!r} must be non-empty [A-Za-z0-9_.-], not starting with '.'")

@@ -29,6 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     tri = p.add_argument_group("triton")
     tri.add_argument("--ensemble-name", default="ugt_recommend", help="name of the ensemble model (default: ugt_recommend)")
     tri.add_argument("--exclude-history", action="store_true", help="drop items already in the user's history")
+    tri.add_argument("--naive-peer", action="store_true",
+                     help="also emit ugt_naive, the benchmark's naive baseline (PyTorch eager, per request)")
     tri.add_argument("--max-queue-delay-us", type=int, default=500, help="dynamic batcher queue delay (default: 500)")
     tri.add_argument("--preferred-batch-sizes", type=_int_list, default=(), help="e.g. 8,16,32 (model step)")
     tri.add_argument("--model-instances", type=int, default=1, help="model-step instances (default: 1)")
@@ -41,6 +43,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
     """Map the flags into one `BuildConfig` (the only place that does)."""
     triton = dict(
         ensemble_name=args.ensemble_name, max_batch_size=args.max_batch_size, exclude_history=args.exclude_history,
+        naive_peer=args.naive_peer,
         max_queue_delay_us=args.max_queue_delay_us, preferred_batch_sizes=args.preferred_batch_sizes,
         model_instances=args.model_instances, intra_op_threads=args.intra_op_threads,
     )

@@ -20,6 +20,7 @@ HEADER = (
 #: File names inside each model's version directory.
 CATALOG_FILE = "catalog.npz"
 ONNX_FILE = "model.onnx"
+CHECKPOINT_FILE = "checkpoint.pt"
 
 
 @lru_cache(maxsize=1)
@@ -46,7 +47,7 @@ def render_configs(config: BuildConfig, model: UGTConfig) -> dict[str, str]:
     """model name -> config.pbtxt text, for the four models of the repository."""
     t = config.triton
     common = {"max_batch_size": t.max_batch_size, "max_queue_delay_us": t.max_queue_delay_us}
-    return {
+    configs = {
         t.ensemble_name: render_template(
             "ensemble.pbtxt.j2",
             name=t.ensemble_name,
@@ -85,6 +86,22 @@ def render_configs(config: BuildConfig, model: UGTConfig) -> dict[str, str]:
             **common,
         ),
     }
+    if t.naive_peer:
+        configs[t.naive_peer_name] = render_template(
+            "naive_peer.pbtxt.j2",
+            name=t.naive_peer_name,
+            max_batch_size=t.max_batch_size,
+            inputs=(specs.HISTORY_INPUT,),
+            outputs=specs.RECOMMENDATION_OUTPUTS,
+            instances=1,
+            parameters={
+                "catalog_file": CATALOG_FILE,
+                "checkpoint_file": CHECKPOINT_FILE,
+                "max_seq_length": str(config.export.max_seq_length),
+                "torch_threads": str(t.intra_op_threads),
+            },
+        )
+    return configs
 
 
 def preprocess_parameters(config: BuildConfig) -> dict[str, str]:

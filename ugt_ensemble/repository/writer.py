@@ -28,7 +28,10 @@ RUNTIME_PACKAGE = "ugt_runtime"
 def python_models(config: BuildConfig) -> dict[str, str]:
     """model name -> adapter source in `ugt_ensemble/backends/` for the Python-backend models."""
     t = config.triton
-    return {t.preprocess_name: "preprocess.py", t.model_name: "model_step.py", t.postprocess_name: "postprocess.py"}
+    models = {t.preprocess_name: "preprocess.py", t.model_name: "model_step.py", t.postprocess_name: "postprocess.py"}
+    if t.naive_peer:
+        models[t.naive_peer_name] = "naive_peer.py"
+    return models
 
 
 def write_models(root: Path, config: BuildConfig, model: UGTConfig, index: CatalogIndex) -> list[Path]:
@@ -41,7 +44,10 @@ def write_models(root: Path, config: BuildConfig, model: UGTConfig, index: Catal
         written.append(path)
     for name, adapter in python_models(config).items():
         written += _copy_python_model(root / name / "1", adapter)
-    for name in (config.triton.preprocess_name, config.triton.postprocess_name):
+    with_catalog = [config.triton.preprocess_name, config.triton.postprocess_name]
+    if config.triton.naive_peer:
+        with_catalog.append(config.triton.naive_peer_name)
+    for name in with_catalog:
         path = root / name / "1" / CATALOG_FILE
         index.save(path)
         written.append(path)
