@@ -1,4 +1,4 @@
-"""Command line: `python -m ugt_ensemble {build,serve,infer,demo,validate}`; a thin layer over the library."""
+"""Command line: `python -m ugt_ensemble {build,serve,infer,demo,validate,bench}`; a thin layer over the library."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ugt_ensemble import __version__
-from ugt_ensemble.cli import build, demo, infer, serve, validate
+from ugt_ensemble.cli import bench, build, demo, infer, serve, validate
 from ugt_ensemble.cli.common import configure_logging
 from ugt_ensemble.errors import UgtEnsembleError
 
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ugt_ensemble", description=__doc__)
     parser.add_argument("--version", action="version", version=f"ugt-ensemble {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (build, serve, infer, demo, validate):
+    for module in (build, serve, infer, demo, validate, bench):
         module.add_parser(subparsers, [common])
     return parser
 

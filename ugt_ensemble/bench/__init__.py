@@ -1,0 +1,1 @@
+"""Benchmarks: load generation against the served repository, perf_analyzer, reports."""

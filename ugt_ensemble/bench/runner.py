@@ -1,0 +1,119 @@
+"""`run_benchmark`: drive the chosen targets at each concurrency and write the reports."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ugt_ensemble.bench.checks import TargetCheck, check_targets, checks_markdown
+from ugt_ensemble.bench.loadgen import LoadSpec, run_load
+from ugt_ensemble.bench.report import markdown_table, plot, target_legend, write_csv
+from ugt_ensemble.bench.stats import RunStats
+from ugt_ensemble.bench.targets import TARGETS, make_target
+from ugt_ensemble.bench.workload import LengthDistribution, RepositoryInfo, make_workload
+from ugt_ensemble.errors import ConfigError
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """What to measure.
+
+    Attributes:
+        targets: names from `ugt_ensemble.bench.targets.TARGETS`, measured in turn at each concurrency.
+        concurrency: requests in flight, one run per value.
+        requests / duration_s: per run, exactly one of them (a count, or seconds).
+        warmup: requests sent (and discarded) before each run.
+        history_lengths: `LengthDistribution` spec: "100", "32-1024" (log-uniform) or "32,128,1024".
+        histories: distinct seeded histories, cycled through.
+        malformed_share: share of requests that are malformed on purpose (failures are counted).
+    """
+
+    targets: tuple[str, ...] = ("ensemble",)
+    concurrency: tuple[int, ...] = (1, 8)
+    requests: int | None = 500
+    duration_s: float | None = None
+    warmup: int = 50
+    history_lengths: str = "32-1024"
+    histories: int = 256
+    malformed_share: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.targets if t not in TARGETS]
+        if unknown or not self.targets:
+            raise ConfigError(f"`targets` {unknown or '()'} invalid; choose from {', '.join(TARGETS)}")
+        if not self.concurrency or min(self.concurrency) < 1:
+            raise ConfigError(f"`concurrency` must be positive ints, got {self.concurrency}")
+        LoadSpec(self.concurrency[0], self.requests, self.duration_s, self.warmup)  # validates the rest
+        LengthDistribution(self.history_lengths)
+
+
+@dataclass
+class BenchmarkResult:
+    """Runs, target checks and the files written."""
+
+    config: BenchmarkConfig
+    stats: list[RunStats]
+    checks: list[TargetCheck]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def run_benchmark(
+    config: BenchmarkConfig, url: str, info: RepositoryInfo, output_dir: Path | None = None, show_progress: bool = True
+) -> BenchmarkResult:
+    """Measure every target at every concurrency; write CSV/Markdown/PNG/JSON under `output_dir`."""
+    workload = make_workload(info, LengthDistribution(config.history_lengths), config.histories,
+                             config.malformed_share, config.seed)
+    targets = [make_target(name, info, workload) for name in config.targets]
+    stats = []
+    for concurrency in config.concurrency:
+        spec = LoadSpec(concurrency, config.requests, config.duration_s, config.warmup)
+        for target in targets:  # interleaved, so slow drift of the machine affects every target alike
+            run = run_load(target, url, spec, show_progress)
+            LOGGER.info("%-14s c=%-3d %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  ok %d  failed %d",
+                        run.target, run.concurrency, run.throughput, run.p50_ms, run.p99_ms, run.succeeded, run.failed)
+            stats.append(run)
+    result = BenchmarkResult(config, stats, check_targets(stats))
+    if output_dir is not None:
+        result.files = write_outputs(result, Path(output_dir))
+    return result
+
+
+def write_outputs(result: BenchmarkResult, output_dir: Path) -> dict[str, Path]:
+    """bench.csv, bench.md, bench.png (when matplotlib is there) and results.json."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    files = {"csv": write_csv(result.stats, output_dir / "bench.csv")}
+    picture = plot(result.stats, output_dir / "bench.png", f"history lengths {result.config.history_lengths}")
+    if picture:
+        files["png"] = picture
+    files["md"] = output_dir / "bench.md"
+    files["md"].write_text(result_markdown(result, picture.name if picture else None), encoding="utf-8")
+    files["json"] = output_dir / "results.json"
+    files["json"].write_text(json.dumps({
+        "config": asdict(result.config),
+        "runs": [s.as_row() for s in result.stats],
+        "checks": [asdict(c) for c in result.checks],
+    }, indent=2) + "\n", encoding="utf-8")
+    return files
+
+
+def result_markdown(result: BenchmarkResult, picture: str | None) -> str:
+    """The runs as Markdown: legend, table, target checks, plot."""
+    c = result.config
+    amount = f"{c.requests} requests" if c.requests else f"{c.duration_s:g} s"
+    parts = [
+        f"History lengths `{c.history_lengths}`, {c.histories} distinct histories, {amount} per run after "
+        f"{c.warmup} warm-up requests, malformed share {c.malformed_share:g}.\n",
+        target_legend(c.targets) + "\n",
+        "Latencies in ms (client side, gRPC round trip), throughput in successful requests per second.\n",
+        markdown_table(result.stats),
+    ]
+    if result.checks:
+        parts += ["", checks_markdown(result.checks)]
+    if picture:
+        parts += ["", f"![latency against throughput]({picture})"]
+    return "\n".join(parts) + "\n"

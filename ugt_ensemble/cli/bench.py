@@ -1,0 +1,75 @@
+"""`python -m ugt_ensemble bench`: load-test the served ensemble (and its peers) over gRPC."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+from ugt_ensemble.bench.runner import BenchmarkConfig, run_benchmark
+from ugt_ensemble.bench.report import markdown_table
+from ugt_ensemble.bench.targets import TARGETS
+from ugt_ensemble.bench.workload import RepositoryInfo
+from ugt_ensemble.cli.build import _int_list
+from ugt_ensemble.server import TritonServer
+
+
+def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
+    p = subparsers.add_parser("bench", parents=parents, help="benchmark a served repository over gRPC",
+                              description=__doc__)
+    p.add_argument("--model-repository", type=Path, default=Path("ensemble"),
+                   help="the built repository (catalog, names); served here unless --url is given (default: ensemble)")
+    p.add_argument("--url", help="gRPC address of a server already serving --model-repository")
+    p.add_argument("--target", action="append", choices=list(TARGETS), help="what to load (repeatable; default: ensemble)")
+    p.add_argument("--compare", action="store_true",
+                   help="all targets side by side (the naive peer if the repository has it); lengths default to 100")
+    p.add_argument("--concurrency", type=_int_list, default=(1, 8), help="requests in flight, e.g. 1,2,4,8 (default: 1,8)")
+    amount = p.add_mutually_exclusive_group()
+    amount.add_argument("--requests", type=int, help="requests per run (default: 500)")
+    amount.add_argument("--duration", type=float, help="seconds per run instead of a request count")
+    p.add_argument("--warmup", type=int, default=50, help="warm-up requests before each run (default: 50)")
+    p.add_argument("--history-lengths", help='"100", "32-1024" (log-uniform; the default) or "32,128,1024"')
+    p.add_argument("--histories", type=int, default=256, help="distinct seeded histories (default: 256)")
+    p.add_argument("--malformed-share", type=float, default=0.0, help="share of malformed requests (default: 0)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output-dir", type=Path, default=Path("bench-results"), help="default: bench-results")
+    p.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace, info: RepositoryInfo) -> BenchmarkConfig:
+    if args.compare:
+        targets = [t for t in TARGETS if t != "naive" or info.naive_peer]
+    else:
+        targets = args.target or ["ensemble"]
+    lengths = args.history_lengths or ("100" if args.compare else "32-1024")
+    requests = None if args.duration else (args.requests or 500)
+    return BenchmarkConfig(
+        targets=tuple(targets), concurrency=tuple(args.concurrency), requests=requests, duration_s=args.duration,
+        warmup=args.warmup, history_lengths=lengths, histories=args.histories,
+        malformed_share=args.malformed_share, seed=args.seed,
+    )
+
+
+@contextlib.contextmanager
+def served(args: argparse.Namespace, info: RepositoryInfo) -> Iterator[str]:
+    """The gRPC address to load: --url, or a tritonserver started here for the run."""
+    if args.url:
+        yield args.url
+        return
+    ready = [info.ensemble, info.model_step] + ([info.naive_peer] if info.naive_peer else [])
+    print(f"Starting tritonserver on {info.path} (loopback, free ports) ...", flush=True)
+    with TritonServer(info.path, ready_models=ready) as server:
+        yield server.grpc_url
+
+
+def run(args: argparse.Namespace) -> int:
+    info = RepositoryInfo.read(args.model_repository)
+    config = config_from_args(args, info)
+    with served(args, info) as url:
+        result = run_benchmark(config, url, info, args.output_dir, show_progress=not args.quiet)
+    print(markdown_table(result.stats))
+    for check in result.checks:
+        print(f"{'✓' if check.ok else 'x'} {check.name}: {check.measured} (target: {check.requirement})")
+    print("Wrote " + ", ".join(str(p) for p in result.files.values()))
+    return 0
