@@ -63,8 +63,10 @@ def build_repository(config: BuildConfig, progress: StepProgress | None = None) 
     with StagedRepository(config.output_dir) as staged:
         onnx_path = staged.path / config.triton.model_name / "1" / ONNX_FILE
         e = config.export
-        with progress.step(f"Exporting ONNX (batch {e.min_batch_size}-{e.max_batch_size}, "
-                           f"sequence {e.min_seq_length}-{e.max_seq_length})"):
+        with progress.step(
+            f"Exporting ONNX (batch {e.min_batch_size}-{e.max_batch_size}, "
+            f"sequence {e.min_seq_length}-{e.max_seq_length})"
+        ):
             export_onnx(model, onnx_path, config.export, index)
         with progress.step(f"Validating ONNX against PyTorch on {len(e.validation_shapes)} shapes"):
             checks = validate_onnx(model, onnx_path, index, config.export, seed=config.seed)

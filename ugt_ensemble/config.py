@@ -65,8 +65,10 @@ class ExportConfig:
             object.__setattr__(self, "validation_shapes", self._clipped_default_shapes())
         object.__setattr__(self, "validation_shapes", tuple(tuple(s) for s in self.validation_shapes))
         for batch, length in self.validation_shapes:
-            if not (self.min_batch_size <= batch <= self.max_batch_size
-                    and self.min_seq_length <= length <= self.max_seq_length):
+            if not (
+                self.min_batch_size <= batch <= self.max_batch_size
+                and self.min_seq_length <= length <= self.max_seq_length
+            ):
                 raise ConfigError(f"`validation_shapes` entry {(batch, length)} is outside the export range")
         if not self.score_atol > 0:
             raise ConfigError(f"`score_atol` must be > 0, got {self.score_atol}")
@@ -123,8 +125,15 @@ class TritonConfig:
                 raise ConfigError(f"model name {name!r} must be non-empty [A-Za-z0-9_.-], not starting with '.'")
         if len(set(names)) != len(names):
             raise ConfigError(f"model names must differ, got {names}")
-        for name in ("max_batch_size", "preprocess_instances", "model_instances",
-                     "postprocess_instances", "intra_op_threads", "max_request_bytes", "max_events"):
+        for name in (
+            "max_batch_size",
+            "preprocess_instances",
+            "model_instances",
+            "postprocess_instances",
+            "intra_op_threads",
+            "max_request_bytes",
+            "max_events",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"`{name}` must be a positive int, got {value!r}")

@@ -30,20 +30,39 @@ def test_serve_infer_and_stop_on_sigterm(built, tmp_path):
     config, result = built
     ports = Ports.free()
     serve = subprocess.Popen(
-        [*PYTHON, "serve", "--model-repository", str(result.repository), "--http-port", str(ports.http),
-         "--grpc-port", str(ports.grpc), "--metrics-port", str(ports.metrics), "--log-file", str(tmp_path / "t.log")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            *PYTHON,
+            "serve",
+            "--model-repository",
+            str(result.repository),
+            "--http-port",
+            str(ports.http),
+            "--grpc-port",
+            str(ports.grpc),
+            "--metrics-port",
+            str(ports.metrics),
+            "--log-file",
+            str(tmp_path / "t.log"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         _wait_for_line(serve, "Serving 'ugt_recommend'")
-        (tmp_path / "histories.jsonl").write_text("[1, 2, 3]\n\n[{\"item_id\": 4, \"type\": \"click\"}]\n")
+        (tmp_path / "histories.jsonl").write_text('[1, 2, 3]\n\n[{"item_id": 4, "type": "click"}]\n')
         url = f"127.0.0.1:{ports.grpc}"
-        shown = subprocess.run([*PYTHON, "infer", "--url", url, "--file", str(tmp_path / "histories.jsonl"), "[]"],
-                               capture_output=True, text=True, timeout=120)
+        shown = subprocess.run(
+            [*PYTHON, "infer", "--url", url, "--file", str(tmp_path / "histories.jsonl"), "[]"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert shown.returncode == 0, shown.stderr
         assert shown.stdout.count(": 50 items") == 3
-        as_json = subprocess.run([*PYTHON, "infer", "--url", url, "--json", "[5]", "[\"x\"]"],
-                                 capture_output=True, text=True, timeout=120)
+        as_json = subprocess.run(
+            [*PYTHON, "infer", "--url", url, "--json", "[5]", '["x"]'], capture_output=True, text=True, timeout=120
+        )
         assert as_json.returncode == 1  # one of the histories failed
         first, second = (json.loads(line) for line in as_json.stdout.splitlines())
         assert len(first["item_ids"]) == 50 and "event 0" in second["error"]
@@ -55,8 +74,9 @@ def test_serve_infer_and_stop_on_sigterm(built, tmp_path):
 
 
 def test_demo_command(tmp_path):
-    demo = subprocess.run([*PYTHON, "demo", "--output-dir", str(tmp_path / "ensemble")],
-                          capture_output=True, text=True, timeout=900)
+    demo = subprocess.run(
+        [*PYTHON, "demo", "--output-dir", str(tmp_path / "ensemble")], capture_output=True, text=True, timeout=900
+    )
     assert demo.returncode == 0, demo.stderr[-3000:]
     for label in ("3 bare item ids", "12 typed events", "300 mixed events", "cold start (empty history)"):
         assert f"✓ {label}: 50 distinct catalog items" in demo.stdout

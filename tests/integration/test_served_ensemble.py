@@ -13,8 +13,13 @@ ATOL = 1e-4
 
 def _assert_same(local_result, served_result):
     assert served_result.ok, served_result.error
-    problems = ranked_mismatches(local_result.item_ids[None], local_result.scores[None],
-                                 served_result.item_ids[None], served_result.scores[None], ATOL)
+    problems = ranked_mismatches(
+        local_result.item_ids[None],
+        local_result.scores[None],
+        served_result.item_ids[None],
+        served_result.scores[None],
+        ATOL,
+    )
     assert not problems, problems
 
 

@@ -39,8 +39,10 @@ def test_wrong_result_count_is_an_error_not_a_crash():
 
 
 def _encoder(rows=1, length=4, **overrides):
-    tensors = {name: np.zeros((rows, length), dtype=np.int64) for name in
-               ("encoder_l1_ids", "encoder_l2_ids", "encoder_l3_ids", "encoder_positions", "encoder_token_types")}
+    tensors = {
+        name: np.zeros((rows, length), dtype=np.int64)
+        for name in ("encoder_l1_ids", "encoder_l2_ids", "encoder_l3_ids", "encoder_positions", "encoder_token_types")
+    }
     tensors["encoder_mask"] = np.ones((rows, length), dtype=np.float32)
     tensors.update(overrides)
     return tensors

@@ -53,11 +53,19 @@ def test_stats_from_samples_and_failures():
 
 
 def test_target_checks():
-    runs = [_stats("ensemble", 1, 200, 3.0, 5), _stats("model_step", 1, 250, 2.5, 4),
-            _stats("ensemble", 8, 500, 15, 30), _stats("model_step", 8, 520, 14, 28), _stats("naive", 8, 150, 50, 60)]
+    runs = [
+        _stats("ensemble", 1, 200, 3.0, 5),
+        _stats("model_step", 1, 250, 2.5, 4),
+        _stats("ensemble", 8, 500, 15, 30),
+        _stats("model_step", 8, 520, 14, 28),
+        _stats("naive", 8, 150, 50, 60),
+    ]
     checks = {c.name: c.ok for c in check_targets(runs)}
-    assert checks == {"ensemble p50 overhead at concurrency 1": True, "ensemble throughput at concurrency 8": True,
-                      "ensemble vs naive peer at concurrency 8": True}
+    assert checks == {
+        "ensemble p50 overhead at concurrency 1": True,
+        "ensemble throughput at concurrency 8": True,
+        "ensemble vs naive peer at concurrency 8": True,
+    }
     slow = check_targets([_stats("ensemble", 8, 300, 15, 70), _stats("naive", 8, 150, 50, 60)])
     assert [c.ok for c in slow] == [False]
 

@@ -8,8 +8,9 @@ import pytest
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "ugt_ensemble", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "ugt_ensemble", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 @pytest.mark.parametrize(
@@ -18,7 +19,11 @@ def cli(*args, cwd=None):
         ({"bad.csv": "item_id,l1,l2,l3\n1,2,3,x\n"}, ["--catalog", "bad.csv"], "line 2: l3 is 'x', not an integer"),
         ({}, ["--checkpoint", "missing.pt"], "checkpoint missing.pt: no such file"),
         ({"ckpt.pt": "garbage"}, ["--checkpoint", "ckpt.pt"], "not a weights-only PyTorch checkpoint"),
-        ({"m.json": '{"d_model": 30}'}, ["--model-config", "m.json"], "model config m.json: `num_heads` (4) must divide"),
+        (
+            {"m.json": '{"d_model": 30}'},
+            ["--model-config", "m.json"],
+            "model config m.json: `num_heads` (4) must divide",
+        ),
         ({}, ["--max-seq-length", "2048"], "exceeds the model's `max_seq_length` (1024)"),
     ],
 )
@@ -38,8 +43,21 @@ def test_build_from_files_writes_a_valid_repository(tmp_path, catalog, tiny_conf
     (tmp_path / "model.json").write_text(json.dumps(tiny_config.to_dict()))
     (tmp_path / "repo").mkdir()
     (tmp_path / "repo" / "README.md").write_text("kept")
-    result = cli("build", "--output-dir", "repo", "--catalog", "catalog.csv", "--model-config", "model.json",
-                 "--max-seq-length", "128", "--max-batch-size", "8", "--exclude-history", cwd=tmp_path)
+    result = cli(
+        "build",
+        "--output-dir",
+        "repo",
+        "--catalog",
+        "catalog.csv",
+        "--model-config",
+        "model.json",
+        "--max-seq-length",
+        "128",
+        "--max-batch-size",
+        "8",
+        "--exclude-history",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "[6/6] Checking configs" in result.stderr and "Wrote the Triton model repository" in result.stdout
     manifest = json.loads((tmp_path / "repo" / "ugt_build.json").read_text())

@@ -24,8 +24,10 @@ def test_tied_entries_may_swap_but_others_may_not():
 
 def test_score_differences_and_padding_are_reported():
     keys = np.array([[1, 2]])
-    assert "scores differ by up to 0.01" in ranked_mismatches(keys, np.array([[-1.0, -2.0]]), keys,
-                                                               np.array([[-1.0, -2.01]]), 1e-4)[0]
+    assert (
+        "scores differ by up to 0.01"
+        in ranked_mismatches(keys, np.array([[-1.0, -2.0]]), keys, np.array([[-1.0, -2.01]]), 1e-4)[0]
+    )
     assert "padding" in ranked_mismatches(keys, np.array([[-1.0, NEG]]), keys, np.array([[-1.0, -2.0]]), 1e-4)[0]
 
 

@@ -14,8 +14,9 @@ def _history(ids, types=None):
 
 def _naive_row(history, index, max_len):
     """The packing rules written as a plain loop (reference for the vectorised code)."""
-    known = [(int(i), int(t)) for i, t in zip(history.item_ids, history.token_types)
-             if i in set(index.item_ids.tolist())]
+    known = [
+        (int(i), int(t)) for i, t in zip(history.item_ids, history.token_types) if i in set(index.item_ids.tolist())
+    ]
     return known[-max_len:]
 
 
@@ -77,4 +78,7 @@ def test_catalog_index_round_trip_and_lookups(tmp_path, catalog):
     codes, found = loaded.codes_of(np.array([catalog.item_ids[5], -3]))
     assert found.tolist() == [True, False]
     assert codes[0].tolist() == catalog.codes[5].tolist()
-    assert loaded.items_of(np.array([catalog.codes[7], [-1, -1, -1], [0, 0, 0]]))[:2].tolist() == [catalog.item_ids[7], -1]
+    assert loaded.items_of(np.array([catalog.codes[7], [-1, -1, -1], [0, 0, 0]]))[:2].tolist() == [
+        catalog.item_ids[7],
+        -1,
+    ]

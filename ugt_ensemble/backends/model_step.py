@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 from triton_io import input_array, model_parameters, to_responses, version_dir
-
 from ugt_runtime.batching import answer_batch
 from ugt_runtime.contract import ENCODER_INPUTS
 from ugt_runtime.model_step import EncoderLimits, check_encoder_inputs, run_by_length

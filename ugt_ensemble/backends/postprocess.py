@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 from triton_io import input_array, model_parameters, to_responses, version_dir
-
 from ugt_runtime.batching import RequestError, answer_batch
 from ugt_runtime.catalog_index import CatalogIndex
 from ugt_runtime.contract import MODEL_SCORES, NUM_RECOMMENDATIONS, RECOMMENDATIONS
@@ -29,8 +28,10 @@ class TritonPythonModel:
     def _parse(self, request) -> dict[str, np.ndarray]:  # noqa: ANN001
         codes, scores = input_array(request, RECOMMENDATIONS), input_array(request, MODEL_SCORES)
         if codes.shape[1:] != (NUM_RECOMMENDATIONS, 3) or scores.shape != codes.shape[:2]:
-            raise RequestError(f"expected recommendations [rows, 50, 3] and scores [rows, 50], "
-                               f"got {list(codes.shape)} and {list(scores.shape)}")
+            raise RequestError(
+                f"expected recommendations [rows, 50, 3] and scores [rows, 50], "
+                f"got {list(codes.shape)} and {list(scores.shape)}"
+            )
         parsed = {"codes": codes, "scores": scores}
         if self.exclude_history:
             history = np.stack([input_array(request, name) for name in HISTORY_CODES], axis=-1)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 from triton_io import input_array, model_parameters, to_responses, version_dir
-
 from ugt_runtime.batching import answer_batch
 from ugt_runtime.catalog_index import CatalogIndex
 from ugt_runtime.contract import HISTORY

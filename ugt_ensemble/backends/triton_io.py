@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-
 from ugt_runtime.batching import Outcome, RequestError
 
 

@@ -85,8 +85,9 @@ async def _drive(target: Target, url: str, spec: LoadSpec, show_progress: bool) 
             recorder = _Recorder(spec, bar)
             await asyncio.gather(*(_worker(target, client, recorder) for _ in range(spec.concurrency)))
             elapsed = time.perf_counter() - recorder.start
-    return RunStats.from_samples(target.name, target.model, spec.concurrency, recorder.latencies,
-                                 recorder.failed, elapsed, recorder.first_error)
+    return RunStats.from_samples(
+        target.name, target.model, spec.concurrency, recorder.latencies, recorder.failed, elapsed, recorder.first_error
+    )
 
 
 def run_load(target: Target, url: str, spec: LoadSpec, show_progress: bool = True) -> RunStats:

@@ -9,8 +9,20 @@ from typing import Sequence
 from ugt_ensemble.bench.stats import RunStats
 from ugt_ensemble.bench.targets import TARGETS
 
-COLUMNS = ("target", "concurrency", "throughput", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "avg_ms",
-           "min_ms", "max_ms", "succeeded", "failed")
+COLUMNS = (
+    "target",
+    "concurrency",
+    "throughput",
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "avg_ms",
+    "min_ms",
+    "max_ms",
+    "succeeded",
+    "failed",
+)
 
 
 def write_csv(stats: Sequence[RunStats], path: Path) -> Path:
@@ -53,7 +65,9 @@ def plot(stats: Sequence[RunStats], path: Path, title: str) -> Path | None:
         ax.plot(x, [s.p99_ms for s in runs], "-o", color=colour, label=f"{target} p99")
         ax.plot(x, [s.p50_ms for s in runs], "--", color=colour, alpha=0.6, label=f"{target} p50")
         for s in runs:
-            ax.annotate(f"c{s.concurrency}", (s.throughput, s.p99_ms), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            ax.annotate(
+                f"c{s.concurrency}", (s.throughput, s.p99_ms), textcoords="offset points", xytext=(4, 4), fontsize=7
+            )
     ax.set_xlabel("throughput (requests/s)")
     ax.set_ylabel("latency (ms)")
     ax.set_title(title)

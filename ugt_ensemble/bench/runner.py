@@ -66,16 +66,25 @@ def run_benchmark(
     config: BenchmarkConfig, url: str, info: RepositoryInfo, output_dir: Path | None = None, show_progress: bool = True
 ) -> BenchmarkResult:
     """Measure every target at every concurrency; write CSV/Markdown/PNG/JSON under `output_dir`."""
-    workload = make_workload(info, LengthDistribution(config.history_lengths), config.histories,
-                             config.malformed_share, config.seed)
+    workload = make_workload(
+        info, LengthDistribution(config.history_lengths), config.histories, config.malformed_share, config.seed
+    )
     targets = [make_target(name, info, workload) for name in config.targets]
     stats = []
     for concurrency in config.concurrency:
         spec = LoadSpec(concurrency, config.requests, config.duration_s, config.warmup)
         for target in targets:  # interleaved, so slow drift of the machine affects every target alike
             run = run_load(target, url, spec, show_progress)
-            LOGGER.info("%-14s c=%-3d %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  ok %d  failed %d",
-                        run.target, run.concurrency, run.throughput, run.p50_ms, run.p99_ms, run.succeeded, run.failed)
+            LOGGER.info(
+                "%-14s c=%-3d %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  ok %d  failed %d",
+                run.target,
+                run.concurrency,
+                run.throughput,
+                run.p50_ms,
+                run.p99_ms,
+                run.succeeded,
+                run.failed,
+            )
             stats.append(run)
     result = BenchmarkResult(config, stats, check_targets(stats))
     if output_dir is not None:
@@ -93,11 +102,18 @@ def write_outputs(result: BenchmarkResult, output_dir: Path) -> dict[str, Path]:
     files["md"] = output_dir / "bench.md"
     files["md"].write_text(result_markdown(result, picture.name if picture else None), encoding="utf-8")
     files["json"] = output_dir / "results.json"
-    files["json"].write_text(json.dumps({
-        "config": asdict(result.config),
-        "runs": [s.as_row() for s in result.stats],
-        "checks": [asdict(c) for c in result.checks],
-    }, indent=2) + "\n", encoding="utf-8")
+    files["json"].write_text(
+        json.dumps(
+            {
+                "config": asdict(result.config),
+                "runs": [s.as_row() for s in result.stats],
+                "checks": [asdict(c) for c in result.checks],
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return files
 
 

@@ -12,7 +12,14 @@ import tritonclient.grpc.aio as aioclient
 from ugt_ensemble.bench.workload import RepositoryInfo, Workload, pack_one
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.runtime.contract import (
-    ENCODER_INPUTS, HISTORY, ITEM_IDS, MODEL_OUTPUTS, MODEL_SCORES, RECOMMENDATIONS, SCORES, SEMANTIC_IDS,
+    ENCODER_INPUTS,
+    HISTORY,
+    ITEM_IDS,
+    MODEL_OUTPUTS,
+    MODEL_SCORES,
+    RECOMMENDATIONS,
+    SCORES,
+    SEMANTIC_IDS,
 )
 from ugt_ensemble.runtime.decoding import decode_recommendations
 
@@ -58,12 +65,16 @@ class Target:
 
     def __post_init__(self) -> None:
         if self.name == "model_step":  # packing happens here, outside the timed region
-            self._prepared = [tensor_inputs(p) if p is not None else history_inputs(h)
-                              for p, h in zip(self.workload.packed, self.workload.histories)]
+            self._prepared = [
+                tensor_inputs(p) if p is not None else history_inputs(h)
+                for p, h in zip(self.workload.packed, self.workload.histories)
+            ]
         elif self.name in ("ensemble", "naive"):
             self._prepared = [history_inputs(h) for h in self.workload.histories]
-        self._outputs = [grpcclient.InferRequestedOutput(n) for n in
-                         (MODEL_OUTPUTS if self.model == self.info.model_step else (ITEM_IDS, SCORES, SEMANTIC_IDS))]
+        self._outputs = [
+            grpcclient.InferRequestedOutput(n)
+            for n in (MODEL_OUTPUTS if self.model == self.info.model_step else (ITEM_IDS, SCORES, SEMANTIC_IDS))
+        ]
 
     async def request(self, client: aioclient.InferenceServerClient, i: int) -> None:
         if self.name != "client_packing":

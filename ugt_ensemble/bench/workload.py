@@ -71,12 +71,16 @@ class RepositoryInfo:
         try:
             manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise InputFileError(f"{path / MANIFEST}: cannot read the build manifest ({exc}); "
-                                 "benchmark a repository written by `python -m ugt_ensemble build`") from None
+            raise InputFileError(
+                f"{path / MANIFEST}: cannot read the build manifest ({exc}); "
+                "benchmark a repository written by `python -m ugt_ensemble build`"
+            ) from None
         triton = manifest["triton"]
         pre = parse_config((path / triton["preprocess_name"] / "config.pbtxt").read_text(), "preprocess config")
         params = {k: v.string_value for k, v in pre.parameters.items()}
-        packing = PackingConfig(int(params["max_seq_length"]), tuple(int(b) for b in params["length_buckets"].split(",")))
+        packing = PackingConfig(
+            int(params["max_seq_length"]), tuple(int(b) for b in params["length_buckets"].split(","))
+        )
         return cls(
             path=path,
             ensemble=manifest["ensemble"],

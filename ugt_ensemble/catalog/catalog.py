@@ -79,9 +79,7 @@ def _out_of_range(
         bad = np.flatnonzero((column < 0) | (column >= size))
         if bad.size:
             rows = ", ".join(f"{label(i)} ({column[i]})" for i in bad[:MAX_REPORTED])
-            problems.append(
-                f"{bad.size} value(s) of l{level + 1} outside [0, {size}): {rows}"
-            )
+            problems.append(f"{bad.size} value(s) of l{level + 1} outside [0, {size}): {rows}")
     return problems
 
 

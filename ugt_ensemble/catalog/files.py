@@ -52,9 +52,7 @@ def _read_csv(path: Path) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
-            table = np.loadtxt(
-                path, delimiter=",", skiprows=1, usecols=usecols, dtype=np.int64, ndmin=2, quotechar='"'
-            )
+            table = np.loadtxt(path, delimiter=",", skiprows=1, usecols=usecols, dtype=np.int64, ndmin=2, quotechar='"')
     except (ValueError, OverflowError):
         raise InputFileError(_first_bad_csv_lines(path, usecols, len(header))) from None
     if table.shape[0] == 0:
@@ -76,9 +74,7 @@ def _csv_header(path: Path) -> list[str]:
 def _column_positions(path: Path, names: list[str]) -> tuple[int, ...]:
     missing = [c for c in COLUMNS if c not in names]
     if missing:
-        raise InputFileError(
-            f"catalog {path}: header {names} lacks column(s) {missing}; need {list(COLUMNS)}"
-        )
+        raise InputFileError(f"catalog {path}: header {names} lacks column(s) {missing}; need {list(COLUMNS)}")
     return tuple(names.index(c) for c in COLUMNS)
 
 
@@ -126,9 +122,7 @@ def _read_parquet(path: Path) -> np.ndarray:
         raise InputFileError(f"catalog {path}: not a readable Parquet file ({exc})") from None
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
-        raise InputFileError(
-            f"catalog {path}: columns {table.column_names} lack {missing}; need {list(COLUMNS)}"
-        )
+        raise InputFileError(f"catalog {path}: columns {table.column_names} lack {missing}; need {list(COLUMNS)}")
     return np.column_stack([_parquet_column(path, table, name) for name in COLUMNS])
 
 

@@ -7,8 +7,8 @@ import contextlib
 from pathlib import Path
 from typing import Iterator
 
-from ugt_ensemble.bench.runner import BenchmarkConfig, run_benchmark
 from ugt_ensemble.bench.report import markdown_table
+from ugt_ensemble.bench.runner import BenchmarkConfig, run_benchmark
 from ugt_ensemble.bench.targets import TARGETS
 from ugt_ensemble.bench.workload import RepositoryInfo
 from ugt_ensemble.cli.build import _int_list
@@ -16,15 +16,27 @@ from ugt_ensemble.server import TritonServer
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
-    p = subparsers.add_parser("bench", parents=parents, help="benchmark a served repository over gRPC",
-                              description=__doc__)
-    p.add_argument("--model-repository", type=Path, default=Path("ensemble"),
-                   help="the built repository (catalog, names); served here unless --url is given (default: ensemble)")
+    p = subparsers.add_parser(
+        "bench", parents=parents, help="benchmark a served repository over gRPC", description=__doc__
+    )
+    p.add_argument(
+        "--model-repository",
+        type=Path,
+        default=Path("ensemble"),
+        help="the built repository (catalog, names); served here unless --url is given (default: ensemble)",
+    )
     p.add_argument("--url", help="gRPC address of a server already serving --model-repository")
-    p.add_argument("--target", action="append", choices=list(TARGETS), help="what to load (repeatable; default: ensemble)")
-    p.add_argument("--compare", action="store_true",
-                   help="all targets side by side (the naive peer if the repository has it); lengths default to 100")
-    p.add_argument("--concurrency", type=_int_list, default=(1, 8), help="requests in flight, e.g. 1,2,4,8 (default: 1,8)")
+    p.add_argument(
+        "--target", action="append", choices=list(TARGETS), help="what to load (repeatable; default: ensemble)"
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="all targets side by side (the naive peer if the repository has it); lengths default to 100",
+    )
+    p.add_argument(
+        "--concurrency", type=_int_list, default=(1, 8), help="requests in flight, e.g. 1,2,4,8 (default: 1,8)"
+    )
     amount = p.add_mutually_exclusive_group()
     amount.add_argument("--requests", type=int, help="requests per run (default: 500)")
     amount.add_argument("--duration", type=float, help="seconds per run instead of a request count")
@@ -45,9 +57,15 @@ def config_from_args(args: argparse.Namespace, info: RepositoryInfo) -> Benchmar
     lengths = args.history_lengths or ("100" if args.compare else "32-1024")
     requests = None if args.duration else (args.requests or 500)
     return BenchmarkConfig(
-        targets=tuple(targets), concurrency=tuple(args.concurrency), requests=requests, duration_s=args.duration,
-        warmup=args.warmup, history_lengths=lengths, histories=args.histories,
-        malformed_share=args.malformed_share, seed=args.seed,
+        targets=tuple(targets),
+        concurrency=tuple(args.concurrency),
+        requests=requests,
+        duration_s=args.duration,
+        warmup=args.warmup,
+        history_lengths=lengths,
+        histories=args.histories,
+        malformed_share=args.malformed_share,
+        seed=args.seed,
     )
 
 

@@ -24,7 +24,9 @@ def configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=logging.DEBUG if verbosity > 0 else logging.WARNING)
 
 
-def print_results(results: Sequence[Result], labels: Sequence[str], top: int, latencies_ms: Sequence[float] | None = None) -> None:
+def print_results(
+    results: Sequence[Result], labels: Sequence[str], top: int, latencies_ms: Sequence[float] | None = None
+) -> None:
     """Human-readable recommendations, `top` per history, five to a line."""
     for i, (result, label) in enumerate(zip(results, labels)):
         timing = f", {latencies_ms[i]:.1f} ms" if latencies_ms else ""
@@ -35,7 +37,7 @@ def print_results(results: Sequence[Result], labels: Sequence[str], top: int, la
         print(f"{label}: {len(items)} items{timing}")
         cells = [f"{rank:>2}. {item:>8} ({score:7.3f})" for rank, (item, score) in enumerate(items[:top], start=1)]
         for start in range(0, len(cells), 5):
-            print("   " + "  ".join(cells[start:start + 5]))
+            print("   " + "  ".join(cells[start : start + 5]))
 
 
 def print_json_results(results: Sequence[Result]) -> None:
@@ -45,9 +47,13 @@ def print_json_results(results: Sequence[Result]) -> None:
             print(json.dumps({"history": i, "error": result.error}))  # type: ignore[union-attr]
             continue
         scores = [None if math.isinf(s) else s for s in result.scores.tolist()]  # type: ignore[union-attr]
-        print(json.dumps({
-            "history": i,
-            "item_ids": result.item_ids.tolist(),  # type: ignore[union-attr]
-            "scores": scores,
-            "semantic_ids": result.semantic_ids.tolist(),  # type: ignore[union-attr]
-        }))
+        print(
+            json.dumps(
+                {
+                    "history": i,
+                    "item_ids": result.item_ids.tolist(),  # type: ignore[union-attr]
+                    "scores": scores,
+                    "semantic_ids": result.semantic_ids.tolist(),  # type: ignore[union-attr]
+                }
+            )
+        )

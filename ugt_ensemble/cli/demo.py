@@ -23,8 +23,9 @@ from ugt_ensemble.server import TritonServer
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
-    p = subparsers.add_parser("demo", parents=parents, help="build, serve, query sample histories, stop",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "demo", parents=parents, help="build, serve, query sample histories, stop", description=__doc__
+    )
     p.add_argument("--output-dir", type=Path, default=Path("ensemble"), help="model repository (default: ensemble)")
     p.add_argument("--rebuild", action="store_true", help="build even if the repository already exists")
     p.add_argument("--top", type=int, default=50, help="items to print per history (default: 50)")
@@ -90,5 +91,7 @@ def _report_latency(client: RecommendClient, label: str, history: str, repeats: 
         start = time.perf_counter()
         client.recommend_one(history)
         times.append((time.perf_counter() - start) * 1e3)
-    print(f"single-request latency ({label}): p50 {statistics.median(times):.1f} ms, "
-          f"min {min(times):.1f} ms over {repeats} sequential requests")
+    print(
+        f"single-request latency ({label}): p50 {statistics.median(times):.1f} ms, "
+        f"min {min(times):.1f} ms over {repeats} sequential requests"
+    )

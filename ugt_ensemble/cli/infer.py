@@ -12,9 +12,12 @@ from ugt_ensemble.errors import InputFileError
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
-    p = subparsers.add_parser("infer", parents=parents, help="send raw histories over gRPC and print the answers",
-                              description=__doc__)
-    p.add_argument("histories", nargs="*", help='inline JSON histories, e.g. \'[1, 2, {"item_id": 3, "type": "cart"}]\'')
+    p = subparsers.add_parser(
+        "infer", parents=parents, help="send raw histories over gRPC and print the answers", description=__doc__
+    )
+    p.add_argument(
+        "histories", nargs="*", help='inline JSON histories, e.g. \'[1, 2, {"item_id": 3, "type": "cart"}]\''
+    )
     p.add_argument("--file", type=Path, help="a file with one JSON history per line ('-': stdin)")
     p.add_argument("--url", default="127.0.0.1:8001", help="gRPC address (default: 127.0.0.1:8001)")
     p.add_argument("--model-name", default="ugt_recommend", help="ensemble name (default: ugt_recommend)")

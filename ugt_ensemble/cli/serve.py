@@ -18,8 +18,9 @@ DEFAULT_ENSEMBLE = "ugt_recommend"
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
-    p = subparsers.add_parser("serve", parents=parents, help="serve a model repository with tritonserver",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "serve", parents=parents, help="serve a model repository with tritonserver", description=__doc__
+    )
     p.add_argument("--model-repository", type=Path, default=Path("ensemble"), help="default: ensemble")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--http-port", type=int, default=8000, help="default: 8000 (0: any free port)")
@@ -60,8 +61,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.start()
         probe(server, model_name)
-        print(f"Serving {model_name!r} (pid {server.process.pid}): gRPC {server.grpc_url}, "  # type: ignore[union-attr]
-              f"HTTP {server.http_url}, metrics {server.metrics_url}\nLog: {log_file}. Press Ctrl-C to stop.", flush=True)
+        print(
+            f"Serving {model_name!r} (pid {server.process.pid}): gRPC {server.grpc_url}, "  # type: ignore[union-attr]
+            f"HTTP {server.http_url}, metrics {server.metrics_url}\nLog: {log_file}. Press Ctrl-C to stop.",
+            flush=True,
+        )
         while server.is_running() and not stop.wait(1.0):
             pass
         if not stop.is_set():

@@ -9,8 +9,9 @@ from ugt_ensemble.repository.rules import check_repository
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
-    p = subparsers.add_parser("validate", parents=parents, help="check a model repository without a server",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "validate", parents=parents, help="check a model repository without a server", description=__doc__
+    )
     p.add_argument("--model-repository", type=Path, default=Path("ensemble"), help="default: ensemble")
     p.set_defaults(run=run)
 

@@ -39,8 +39,12 @@ class RecommendClient:
     def recommend_one(self, history: HistoryLike) -> Result:
         """Send one history and wait for its answer."""
         try:
-            result = self._client.infer(self.model_name, [history_input(history_payload(history))],
-                                        outputs=self._outputs, client_timeout=self.timeout_s)
+            result = self._client.infer(
+                self.model_name,
+                [history_input(history_payload(history))],
+                outputs=self._outputs,
+                client_timeout=self.timeout_s,
+            )
         except InferenceServerException as exc:
             return Failure(_message(exc))
         return _to_recommendation(result)
@@ -65,9 +69,13 @@ class RecommendClient:
             return []
         for i, history in enumerate(histories):
             slots.acquire()
-            self._client.async_infer(self.model_name, [history_input(history_payload(history))],
-                                     callback=lambda result, error, i=i: finish(i, result, error),
-                                     outputs=self._outputs, client_timeout=self.timeout_s)
+            self._client.async_infer(
+                self.model_name,
+                [history_input(history_payload(history))],
+                callback=lambda result, error, i=i: finish(i, result, error),
+                outputs=self._outputs,
+                client_timeout=self.timeout_s,
+            )
         if not done.wait(self.timeout_s * max(1, len(histories) // concurrency + 1)):
             raise ServerError(f"no answer from {self.url} for {remaining[0]} of {len(histories)} requests")
         return results  # type: ignore[return-value]

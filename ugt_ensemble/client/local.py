@@ -40,9 +40,7 @@ class LocalPipeline:
 
     def recommend(self, histories: Sequence[HistoryLike]) -> list[Result]:
         """One result per history, in order; malformed histories get a `Failure`."""
-        outcomes = answer_batch(
-            list(histories), lambda h: parse_history(history_payload(h), self.limits), self._run
-        )
+        outcomes = answer_batch(list(histories), lambda h: parse_history(history_payload(h), self.limits), self._run)
         return [Failure(o.error) if o.error is not None else Recommendation.from_outputs(o.outputs) for o in outcomes]
 
     def pack(self, histories: Sequence[HistoryLike]) -> dict[str, np.ndarray]:

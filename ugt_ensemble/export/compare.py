@@ -22,14 +22,17 @@ def ranked_mismatches(
     """
     ref_keys, got_keys = _as_rows(ref_keys), _as_rows(got_keys)
     if ref_keys.shape != got_keys.shape or ref_scores.shape != got_scores.shape:
-        return [f"shapes differ: keys {ref_keys.shape} vs {got_keys.shape}, "
-                f"scores {ref_scores.shape} vs {got_scores.shape}"]
+        return [
+            f"shapes differ: keys {ref_keys.shape} vs {got_keys.shape}, scores {ref_scores.shape} vs {got_scores.shape}"
+        ]
     problems = _score_mismatches(ref_scores, got_scores, atol)
     for row in range(len(ref_keys)):
         problem = _row_key_mismatch(ref_keys[row], ref_scores[row], got_keys[row], atol)
         if problem:
             problems.append(f"row {row}: {problem}")
-    return problems[:max_report] + ([f"... and {len(problems) - max_report} more"] if len(problems) > max_report else [])
+    return problems[:max_report] + (
+        [f"... and {len(problems) - max_report} more"] if len(problems) > max_report else []
+    )
 
 
 def _as_rows(keys: np.ndarray) -> np.ndarray:

@@ -78,6 +78,12 @@ def _check_shape(model, session, index, batch: int, length: int, atol: float, rn
     problems = tuple(ranked_mismatches(ref_codes, ref_scores, got_codes, got_scores, atol))
     check = ShapeCheck(batch, length, diff, problems, time.perf_counter() - start)
     mark = "✓" if check.ok else "x"
-    LOGGER.info("[%s] batch %d, seq %d: codes %s, max |score diff| %.2g", mark, batch, length,
-                "identical" if check.ok else "DIFFER", diff)
+    LOGGER.info(
+        "[%s] batch %d, seq %d: codes %s, max |score diff| %.2g",
+        mark,
+        batch,
+        length,
+        "identical" if check.ok else "DIFFER",
+        diff,
+    )
     return check

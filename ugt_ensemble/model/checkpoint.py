@@ -38,16 +38,12 @@ def read_checkpoint(
     else:
         state, embedded = payload, None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InputFileError(
-            f"checkpoint {path}: expected a state dict (name -> tensor) or a dict with \"state_dict\""
-        )
+        raise InputFileError(f'checkpoint {path}: expected a state dict (name -> tensor) or a dict with "state_dict"')
     config = _resolve_config(path, embedded, model_config)
     return config, state
 
 
-def load_checkpoint(
-    path: str | Path, tables: PrefixTables, model_config: UGTConfig | None = None
-) -> UGT:
+def load_checkpoint(path: str | Path, tables: PrefixTables, model_config: UGTConfig | None = None) -> UGT:
     """A UGT in eval mode with the checkpoint's weights and the catalog's constraint tables."""
     config, state = read_checkpoint(path, model_config)
     return model_from_state(config, tables, state, path)
@@ -70,17 +66,13 @@ def _torch_load(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputFileError(
-            f"checkpoint {path}: not a weights-only PyTorch checkpoint ({first_line})"
-        ) from None
+        raise InputFileError(f"checkpoint {path}: not a weights-only PyTorch checkpoint ({first_line})") from None
 
 
 def _resolve_config(path: Path, embedded: object, explicit: UGTConfig | None) -> UGTConfig:
     if embedded is None:
         if explicit is None:
-            raise InputFileError(
-                f"checkpoint {path}: holds no model config; pass one with --model-config FILE.json"
-            )
+            raise InputFileError(f"checkpoint {path}: holds no model config; pass one with --model-config FILE.json")
         return explicit
     try:
         config = UGTConfig.from_dict(embedded, source=f"checkpoint {path}: model_config")  # type: ignore[arg-type]

@@ -45,21 +45,14 @@ class UGTConfig:
         if len(self.codebook_sizes) != 3 or min(self.codebook_sizes) < 1:
             raise ConfigError(f"`codebook_sizes` must be three positive ints, got {self.codebook_sizes}")
         if self.d_model % self.num_heads:
-            raise ConfigError(
-                f"`num_heads` ({self.num_heads}) must divide `d_model` ({self.d_model})"
-            )
+            raise ConfigError(f"`num_heads` ({self.num_heads}) must divide `d_model` ({self.d_model})")
         if self.num_token_types != 1 + len(EVENT_TYPES):
-            raise ConfigError(
-                f"`num_token_types` must be {1 + len(EVENT_TYPES)} (padding + {', '.join(EVENT_TYPES)})"
-            )
+            raise ConfigError(f"`num_token_types` must be {1 + len(EVENT_TYPES)} (padding + {', '.join(EVENT_TYPES)})")
         if self.num_recommendations != NUM_RECOMMENDATIONS:
-            raise ConfigError(
-                f"`num_recommendations` is fixed at {NUM_RECOMMENDATIONS} by the wire contract"
-            )
+            raise ConfigError(f"`num_recommendations` is fixed at {NUM_RECOMMENDATIONS} by the wire contract")
         if self.beam_size < self.num_recommendations:
             raise ConfigError(
-                f"`beam_size` ({self.beam_size}) must be >= `num_recommendations` "
-                f"({self.num_recommendations})"
+                f"`beam_size` ({self.beam_size}) must be >= `num_recommendations` ({self.num_recommendations})"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,9 +69,7 @@ class UGTConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(
-                f"{source}: unknown field(s) {unknown}; allowed: {sorted(known)}"
-            )
+            raise ConfigError(f"{source}: unknown field(s) {unknown}; allowed: {sorted(known)}")
         try:
             return cls(**data)
         except ConfigError as exc:

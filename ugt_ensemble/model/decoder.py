@@ -86,19 +86,33 @@ class ConstrainedBeamDecoder(nn.Module):
         state1 = self.cell1(state0.unsqueeze(1).expand(-1, self.k1, -1), self.embed1(code1))
 
         pair, code2, score2, parent, valid2 = self._expand(
-            code1, score1, valid1, state1, self.l2_offset, self.l2_count, self.pair_l2,
-            self.head2, self.c2, self.k2,
+            code1,
+            score1,
+            valid1,
+            state1,
+            self.l2_offset,
+            self.l2_count,
+            self.pair_l2,
+            self.head2,
+            self.c2,
+            self.k2,
         )
         code1 = torch.gather(code1, 1, parent)
         state2 = self.cell2(_gather_rows(state1, parent), self.embed2(code2))
 
         _, code3, score3, parent, valid3 = self._expand(
-            pair, score2, valid2, state2, self.l3_offset, self.l3_count, self.item_l3,
-            self.head3, self.c3, self.k3,
+            pair,
+            score2,
+            valid2,
+            state2,
+            self.l3_offset,
+            self.l3_count,
+            self.item_l3,
+            self.head3,
+            self.c3,
+            self.k3,
         )
-        codes = torch.stack(
-            (torch.gather(code1, 1, parent), torch.gather(code2, 1, parent), code3), dim=-1
-        )
+        codes = torch.stack((torch.gather(code1, 1, parent), torch.gather(code2, 1, parent), code3), dim=-1)
         return self._finalise(codes, score3, valid3)
 
     @staticmethod

@@ -16,8 +16,14 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 #: The file a version directory needs, by backend / platform.
-MODEL_FILES = {"python": "model.py", "onnxruntime_onnx": "model.onnx", "onnxruntime": "model.onnx",
-               "tensorrt_plan": "model.plan", "tensorrt": "model.plan", "pytorch_libtorch": "model.pt"}
+MODEL_FILES = {
+    "python": "model.py",
+    "onnxruntime_onnx": "model.onnx",
+    "onnxruntime": "model.onnx",
+    "tensorrt_plan": "model.plan",
+    "tensorrt": "model.plan",
+    "pytorch_libtorch": "model.pt",
+}
 
 
 @dataclass
@@ -50,7 +56,7 @@ def check_repository(root: str | Path) -> RepositoryReport:
         return report
     for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         _load_model(model_dir, report)
-    for name, config in report.configs.items():
+    for config in report.configs.values():
         if config.platform == "ensemble":
             report.errors.extend(check_ensemble(config, report.configs))
     if not report.configs:
@@ -88,19 +94,17 @@ def _check_files(model_dir: Path, config: mc.ModelConfig, versions: list[int]) -
     wanted = config.default_model_filename or MODEL_FILES.get(config.backend or config.platform)
     if wanted is None:
         return []
-    return [
-        f"{model_dir.name}/{v}: missing {wanted}"
-        for v in versions
-        if not (model_dir / str(v) / wanted).exists()
-    ]
+    return [f"{model_dir.name}/{v}: missing {wanted}" for v in versions if not (model_dir / str(v) / wanted).exists()]
 
 
 def check_ensemble(ensemble: mc.ModelConfig, configs: dict[str, mc.ModelConfig]) -> list[str]:
     """Triton's ensemble rules for one ensemble config (see the module docstring)."""
     name = ensemble.name
-    errors = [f"{name}: ensemble must not set {f}" for f in
-              ("instance_group", "optimization", "model_warmup", "dynamic_batching", "sequence_batching")
-              if _is_set(ensemble, f)]
+    errors = [
+        f"{name}: ensemble must not set {f}"
+        for f in ("instance_group", "optimization", "model_warmup", "dynamic_batching", "sequence_batching")
+        if _is_set(ensemble, f)
+    ]
     produced = {t.name: [("ensemble input", t.data_type, tuple(t.dims))] for t in ensemble.input}
     consumed = {t.name: [("ensemble output", t.data_type, tuple(t.dims))] for t in ensemble.output}
     if not ensemble.ensemble_scheduling.step:
@@ -118,8 +122,10 @@ def check_ensemble(ensemble: mc.ModelConfig, configs: dict[str, mc.ModelConfig])
 def _check_step(name, ensemble, step, model, produced, consumed) -> list[str]:  # noqa: ANN001
     errors = []
     if ensemble.max_batch_size > 0 and model.max_batch_size < ensemble.max_batch_size:
-        errors.append(f"{name}: step {model.name!r} has max_batch_size {model.max_batch_size} "
-                      f"< the ensemble's {ensemble.max_batch_size}")
+        errors.append(
+            f"{name}: step {model.name!r} has max_batch_size {model.max_batch_size} "
+            f"< the ensemble's {ensemble.max_batch_size}"
+        )
     model_inputs = {t.name: t for t in model.input}
     model_outputs = {t.name: t for t in model.output}
     for key, value in step.input_map.items():

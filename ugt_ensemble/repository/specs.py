@@ -46,8 +46,7 @@ HISTORY_CODE_INPUTS = ("encoder_l1_ids", "encoder_l2_ids", "encoder_l3_ids", "en
 def encoder_tensors(ragged: bool = False) -> tuple[TensorSpec, ...]:
     """The six encoder tensors, each of per-request shape [-1]."""
     return tuple(
-        TensorSpec(name, _TRITON_TYPES[c.ENCODER_DTYPES[name].__name__], (-1,), ragged)
-        for name in c.ENCODER_INPUTS
+        TensorSpec(name, _TRITON_TYPES[c.ENCODER_DTYPES[name].__name__], (-1,), ragged) for name in c.ENCODER_INPUTS
     )
 
 

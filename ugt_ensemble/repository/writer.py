@@ -106,5 +106,8 @@ def previous_models(output_dir: Path) -> list[str]:
 def _warn_about_foreign_models(output_dir: Path, ours: list[str]) -> None:
     foreign = sorted(p.name for p in output_dir.iterdir() if (p / "config.pbtxt").is_file() and p.name not in ours)
     if foreign:
-        LOGGER.warning("%s also holds model(s) %s that this build did not write; tritonserver will load them too",
-                       output_dir, foreign)
+        LOGGER.warning(
+            "%s also holds model(s) %s that this build did not write; tritonserver will load them too",
+            output_dir,
+            foreign,
+        )

@@ -81,20 +81,16 @@ def _parse_event(index: int, event: object) -> tuple[int, int]:
     if type(event) is int:
         return _item_id(index, event), TOKEN_TYPE_OF_EVENT[DEFAULT_EVENT_TYPE]
     if not isinstance(event, dict):
-        raise HistoryError(
-            f"event {index}: expected an item id or an object with \"item_id\", got {_json_type(event)}"
-        )
+        raise HistoryError(f'event {index}: expected an item id or an object with "item_id", got {_json_type(event)}')
     if "item_id" not in event:
-        raise HistoryError(f"event {index}: missing \"item_id\"")
+        raise HistoryError(f'event {index}: missing "item_id"')
     item_id = event["item_id"]
     if type(item_id) is not int:
-        raise HistoryError(f"event {index}: \"item_id\" must be an integer, got {_json_type(item_id)}")
+        raise HistoryError(f'event {index}: "item_id" must be an integer, got {_json_type(item_id)}')
     kind = event.get("type", DEFAULT_EVENT_TYPE)
     token_type = TOKEN_TYPE_OF_EVENT.get(kind) if isinstance(kind, str) else None
     if token_type is None:
-        raise HistoryError(
-            f"event {index}: unknown event type {json.dumps(kind)} (allowed: {', '.join(EVENT_TYPES)})"
-        )
+        raise HistoryError(f"event {index}: unknown event type {json.dumps(kind)} (allowed: {', '.join(EVENT_TYPES)})")
     return _item_id(index, item_id), token_type
 
 

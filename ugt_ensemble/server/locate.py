@@ -55,8 +55,10 @@ def wheel_backend_dir(install: TritonInstall, target: Path) -> Path:
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     stub = install.wheel_root / "python_backend_stubs" / version / STUB
     if not stub.is_file():
-        raise ServerError(f"the nvidia-pytriton wheel at {install.wheel_root} has no Python-backend stub for "
-                          f"Python {version}; use a Python it supports")
+        raise ServerError(
+            f"the nvidia-pytriton wheel at {install.wheel_root} has no Python-backend stub for "
+            f"Python {version}; use a Python it supports"
+        )
     python_dir = target / "python"
     python_dir.mkdir(parents=True, exist_ok=True)
     source_dir = install.wheel_root / "backends" / "python"

@@ -104,13 +104,19 @@ class TritonServer:
     def start(self) -> TritonServer:
         """Start the server and wait until it and `ready_models` are ready."""
         if not self.model_repository.is_dir():
-            raise ServerError(f"model repository {self.model_repository} does not exist; run `python -m ugt_ensemble build`")
+            raise ServerError(
+                f"model repository {self.model_repository} does not exist; run `python -m ugt_ensemble build`"
+            )
         env = {**os.environ, **self.install.env}
         LOGGER.debug("starting %s", " ".join(self.command()))
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         try:
             self._wait_ready()
