@@ -93,6 +93,8 @@ class TritonConfig:
         preferred_batch_sizes: dynamic batcher's `preferred_batch_size` (model step).
         preprocess_instances, model_instances, postprocess_instances: `instance_group` counts.
         intra_op_threads: ONNX Runtime intra-op threads per model-step instance.
+        allow_spinning: let ONNX Runtime's idle worker threads spin-wait (faster wake-up, but they
+            take the CPU that preprocess and postprocess need).
         length_buckets: padded history lengths emitted by preprocess.
         exclude_history: drop items the user already interacted with from the recommendations.
         max_request_bytes, max_events: limits on one HISTORY document.
@@ -105,12 +107,13 @@ class TritonConfig:
     model_name: str = "ugt_trt"
     postprocess_name: str = "postprocess"
     max_batch_size: int = 64
-    max_queue_delay_us: int = 500
+    max_queue_delay_us: int = 0
     preferred_batch_sizes: tuple[int, ...] = ()
     preprocess_instances: int = 1
     model_instances: int = 1
     postprocess_instances: int = 1
     intra_op_threads: int = 2
+    allow_spinning: bool = False
     length_buckets: tuple[int, ...] = DEFAULT_BUCKETS
     exclude_history: bool = False
     max_request_bytes: int = 1 << 20

@@ -58,3 +58,46 @@ def test_size_limits():
     with pytest.raises(HistoryError, match="has 4 events; the limit is 3"):
         parse_history("[1,2,3,4]", limits)
     assert len(parse_history("[1,2,3]", limits)) == 3
+
+
+@pytest.fixture(params=["orjson", "stdlib"])
+def decoder(request, monkeypatch):
+    """Run a test with the optional fast decoder and with the standard library only."""
+    from ugt_ensemble.runtime import history
+
+    if request.param == "stdlib":
+        monkeypatch.setattr(history, "_fast_loads", None)
+    elif history._fast_loads is None:
+        pytest.skip("orjson is not installed")
+    return request.param
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[1, 2]",
+        b'[{"item_id": 3, "type": "cart"}, 4]',
+        b"[]",
+        b"[1.0]",
+        b'[{"item_id": 1, "type": ["x"]}]',
+        b"[NaN]",
+        f"[{2**64 + 5}]".encode(),
+        b'"\\ud800"',
+        b"[" + b"1," * 5 + b"x]",
+        b'[{"item_id": 9223372036854775807}]',
+    ],
+)
+def test_fast_and_strict_paths_agree(decoder, raw):
+    try:
+        history = parse_history(raw)
+        outcome = (history.item_ids.tolist(), history.token_types.tolist())
+    except HistoryError as exc:
+        outcome = str(exc)
+    from ugt_ensemble.runtime import history as module
+
+    try:
+        reference = module._parse_strict(raw, HistoryLimits())
+        expected = (reference.item_ids.tolist(), reference.token_types.tolist())
+    except HistoryError as exc:
+        expected = str(exc)
+    assert outcome == expected

@@ -21,6 +21,9 @@ class TritonPythonModel:
         options.intra_op_num_threads = int(params["intra_op_threads"])
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning worker threads burn the cores that preprocess/postprocess need between batches.
+        spinning = params.get("allow_spinning", "false") == "true"
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         model_path = str(version_dir(args) / params["model_file"])
         self.session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
         self.limits = EncoderLimits(

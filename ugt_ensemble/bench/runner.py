@@ -9,6 +9,8 @@ from pathlib import Path
 
 from ugt_ensemble.bench.checks import TargetCheck, check_targets, checks_markdown
 from ugt_ensemble.bench.loadgen import LoadSpec, run_load
+from ugt_ensemble.bench.perf_analyzer_output import PerfAnalyzerResult
+from ugt_ensemble.bench.perf_runs import as_run_stats, breakdown_markdown, run_perf_analyzer
 from ugt_ensemble.bench.report import markdown_table, plot, target_legend, write_csv
 from ugt_ensemble.bench.stats import RunStats
 from ugt_ensemble.bench.targets import TARGETS, make_target
@@ -30,6 +32,8 @@ class BenchmarkConfig:
         history_lengths: `LengthDistribution` spec: "100", "32-1024" (log-uniform) or "32,128,1024".
         histories: distinct seeded histories, cycled through.
         malformed_share: share of requests that are malformed on purpose (failures are counted).
+        load: run the Python asynchronous load generator.
+        perf_analyzer: also run NVIDIA perf_analyzer (per-step breakdown) for the targets it can drive.
     """
 
     targets: tuple[str, ...] = ("ensemble",)
@@ -41,6 +45,9 @@ class BenchmarkConfig:
     histories: int = 256
     malformed_share: float = 0.0
     seed: int = 0
+    load: bool = True
+    perf_analyzer: bool = False
+    perf_measurement_ms: int = 4000
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.targets if t not in TARGETS]
@@ -50,6 +57,8 @@ class BenchmarkConfig:
             raise ConfigError(f"`concurrency` must be positive ints, got {self.concurrency}")
         LoadSpec(self.concurrency[0], self.requests, self.duration_s, self.warmup)  # validates the rest
         LengthDistribution(self.history_lengths)
+        if not (self.load or self.perf_analyzer):
+            raise ConfigError("nothing to run: enable the load generator or perf_analyzer")
 
 
 @dataclass
@@ -59,6 +68,8 @@ class BenchmarkResult:
     config: BenchmarkConfig
     stats: list[RunStats]
     checks: list[TargetCheck]
+    perf: dict[str, list[PerfAnalyzerResult]] = field(default_factory=dict)
+    perf_checks: list[TargetCheck] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
 
 
@@ -69,6 +80,31 @@ def run_benchmark(
     workload = make_workload(
         info, LengthDistribution(config.history_lengths), config.histories, config.malformed_share, config.seed
     )
+    stats = _run_load(config, url, info, workload, show_progress) if config.load else []
+    result = BenchmarkResult(config, stats, check_targets(stats))
+    if config.perf_analyzer:
+        result.perf = run_perf_analyzer(
+            url,
+            info,
+            workload,
+            config.targets,
+            config.concurrency,
+            Path(output_dir or ".") / "perf_analyzer",
+            config.perf_measurement_ms,
+        )
+        result.perf_checks = check_targets(as_run_stats(result.perf))
+    if output_dir is not None:
+        result.files = write_outputs(result, Path(output_dir))
+    return result
+
+
+def _run_load(
+    config: BenchmarkConfig,
+    url: str,
+    info: RepositoryInfo,
+    workload,
+    show_progress: bool,  # noqa: ANN001
+) -> list[RunStats]:
     targets = [make_target(name, info, workload) for name in config.targets]
     stats = []
     for concurrency in config.concurrency:
@@ -86,17 +122,15 @@ def run_benchmark(
                 run.failed,
             )
             stats.append(run)
-    result = BenchmarkResult(config, stats, check_targets(stats))
-    if output_dir is not None:
-        result.files = write_outputs(result, Path(output_dir))
-    return result
+    return stats
 
 
 def write_outputs(result: BenchmarkResult, output_dir: Path) -> dict[str, Path]:
     """bench.csv, bench.md, bench.png (when matplotlib is there) and results.json."""
     output_dir.mkdir(parents=True, exist_ok=True)
     files = {"csv": write_csv(result.stats, output_dir / "bench.csv")}
-    picture = plot(result.stats, output_dir / "bench.png", f"history lengths {result.config.history_lengths}")
+    plotted = result.stats or as_run_stats(result.perf)
+    picture = plot(plotted, output_dir / "bench.png", f"history lengths {result.config.history_lengths}")
     if picture:
         files["png"] = picture
     files["md"] = output_dir / "bench.md"
@@ -108,6 +142,8 @@ def write_outputs(result: BenchmarkResult, output_dir: Path) -> dict[str, Path]:
                 "config": asdict(result.config),
                 "runs": [s.as_row() for s in result.stats],
                 "checks": [asdict(c) for c in result.checks],
+                "perf_analyzer": {t: [asdict(r) for r in runs] for t, runs in result.perf.items()},
+                "perf_analyzer_checks": [asdict(c) for c in result.perf_checks],
             },
             indent=2,
         )
@@ -125,11 +161,21 @@ def result_markdown(result: BenchmarkResult, picture: str | None) -> str:
         f"History lengths `{c.history_lengths}`, {c.histories} distinct histories, {amount} per run after "
         f"{c.warmup} warm-up requests, malformed share {c.malformed_share:g}.\n",
         target_legend(c.targets) + "\n",
-        "Latencies in ms (client side, gRPC round trip), throughput in successful requests per second.\n",
-        markdown_table(result.stats),
     ]
+    if result.stats:
+        parts += [
+            "### Python asynchronous gRPC client\n",
+            "Latencies in ms (client side, gRPC round trip), throughput in successful requests per second.\n",
+            markdown_table(result.stats),
+        ]
     if result.checks:
         parts += ["", checks_markdown(result.checks)]
+    if result.perf:
+        parts += ["", "### perf_analyzer\n", markdown_table(as_run_stats(result.perf))]
+        if result.perf_checks:
+            parts += ["", checks_markdown(result.perf_checks)]
+        parts += ["", "Where the time goes, per request (server side, microseconds):\n"]
+        parts += [breakdown_markdown(result.perf)]
     if picture:
         parts += ["", f"![latency against throughput]({picture})"]
     return "\n".join(parts) + "\n"

@@ -7,6 +7,7 @@ import contextlib
 from pathlib import Path
 from typing import Iterator
 
+from ugt_ensemble.bench.perf_runs import as_run_stats
 from ugt_ensemble.bench.report import markdown_table
 from ugt_ensemble.bench.runner import BenchmarkConfig, run_benchmark
 from ugt_ensemble.bench.targets import TARGETS
@@ -45,6 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p.add_argument("--histories", type=int, default=256, help="distinct seeded histories (default: 256)")
     p.add_argument("--malformed-share", type=float, default=0.0, help="share of malformed requests (default: 0)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--perf-analyzer", action="store_true", help="also run NVIDIA perf_analyzer (per-step breakdown)")
+    p.add_argument("--perf-analyzer-only", action="store_true", help="run perf_analyzer instead of the Python client")
+    p.add_argument("--measurement-ms", type=int, default=4000, help="perf_analyzer measurement window (default: 4000)")
     p.add_argument("--output-dir", type=Path, default=Path("bench-results"), help="default: bench-results")
     p.set_defaults(run=run)
 
@@ -66,6 +70,9 @@ def config_from_args(args: argparse.Namespace, info: RepositoryInfo) -> Benchmar
         histories=args.histories,
         malformed_share=args.malformed_share,
         seed=args.seed,
+        load=not args.perf_analyzer_only,
+        perf_analyzer=args.perf_analyzer or args.perf_analyzer_only,
+        perf_measurement_ms=args.measurement_ms,
     )
 
 
@@ -86,8 +93,13 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, info)
     with served(args, info) as url:
         result = run_benchmark(config, url, info, args.output_dir, show_progress=not args.quiet)
-    print(markdown_table(result.stats))
-    for check in result.checks:
-        print(f"{'✓' if check.ok else 'x'} {check.name}: {check.measured} (target: {check.requirement})")
+    for title, stats, checks in (
+        ("Python client", result.stats, result.checks),
+        ("perf_analyzer", as_run_stats(result.perf), result.perf_checks),
+    ):
+        if stats:
+            print(f"\n{title}:\n{markdown_table(stats)}")
+        for check in checks:
+            print(f"{'✓' if check.ok else 'x'} {check.name}: {check.measured} (target: {check.requirement})")
     print("Wrote " + ", ".join(str(p) for p in result.files.values()))
     return 0

@@ -51,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
         action="store_true",
         help="also emit ugt_naive, the benchmark's naive baseline (PyTorch eager, per request)",
     )
-    tri.add_argument("--max-queue-delay-us", type=int, default=500, help="dynamic batcher queue delay (default: 500)")
+    tri.add_argument("--max-queue-delay-us", type=int, default=0, help="dynamic batcher queue delay (default: 0)")
     tri.add_argument("--preferred-batch-sizes", type=_int_list, default=(), help="e.g. 8,16,32 (model step)")
     tri.add_argument("--model-instances", type=int, default=1, help="model-step instances (default: 1)")
     tri.add_argument("--intra-op-threads", type=int, default=2, help="ONNX Runtime threads per instance (default: 2)")

@@ -122,6 +122,7 @@ def model_parameters(config: BuildConfig, model: UGTConfig) -> dict[str, str]:
         "engine": config.export.engine,
         "model_file": ONNX_FILE,
         "intra_op_threads": str(config.triton.intra_op_threads),
+        "allow_spinning": str(config.triton.allow_spinning).lower(),
         "max_seq_length": str(config.export.max_seq_length),
         "codebook_sizes": ",".join(map(str, model.codebook_sizes)),
         "num_token_types": str(model.num_token_types),

@@ -20,7 +20,7 @@ class CatalogIndex:
 
     Attributes:
         item_ids: int64 [N], sorted ascending.
-        codes: int64 [N, 3], the codes of `item_ids[i]`.
+        codes: int64 [N, 3], the codes of `item_ids[i]`; `codes_by_level` is its (3, N) transpose.
         code_keys: int64 [N], `code_keys(codes)` sorted ascending.
         items_by_code: int64 [N], the item id of `code_keys[i]`.
     """
@@ -35,6 +35,7 @@ class CatalogIndex:
         self.codebook_sizes = tuple(int(v) for v in codebook_sizes)
         self.item_ids = np.ascontiguousarray(item_ids[order], dtype=np.int64)
         self.codes = np.ascontiguousarray(codes[order], dtype=np.int64)
+        self.codes_by_level = np.ascontiguousarray(self.codes.T)  # (3, N): fast gathers per level
         keys = code_keys(self.codes, self.codebook_sizes)
         by_key = np.argsort(keys, kind="stable")
         self.code_keys = keys[by_key]
@@ -43,9 +44,13 @@ class CatalogIndex:
     def __len__(self) -> int:
         return len(self.item_ids)
 
+    def positions_of(self, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of `item_ids` in `codes` (clipped for missing ids) and a bool mask of those found."""
+        return _lookup(self.item_ids, np.asarray(item_ids, dtype=np.int64))
+
     def codes_of(self, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Codes (..., 3) of `item_ids` and a bool mask of those found (missing rows hold 0s)."""
-        pos, found = _lookup(self.item_ids, np.asarray(item_ids, dtype=np.int64))
+        pos, found = self.positions_of(item_ids)
         codes = self.codes[pos]
         codes[~found] = 0
         return codes, found
@@ -78,6 +83,7 @@ class CatalogIndex:
         for name, value in arrays.items():
             setattr(index, name, value)
         index._check(path)
+        index.codes_by_level = np.ascontiguousarray(index.codes.T)
         return index
 
     def _check(self, path: str | Path) -> None:
@@ -93,6 +99,6 @@ class CatalogIndex:
 
 def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of `keys` in `sorted_keys` (clipped) and whether each was found."""
-    pos = np.searchsorted(sorted_keys, keys)
-    np.minimum(pos, len(sorted_keys) - 1, out=pos)
+    pos = sorted_keys.searchsorted(keys)
+    pos.clip(max=len(sorted_keys) - 1, out=pos)
     return pos, sorted_keys[pos] == keys

@@ -69,11 +69,12 @@ def _in_history(
 
 
 def _compact(items: np.ndarray, scores: np.ndarray, codes: np.ndarray, keep: np.ndarray) -> Recommendations:
+    """Move kept slots to the front (stable, so score order holds) and pad the rest."""
+    if keep.all():  # the common case: nothing to move
+        return Recommendations(item_ids=items, scores=scores, semantic_ids=codes)
     order = np.argsort(~keep, axis=1, kind="stable")
-    items = np.take_along_axis(items, order, axis=1)
-    scores = np.take_along_axis(scores, order, axis=1)
-    codes = np.take_along_axis(codes, order[..., None], axis=1)
-    padding = ~np.take_along_axis(keep, order, axis=1)
+    rows = np.arange(len(items))[:, None]
+    items, scores, codes, padding = items[rows, order], scores[rows, order], codes[rows, order], ~keep[rows, order]
     items[padding] = PAD_ITEM_ID
     scores[padding] = PAD_SCORE
     codes[padding] = PAD_ITEM_ID
