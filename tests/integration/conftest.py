@@ -19,6 +19,7 @@ def pytest_collection_modifyitems(items):
 
 
 def build(tmp_path_factory, **triton) -> tuple[BuildConfig, BuildResult]:
+    triton.setdefault("naive_peer", True)  # the benchmark's baseline, so the bench smoke can load it too
     config = BuildConfig(
         output_dir=tmp_path_factory.mktemp("repository") / "ensemble",
         synthetic_items=3_000,

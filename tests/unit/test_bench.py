@@ -86,3 +86,21 @@ def test_config_validation():
         BenchmarkConfig(requests=None)
     with pytest.raises(ConfigError):
         LoadSpec(0)
+
+
+def test_suite_document_keeps_the_optimisation_log(tmp_path, monkeypatch):
+    from ugt_ensemble.bench import suite
+    from ugt_ensemble.bench.runner import BenchmarkResult
+
+    monkeypatch.setattr(suite, "describe_machine", lambda url: {"cpu": "test CPU"})
+    report = tmp_path / "BENCHMARKS.md"
+    report.write_text("# old\n\n## Optimisation log\n\n- 2026-11-22: spinning off, +25 % throughput\n")
+    runs = [_stats("ensemble", 1, 100, 2.0, 4.0)]
+    results = {
+        part: BenchmarkResult(BenchmarkConfig(history_lengths=lengths), runs, check_targets(runs))
+        for part, lengths in (("compare", "100"), ("lengths", "32-1024"))
+    }
+    text = suite.suite_markdown(results, report, tmp_path / "benchmarks", "127.0.0.1:1", "python -m ugt_ensemble x")
+    assert "- cpu: test CPU" in text and "`python -m ugt_ensemble x`" in text
+    assert text.count("| ensemble | 1 |") == 2
+    assert text.rstrip().endswith("- 2026-11-22: spinning off, +25 % throughput")

@@ -22,8 +22,15 @@ def _find(stats: Sequence[RunStats], target: str, concurrency: int) -> RunStats 
     return next((s for s in stats if s.target == target and s.concurrency == concurrency), None)
 
 
-def check_targets(stats: Sequence[RunStats], low: int = 1, high: int = 8) -> list[TargetCheck]:
-    """Ensemble vs model step (overhead) and vs the naive peer, where those runs exist."""
+def check_targets(stats: Sequence[RunStats], low: int | None = None, high: int | None = None) -> list[TargetCheck]:
+    """Ensemble vs model step (overhead) and vs the naive peer, where those runs exist.
+
+    Latency overhead at `low` (default: the lowest concurrency measured), throughput at `high`
+    (default: 8 when measured, else the highest).
+    """
+    levels = sorted({s.concurrency for s in stats}) or [1]
+    low = levels[0] if low is None else low
+    high = (8 if 8 in levels else levels[-1]) if high is None else high
     checks = []
     ens_low, step_low = _find(stats, "ensemble", low), _find(stats, "model_step", low)
     if ens_low and step_low:

@@ -8,10 +8,12 @@ time goes (queue, compute input, infer, output) in preprocess, the model step an
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from ugt_ensemble.bench import perf_analyzer as pa
+from ugt_ensemble.bench.cpu import CpuMeter
 from ugt_ensemble.bench.perf_analyzer_output import PerfAnalyzerResult
 from ugt_ensemble.bench.stats import RunStats
 from ugt_ensemble.bench.workload import RepositoryInfo, Workload
@@ -29,8 +31,14 @@ def run_perf_analyzer(
     concurrency: Sequence[int],
     output_dir: Path,
     measurement_ms: int = 4000,
+    meter: CpuMeter | None = None,
+    cpu_rows: list | None = None,
 ) -> dict[str, list[PerfAnalyzerResult]]:
-    """target -> results, for each of `targets` that perf_analyzer can drive."""
+    """target -> results, for each of `targets` that perf_analyzer can drive.
+
+    With a `meter`, each concurrency runs as its own perf_analyzer process and its server CPU per
+    request is appended to `cpu_rows` as (target, concurrency, process -> ms).
+    """
     analyzer = pa.PerfAnalyzer.locate()
     output_dir.mkdir(parents=True, exist_ok=True)
     valid = [i for i, packed in enumerate(workload.packed) if packed is not None]
@@ -41,10 +49,22 @@ def run_perf_analyzer(
     }
     models = {"ensemble": info.ensemble, "model_step": info.model_step, "naive": info.naive_peer}
     results = {}
+    inputs = tempfile.TemporaryDirectory(prefix="ugt-perf-input-")  # large; the reports stay small
     for target in (t for t in targets if t in PERF_TARGETS and models[t]):
-        data = pa.write_input_data(output_dir / f"{target}-input.json", rows[target])
+        data = pa.write_input_data(Path(inputs.name) / f"{target}.json", rows[target])
         LOGGER.info("perf_analyzer: %s (%s) at concurrency %s", target, models[target], list(concurrency))
-        results[target] = pa.run(analyzer, url, models[target], data, concurrency, output_dir, measurement_ms)
+        if meter is None:
+            results[target] = pa.run(analyzer, url, models[target], data, concurrency, output_dir, measurement_ms)
+            continue
+        results[target] = []
+        for value in concurrency:
+            with meter.measure(models[target]) as cpu:
+                results[target] += pa.run(
+                    analyzer, url, models[target], data, [value], output_dir / f"c{value}", measurement_ms
+                )
+            if cpu_rows is not None:
+                cpu_rows.append((target, value, cpu))
+    inputs.cleanup()
     return results
 
 

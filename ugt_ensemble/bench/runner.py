@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ugt_ensemble.bench.checks import TargetCheck, check_targets, checks_markdown
+from ugt_ensemble.bench.cpu import CpuMeter, cpu_markdown
 from ugt_ensemble.bench.loadgen import LoadSpec, run_load
 from ugt_ensemble.bench.perf_analyzer_output import PerfAnalyzerResult
 from ugt_ensemble.bench.perf_runs import as_run_stats, breakdown_markdown, run_perf_analyzer
 from ugt_ensemble.bench.report import markdown_table, plot, target_legend, write_csv
 from ugt_ensemble.bench.stats import RunStats
 from ugt_ensemble.bench.targets import TARGETS, make_target
-from ugt_ensemble.bench.workload import LengthDistribution, RepositoryInfo, make_workload
+from ugt_ensemble.bench.workload import LengthDistribution, RepositoryInfo, Workload, make_workload
 from ugt_ensemble.errors import ConfigError
 
 LOGGER = logging.getLogger(__name__)
@@ -70,27 +72,43 @@ class BenchmarkResult:
     checks: list[TargetCheck]
     perf: dict[str, list[PerfAnalyzerResult]] = field(default_factory=dict)
     perf_checks: list[TargetCheck] = field(default_factory=list)
+    cpu_load: list[tuple[str, int, dict[str, float]]] = field(default_factory=list)
+    cpu_perf: list[tuple[str, int, dict[str, float]]] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
 
 
 def run_benchmark(
-    config: BenchmarkConfig, url: str, info: RepositoryInfo, output_dir: Path | None = None, show_progress: bool = True
+    config: BenchmarkConfig,
+    url: str,
+    info: RepositoryInfo,
+    output_dir: Path | None = None,
+    show_progress: bool = True,
+    server_pid: int | None = None,
 ) -> BenchmarkResult:
-    """Measure every target at every concurrency; write CSV/Markdown/PNG/JSON under `output_dir`."""
+    """Measure every target at every concurrency; write CSV/Markdown/PNG/JSON under `output_dir`.
+
+    With `server_pid` (a tritonserver on this machine), also the server CPU per request by process.
+    """
     workload = make_workload(
         info, LengthDistribution(config.history_lengths), config.histories, config.malformed_share, config.seed
     )
-    stats = _run_load(config, url, info, workload, show_progress) if config.load else []
-    result = BenchmarkResult(config, stats, check_targets(stats))
+    meter = CpuMeter(server_pid, url) if server_pid else None
+    result = BenchmarkResult(config, [], [])
+    if config.load:
+        result.stats = _run_load(config, url, info, workload, show_progress, meter, result.cpu_load)
+        result.checks = check_targets(result.stats)
     if config.perf_analyzer:
+        output = Path(output_dir or ".") / "perf_analyzer"
         result.perf = run_perf_analyzer(
             url,
             info,
             workload,
             config.targets,
             config.concurrency,
-            Path(output_dir or ".") / "perf_analyzer",
+            output,
             config.perf_measurement_ms,
+            meter,
+            result.cpu_perf,
         )
         result.perf_checks = check_targets(as_run_stats(result.perf))
     if output_dir is not None:
@@ -102,15 +120,20 @@ def _run_load(
     config: BenchmarkConfig,
     url: str,
     info: RepositoryInfo,
-    workload,
-    show_progress: bool,  # noqa: ANN001
+    workload: Workload,
+    show_progress: bool,
+    meter: CpuMeter | None,
+    cpu_rows: list,
 ) -> list[RunStats]:
     targets = [make_target(name, info, workload) for name in config.targets]
     stats = []
     for concurrency in config.concurrency:
         spec = LoadSpec(concurrency, config.requests, config.duration_s, config.warmup)
         for target in targets:  # interleaved, so slow drift of the machine affects every target alike
-            run = run_load(target, url, spec, show_progress)
+            with meter.measure(target.model) if meter else contextlib.nullcontext({}) as cpu:
+                run = run_load(target, url, spec, show_progress)
+            if cpu:
+                cpu_rows.append((target.name, concurrency, cpu))
             LOGGER.info(
                 "%-14s c=%-3d %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  ok %d  failed %d",
                 run.target,
@@ -144,6 +167,10 @@ def write_outputs(result: BenchmarkResult, output_dir: Path) -> dict[str, Path]:
                 "checks": [asdict(c) for c in result.checks],
                 "perf_analyzer": {t: [asdict(r) for r in runs] for t, runs in result.perf.items()},
                 "perf_analyzer_checks": [asdict(c) for c in result.perf_checks],
+                "server_cpu_ms_per_request": {
+                    "python_client": [{"target": t, "concurrency": c, **cpu} for t, c, cpu in result.cpu_load],
+                    "perf_analyzer": [{"target": t, "concurrency": c, **cpu} for t, c, cpu in result.cpu_perf],
+                },
             },
             indent=2,
         )
@@ -170,12 +197,16 @@ def result_markdown(result: BenchmarkResult, picture: str | None) -> str:
         ]
     if result.checks:
         parts += ["", checks_markdown(result.checks)]
+    if result.cpu_load:
+        parts += ["", "Server CPU per request (ms), by process:\n", cpu_markdown(result.cpu_load)]
     if result.perf:
         parts += ["", "### perf_analyzer\n", markdown_table(as_run_stats(result.perf))]
         if result.perf_checks:
             parts += ["", checks_markdown(result.perf_checks)]
         parts += ["", "Where the time goes, per request (server side, microseconds):\n"]
         parts += [breakdown_markdown(result.perf)]
+        if result.cpu_perf:
+            parts += ["", "Server CPU per request (ms), by process:\n", cpu_markdown(result.cpu_perf)]
     if picture:
         parts += ["", f"![latency against throughput]({picture})"]
     return "\n".join(parts) + "\n"

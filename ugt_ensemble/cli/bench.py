@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shlex
+import sys
 from pathlib import Path
 from typing import Iterator
 
 from ugt_ensemble.bench.perf_runs import as_run_stats
 from ugt_ensemble.bench.report import markdown_table
 from ugt_ensemble.bench.runner import BenchmarkConfig, run_benchmark
+from ugt_ensemble.bench.suite import run_suite
 from ugt_ensemble.bench.targets import TARGETS
 from ugt_ensemble.bench.workload import RepositoryInfo
 from ugt_ensemble.cli.build import _int_list
@@ -50,6 +53,12 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p.add_argument("--perf-analyzer-only", action="store_true", help="run perf_analyzer instead of the Python client")
     p.add_argument("--measurement-ms", type=int, default=4000, help="perf_analyzer measurement window (default: 4000)")
     p.add_argument("--output-dir", type=Path, default=Path("bench-results"), help="default: bench-results")
+    p.add_argument(
+        "--suite",
+        type=Path,
+        metavar="REPORT.md",
+        help="run the fixed suite behind BENCHMARKS.md and write it to REPORT.md",
+    )
     p.set_defaults(run=run)
 
 
@@ -77,22 +86,38 @@ def config_from_args(args: argparse.Namespace, info: RepositoryInfo) -> Benchmar
 
 
 @contextlib.contextmanager
-def served(args: argparse.Namespace, info: RepositoryInfo) -> Iterator[str]:
-    """The gRPC address to load: --url, or a tritonserver started here for the run."""
+def served(args: argparse.Namespace, info: RepositoryInfo) -> Iterator[tuple[str, int | None]]:
+    """The gRPC address to load and the server's pid when it runs here: --url, or a tritonserver
+    started for the run (then the report includes its CPU per request)."""
     if args.url:
-        yield args.url
+        yield args.url, None
         return
     ready = [info.ensemble, info.model_step] + ([info.naive_peer] if info.naive_peer else [])
     print(f"Starting tritonserver on {info.path} (loopback, free ports) ...", flush=True)
     with TritonServer(info.path, ready_models=ready) as server:
-        yield server.grpc_url
+        yield server.grpc_url, server.process.pid  # type: ignore[union-attr]
 
 
 def run(args: argparse.Namespace) -> int:
     info = RepositoryInfo.read(args.model_repository)
+    if args.suite:
+        with served(args, info) as (url, pid):
+            run_suite(
+                args.suite,
+                url,
+                info,
+                args.output_dir,
+                pid,
+                args.duration or 10.0,
+                args.measurement_ms,
+                show_progress=not args.quiet,
+                command="python -m ugt_ensemble " + shlex.join(sys.argv[1:]),
+            )
+        print(f"Wrote {args.suite} (raw results under {args.output_dir})")
+        return 0
     config = config_from_args(args, info)
-    with served(args, info) as url:
-        result = run_benchmark(config, url, info, args.output_dir, show_progress=not args.quiet)
+    with served(args, info) as (url, pid):
+        result = run_benchmark(config, url, info, args.output_dir, show_progress=not args.quiet, server_pid=pid)
     for title, stats, checks in (
         ("Python client", result.stats, result.checks),
         ("perf_analyzer", as_run_stats(result.perf), result.perf_checks),

@@ -1,0 +1,32 @@
+"""A short smoke of `python -m ugt_ensemble bench` against the session's server (no timing assertions)."""
+
+import csv
+import json
+import subprocess
+import sys
+
+
+def test_bench_reports_every_target_and_counts_failures(built, server, tmp_path):
+    _, result = built
+    out = tmp_path / "bench"
+    command = [
+        sys.executable, "-m", "ugt_ensemble", "bench", "--url", server.grpc_url,
+        "--model-repository", str(result.repository), "--compare", "--history-lengths", "5-60",
+        "--concurrency", "1,2", "--requests", "12", "--warmup", "2", "--histories", "20",
+        "--malformed-share", "0.3", "--output-dir", str(out), "-q",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = list(csv.DictReader((out / "bench.csv").open()))
+    assert {r["target"] for r in rows} == {"ensemble", "model_step", "client_packing", "naive"}
+    assert {int(r["concurrency"]) for r in rows} == {1, 2}
+    for row in rows:
+        for field in ("throughput", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "avg_ms", "min_ms", "max_ms"):
+            assert float(row[field]) >= 0
+        assert int(row["succeeded"]) + int(row["failed"]) == 12
+        assert int(row["failed"]) > 0 and row["first_error"]  # the malformed share is counted, not raised
+        assert float(row["p50_ms"]) <= float(row["p99_ms"]) <= float(row["max_ms"])
+    summary = json.loads((out / "results.json").read_text())
+    assert len(summary["runs"]) == 8 and len(summary["checks"]) == 3
+    assert (out / "bench.md").read_text().count("| ensemble |") == 2
+    assert (out / "bench.png").stat().st_size > 1000

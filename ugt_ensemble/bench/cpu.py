@@ -1,0 +1,88 @@
+"""Server CPU per request, by process: tritonserver and each Python-backend stub (Linux /proc).
+
+On a CPU-bound machine, throughput is cores / CPU per request, so this table explains the
+ratios between targets: it shows what each step of the ensemble costs on top of the model step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import tritonclient.grpc as grpcclient
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+STUB = "triton_python_backend_stub"
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+
+
+def server_processes(server_pid: int) -> dict[str, int]:
+    """ "tritonserver" and one entry per backend stub, named by its model ("preprocess", "ugt_trt#2", ...)."""
+    found = {"tritonserver": server_pid}
+    for entry in sorted(Path("/proc").glob("[0-9]*")):
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat[1]) != server_pid or not argv[0].endswith(STUB.encode()) or len(argv) < 2:
+            continue
+        name = Path(argv[1].decode(errors="replace")).parts[-3]  # <repo>/<model>/<version>/model.py
+        key, n = name, 2
+        while key in found:
+            key, n = f"{name}#{n}", n + 1
+        found[key] = int(entry.name)
+    return found
+
+
+def _served(url: str, model: str) -> int:
+    with grpcclient.InferenceServerClient(url) as client:
+        stats = client.get_inference_statistics(model, as_json=True).get("model_stats", [])
+    return sum(int(s.get("inference_count", 0)) for s in stats)
+
+
+@dataclass
+class CpuMeter:
+    """Measures CPU ms per served request of each server process around a block of load."""
+
+    server_pid: int
+    url: str
+    processes: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.processes = server_processes(self.server_pid)
+
+    @contextlib.contextmanager
+    def measure(self, model: str) -> Iterator[dict[str, float]]:
+        """Yields a dict that, after the block, maps process -> CPU ms per request of `model`."""
+        result: dict[str, float] = {}
+        before = {name: _cpu_seconds(pid) for name, pid in self.processes.items()}
+        served_before = _served(self.url, model)
+        yield result
+        requests = _served(self.url, model) - served_before
+        for name, pid in self.processes.items():
+            now, then = _cpu_seconds(pid), before[name]
+            if now is not None and then is not None and requests > 0:
+                result[name] = (now - then) / requests * 1e3
+        if result:
+            result["total"] = sum(result.values())
+
+
+def cpu_markdown(rows: list[tuple[str, int, dict[str, float]]]) -> str:
+    """(target, concurrency, process -> ms) rows as a Markdown table with one column per process."""
+    names = sorted({n for _, _, cpu in rows for n in cpu if n != "total"}) + ["total"]
+    lines = ["| target | conc. | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for target, concurrency, cpu in rows:
+        cells = " | ".join(f"{cpu[n]:.3f}" if n in cpu else "-" for n in names)
+        lines.append(f"| {target} | {concurrency} | {cells} |")
+    return "\n".join(lines)
