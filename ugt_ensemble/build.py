@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import logging
 import platform
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,18 +21,22 @@ import torch
 from ugt_ensemble import __version__
 from ugt_ensemble.catalog import Catalog, load_catalog, synthetic_catalog
 from ugt_ensemble.config import BuildConfig
-from ugt_ensemble.errors import RepositoryError
+from ugt_ensemble.errors import ExportError, RepositoryError
 from ugt_ensemble.export.onnx_export import export_onnx
-from ugt_ensemble.export.validate import ShapeCheck, validate_onnx
+from ugt_ensemble.export.tensorrt_build import build_engine, require_tensorrt
+from ugt_ensemble.export.tensorrt_check import TensorRTReport, check_tensorrt_compatibility
+from ugt_ensemble.export.tensorrt_plan import EngineMetadata, calibration_batches
+from ugt_ensemble.export.tensorrt_run import TensorRTRunner
+from ugt_ensemble.export.validate import ShapeCheck, validate_onnx, validate_runner
 from ugt_ensemble.model import UGT, UGTConfig, build_model
 from ugt_ensemble.model.checkpoint import model_from_state, read_checkpoint, save_checkpoint
 from ugt_ensemble.progress import StepProgress
-from ugt_ensemble.repository.render import CHECKPOINT_FILE, ONNX_FILE
+from ugt_ensemble.repository.render import CHECKPOINT_FILE, ONNX_FILE, PLAN_FILE
 from ugt_ensemble.repository.rules import RepositoryReport, check_repository
 from ugt_ensemble.repository.writer import MANIFEST, StagedRepository, write_models
+from ugt_ensemble.runtime.catalog_index import CatalogIndex
 
 LOGGER = logging.getLogger(__name__)
-BUILD_STEPS = 6
 
 
 @dataclass
@@ -46,9 +51,16 @@ class BuildResult:
     files: list[Path]
 
 
+def build_steps(config: BuildConfig) -> int:
+    """How many progress steps `build_repository` shows for `config`."""
+    return 7 + (2 if config.export.engine == "tensorrt" else 0)
+
+
 def build_repository(config: BuildConfig, progress: StepProgress | None = None) -> BuildResult:
     """Build and check the repository described by `config` (see the module docstring)."""
     progress = progress or StepProgress.silent()
+    if config.export.engine == "tensorrt":
+        require_tensorrt()  # one line on what is missing, before any work
     with progress.step("Reading the model config and catalog"):
         model_config, state = _model_config(config)
         config.check_model(model_config)
@@ -61,17 +73,15 @@ def build_repository(config: BuildConfig, progress: StepProgress | None = None) 
         else:
             model = model_from_state(model_config, tables, state, config.checkpoint)  # type: ignore[arg-type]
     with StagedRepository(config.output_dir) as staged:
-        onnx_path = staged.path / config.triton.model_name / "1" / ONNX_FILE
-        e = config.export
-        with progress.step(
-            f"Exporting ONNX (batch {e.min_batch_size}-{e.max_batch_size}, "
-            f"sequence {e.min_seq_length}-{e.max_seq_length})"
-        ):
-            export_onnx(model, onnx_path, config.export, index)
-        with progress.step(f"Validating ONNX against PyTorch on {len(e.validation_shapes)} shapes"):
-            checks = validate_onnx(model, onnx_path, index, config.export, seed=config.seed)
+        version_dir = staged.path / config.triton.model_name / "1"
+        onnx_path, checks, trt_report = _export_and_check(config, model, index, version_dir, progress)
+        files = [onnx_path]
+        engine = None
+        if config.export.engine == "tensorrt":
+            engine = _build_and_check_engine(config, model, index, onnx_path, version_dir, progress)
+            files += [version_dir / PLAN_FILE, version_dir / (PLAN_FILE + ".json")]
         with progress.step("Writing the Triton model repository"):
-            files = [onnx_path, *write_models(staged.path, config, model_config, index)]
+            files += write_models(staged.path, config, model_config, index)
             if config.triton.naive_peer:
                 checkpoint = staged.path / config.triton.naive_peer_name / "1" / CHECKPOINT_FILE
                 save_checkpoint(model, checkpoint)
@@ -81,11 +91,56 @@ def build_repository(config: BuildConfig, progress: StepProgress | None = None) 
             if not report.valid:
                 raise RepositoryError("the emitted repository is invalid:\n  " + "\n  ".join(report.errors))
         names = list(report.configs)
-        manifest = _manifest(config, model_config, catalog, checks, names)
+        manifest = _manifest(config, model_config, catalog, checks, names, trt_report, engine)
         staged.commit(names, manifest)
     root = config.output_dir.absolute()
     moved = [root / f.relative_to(staged.path) for f in files] + [root / MANIFEST]
     return BuildResult(root, catalog, model, checks, report, moved)
+
+
+def _export_and_check(
+    config: BuildConfig, model: UGT, index: CatalogIndex, version_dir: Path, progress: StepProgress
+) -> tuple[Path, list[ShapeCheck], TensorRTReport]:
+    """Export (or copy `config.onnx_path`), validate against PyTorch, check against TensorRT's parser."""
+    onnx_path = version_dir / ONNX_FILE
+    e = config.export
+    if config.onnx_path is None:
+        ranges = f"batch {e.min_batch_size}-{e.max_batch_size}, sequence {e.min_seq_length}-{e.max_seq_length}"
+        with progress.step(f"Exporting ONNX ({ranges})"):
+            export_onnx(model, onnx_path, config.export, index)
+    else:
+        with progress.step(f"Reusing {config.onnx_path} (no export)"):
+            version_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(config.onnx_path, onnx_path)
+    with progress.step(f"Validating ONNX against PyTorch on {len(e.validation_shapes)} shapes"):
+        checks = validate_onnx(model, onnx_path, index, config.export, seed=config.seed)
+    with progress.step("Checking the graph against TensorRT 10's ONNX parser (static)"):
+        trt_report = check_tensorrt_compatibility(onnx_path)
+        if trt_report.problems and config.export.needs_tensorrt_parser:
+            raise ExportError("TensorRT cannot parse the exported graph:\n  " + "\n  ".join(trt_report.problems))
+        for problem in trt_report.problems:
+            LOGGER.warning("TensorRT would refuse the graph: %s", problem)
+    return onnx_path, checks, trt_report
+
+
+def _build_and_check_engine(
+    config: BuildConfig, model: UGT, index: CatalogIndex, onnx_path: Path, version_dir: Path, progress: StepProgress
+) -> EngineMetadata:
+    e = config.export
+    engine_path = version_dir / PLAN_FILE
+    calibration = None
+    if e.precision == "int8":
+        length = int(e.opt_seq_length)  # type: ignore[arg-type]
+        calibration = calibration_batches(
+            index, e.calibration_batch_size, length, e.calibration_batches, e.calibration_histories, config.seed
+        )
+    with progress.step(f"Building the TensorRT engine ({e.precision}, workspace {e.workspace_mib} MiB)"):
+        metadata = build_engine(onnx_path, engine_path, e, calibration)
+    with progress.step(f"Validating the engine against PyTorch (score atol {e.engine_atol:g})"):
+        validate_runner(
+            model, TensorRTRunner(engine_path), str(engine_path), index, e.validation_shapes, e.engine_atol, config.seed
+        )
+    return metadata
 
 
 def _model_config(config: BuildConfig) -> tuple[UGTConfig, dict[str, torch.Tensor] | None]:
@@ -106,7 +161,13 @@ def _describe_model(config: BuildConfig, model_config: UGTConfig) -> str:
 
 
 def _manifest(
-    config: BuildConfig, model_config: UGTConfig, catalog: Catalog, checks: list[ShapeCheck], names: list[str]
+    config: BuildConfig,
+    model_config: UGTConfig,
+    catalog: Catalog,
+    checks: list[ShapeCheck],
+    names: list[str],
+    trt_report: TensorRTReport,
+    engine: EngineMetadata | None,
 ) -> dict[str, Any]:
     tables = catalog.prefix_tables()
     return {
@@ -127,4 +188,11 @@ def _manifest(
         "export": dataclasses.asdict(config.export),
         "triton": dataclasses.asdict(config.triton),
         "validation": [dataclasses.asdict(c) for c in checks],
+        "tensorrt_static_check": {
+            "ok": trt_report.ok,
+            "problems": trt_report.problems,
+            "opset": trt_report.opset,
+            "ops": trt_report.op_counts,
+        },
+        "tensorrt_engine": dataclasses.asdict(engine) if engine else None,
     }

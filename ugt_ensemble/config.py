@@ -13,10 +13,28 @@ from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.model.config import UGTConfig
 from ugt_ensemble.runtime.packing import DEFAULT_BUCKETS, PackingConfig
 
-#: Model-step engines. "onnxruntime" runs ONNX Runtime inside a Python-backend model (works on
-#: any tritonserver, including the CPU build from the nvidia-pytriton wheel).
-ENGINES: tuple[str, ...] = ("onnxruntime",)
+#: Model-step engines:
+#: - "onnxruntime": ONNX Runtime inside a Python-backend model (any tritonserver, including the CPU
+#:   build from the nvidia-pytriton wheel); the default.
+#: - "tensorrt": a TensorRT engine, platform "tensorrt_plan" (needs TensorRT and a GPU to build).
+#: - "onnxruntime-backend": Triton's onnxruntime backend ("onnxruntime_onnx"), no accelerator.
+#: - "onnxruntime-trt": the same with the TensorRT execution accelerator (GPU).
+#: - "onnxruntime-openvino": the same with the OpenVINO execution accelerator (CPU).
+ENGINES: tuple[str, ...] = ("onnxruntime", "tensorrt", "onnxruntime-backend", "onnxruntime-trt", "onnxruntime-openvino")
+PYTHON_ENGINES: tuple[str, ...] = ("onnxruntime",)
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+#: Precisions each engine accepts.
+ENGINE_PRECISIONS: dict[str, tuple[str, ...]] = {
+    "onnxruntime": ("fp32",),
+    "tensorrt": PRECISIONS,
+    "onnxruntime-backend": ("fp32",),
+    "onnxruntime-trt": ("fp32", "fp16"),
+    "onnxruntime-openvino": ("fp32",),
+}
+DEFAULT_TIMING_CACHE = Path.home() / ".cache" / "ugt-ensemble" / "tensorrt-timing.cache"
+#: Allowed |score difference| of a TensorRT engine against PyTorch, per precision (codes must match
+#: up to ties within it). Reduced precision moves scores; the decoder stays fp32 to keep rankings.
+ENGINE_SCORE_ATOL: dict[str, float] = {"fp32": 1e-3, "fp16": 5e-2, "int8": 0.25}
 #: (batch, sequence) shapes the exported model is checked on, from the smallest to both maxima.
 DEFAULT_VALIDATION_SHAPES: tuple[tuple[int, int], ...] = ((1, 1), (3, 17), (8, 256), (64, 100), (2, 1024))
 
@@ -34,6 +52,11 @@ class ExportConfig:
             against PyTorch after export.
         score_atol: largest allowed |score difference| in that check; codes must be identical
             (entries whose scores tie within `score_atol` may swap places).
+        workspace_mib: TensorRT builder workspace limit.
+        timing_cache: TensorRT timing cache, reused and updated by every build (None: no cache).
+        calibration_histories: INT8 calibration data, one JSON history per line (None: synthetic).
+        calibration_batches, calibration_batch_size: how much INT8 calibration data.
+        engine_score_atol: the TensorRT engine's tolerance against PyTorch (None: `ENGINE_SCORE_ATOL`).
 
     Unset opt values default to min(32, max_batch_size) and min(512, max_seq_length); unset
     `validation_shapes` to `DEFAULT_VALIDATION_SHAPES` clipped to the export range.
@@ -49,12 +72,24 @@ class ExportConfig:
     max_seq_length: int = 1024
     validation_shapes: tuple[tuple[int, int], ...] | None = None
     score_atol: float = 1e-4
+    workspace_mib: int = 4096
+    timing_cache: Path | None = DEFAULT_TIMING_CACHE
+    calibration_histories: Path | None = None
+    calibration_batches: int = 16
+    calibration_batch_size: int = 32
+    engine_score_atol: float | None = None
 
     def __post_init__(self) -> None:
         _one_of("engine", self.engine, ENGINES)
         _one_of("precision", self.precision, PRECISIONS)
-        if self.engine == "onnxruntime" and self.precision != "fp32":
-            raise ConfigError("`precision` must be fp32 for the onnxruntime engine (CPU)")
+        if self.precision not in ENGINE_PRECISIONS[self.engine]:
+            allowed = ", ".join(ENGINE_PRECISIONS[self.engine])
+            raise ConfigError(
+                f"`precision` {self.precision} is not available with engine {self.engine} (allowed: {allowed})"
+            )
+        for name in ("workspace_mib", "calibration_batches", "calibration_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         if self.opt_batch_size is None:
             object.__setattr__(self, "opt_batch_size", max(self.min_batch_size, min(32, self.max_batch_size)))
         if self.opt_seq_length is None:
@@ -72,6 +107,16 @@ class ExportConfig:
                 raise ConfigError(f"`validation_shapes` entry {(batch, length)} is outside the export range")
         if not self.score_atol > 0:
             raise ConfigError(f"`score_atol` must be > 0, got {self.score_atol}")
+
+    @property
+    def engine_atol(self) -> float:
+        """The TensorRT engine's score tolerance against PyTorch."""
+        return self.engine_score_atol if self.engine_score_atol is not None else ENGINE_SCORE_ATOL[self.precision]
+
+    @property
+    def needs_tensorrt_parser(self) -> bool:
+        """True when TensorRT will parse the graph (the static check is then fatal)."""
+        return self.engine in ("tensorrt", "onnxruntime-trt")
 
     def _clipped_default_shapes(self) -> tuple[tuple[int, int], ...]:
         clip = lambda v, lo, hi: max(lo, min(v, hi))  # noqa: E731
@@ -100,6 +145,14 @@ class TritonConfig:
         max_request_bytes, max_events: limits on one HISTORY document.
         naive_peer: also emit `naive_peer_name`, the benchmark's naive baseline (one Python model,
             PyTorch eager, per request, no dynamic batching; needs ugt-ensemble in the server's Python).
+        instance_kind: model-step `instance_group.kind`: KIND_CPU, KIND_GPU or KIND_AUTO (default:
+            KIND_CPU for the Python-backend engine, KIND_GPU for TensorRT and the TensorRT accelerator).
+        gpus: model-step `instance_group.gpus` (empty: all).
+        cuda_graphs: `optimization.cuda.graphs` for the TensorRT plan.
+        warmup: model-step `model_warmup` samples (batch 1 and max_batch_size, zero data).
+        response_cache: `response_cache.enable` on the model step (start tritonserver with --cache-config).
+        version_policy: "latest:N", "all" or "specific:1,2" (Triton's `version_policy`).
+        accelerator_workspace_mib: `max_workspace_size_bytes` of the TensorRT execution accelerator.
     """
 
     ensemble_name: str = "ugt_recommend"
@@ -120,6 +173,13 @@ class TritonConfig:
     max_events: int = 100_000
     naive_peer: bool = False
     naive_peer_name: str = "ugt_naive"
+    instance_kind: str | None = None
+    gpus: tuple[int, ...] = ()
+    cuda_graphs: bool = False
+    warmup: bool = True
+    response_cache: bool = False
+    version_policy: str = "latest:1"
+    accelerator_workspace_mib: int = 1024
 
     def __post_init__(self) -> None:
         names = [self.ensemble_name, self.preprocess_name, self.model_name, self.postprocess_name, self.naive_peer_name]
@@ -147,6 +207,28 @@ class TritonConfig:
             raise ConfigError(f"`preferred_batch_sizes` {bad} must lie in [1, max_batch_size={self.max_batch_size}]")
         if not self.length_buckets or min(self.length_buckets) < 1:
             raise ConfigError(f"`length_buckets` must be positive ints, got {self.length_buckets}")
+        if self.instance_kind not in (None, "KIND_CPU", "KIND_GPU", "KIND_AUTO"):
+            raise ConfigError(f"`instance_kind` must be KIND_CPU, KIND_GPU or KIND_AUTO, got {self.instance_kind!r}")
+        if any(g < 0 for g in self.gpus):
+            raise ConfigError(f"`gpus` must be GPU indices >= 0, got {self.gpus}")
+        parse_version_policy(self.version_policy)
+
+    def model_instance_kind(self, engine: str) -> str:
+        """The model step's instance kind for `engine` (explicit, else by engine)."""
+        return self.instance_kind or ("KIND_GPU" if engine in ("tensorrt", "onnxruntime-trt") else "KIND_CPU")
+
+
+def parse_version_policy(policy: str) -> tuple[str, tuple[int, ...]]:
+    """("latest", (N,)), ("all", ()) or ("specific", (v, ...)) from "latest:N", "all", "specific:v,..."."""
+    kind, _, values = policy.partition(":")
+    try:
+        numbers = tuple(int(v) for v in values.split(",") if v.strip())
+    except ValueError:
+        numbers = ()
+    ok = (kind == "all" and not values) or (kind in ("latest", "specific") and numbers and min(numbers) >= 1)
+    if not ok:
+        raise ConfigError(f"`version_policy` {policy!r}: use latest:N, all, or specific:1,2")
+    return kind, numbers
 
 
 @dataclass(frozen=True)
@@ -158,6 +240,7 @@ class BuildConfig:
         model: the model's architecture; None means the checkpoint's own config, or the defaults.
         catalog_path: CSV/Parquet catalog; None means a synthetic catalog of `synthetic_items`.
         checkpoint: weights to load; None means a seeded initialisation (`seed`).
+        onnx_path: use this exported model instead of exporting again (it is still validated).
     """
 
     output_dir: Path = Path("ensemble")
@@ -167,6 +250,7 @@ class BuildConfig:
     catalog_path: Path | None = None
     synthetic_items: int = 10_000
     checkpoint: Path | None = None
+    onnx_path: Path | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:

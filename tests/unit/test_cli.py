@@ -59,7 +59,7 @@ def test_build_from_files_writes_a_valid_repository(tmp_path, catalog, tiny_conf
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert "[6/6] Checking configs" in result.stderr and "Wrote the Triton model repository" in result.stdout
+    assert "[7/7] Checking configs" in result.stderr and "Wrote the Triton model repository" in result.stdout
     manifest = json.loads((tmp_path / "repo" / "ugt_build.json").read_text())
     assert manifest["catalog"]["items"] == len(catalog) and manifest["model_config"]["d_model"] == 32
     assert (tmp_path / "repo" / "README.md").read_text() == "kept"

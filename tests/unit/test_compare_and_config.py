@@ -44,7 +44,10 @@ def test_triples_compare_as_entries():
     ("factory", "message"),
     [
         (lambda: ExportConfig(engine="tvm"), "`engine` must be one of"),
-        (lambda: ExportConfig(precision="fp16"), "fp32 for the onnxruntime engine"),
+        (lambda: ExportConfig(precision="fp16"), "fp16 is not available with engine onnxruntime"),
+        (lambda: ExportConfig(engine="onnxruntime-trt", precision="int8"), "int8 is not available"),
+        (lambda: TritonConfig(version_policy="newest"), "version_policy"),
+        (lambda: TritonConfig(instance_kind="KIND_TPU"), "instance_kind"),
         (lambda: ExportConfig(min_batch_size=4, max_batch_size=2), "min_batch_size"),
         (lambda: ExportConfig(validation_shapes=((128, 4),)), "outside the export range"),
         (lambda: TritonConfig(ensemble_name="a b"), "model name"),

@@ -34,6 +34,8 @@ class BenchmarkConfig:
         history_lengths: `LengthDistribution` spec: "100", "32-1024" (log-uniform) or "32,128,1024".
         histories: distinct seeded histories, cycled through.
         malformed_share: share of requests that are malformed on purpose (failures are counted).
+        rounds: interleaved repetitions of every (concurrency, target) run; the report keeps each
+            pair's median-throughput run (a shared machine drifts over minutes).
         load: run the Python asynchronous load generator.
         perf_analyzer: also run NVIDIA perf_analyzer (per-step breakdown) for the targets it can drive.
     """
@@ -47,6 +49,7 @@ class BenchmarkConfig:
     histories: int = 256
     malformed_share: float = 0.0
     seed: int = 0
+    rounds: int = 1
     load: bool = True
     perf_analyzer: bool = False
     perf_measurement_ms: int = 4000
@@ -59,6 +62,8 @@ class BenchmarkConfig:
             raise ConfigError(f"`concurrency` must be positive ints, got {self.concurrency}")
         LoadSpec(self.concurrency[0], self.requests, self.duration_s, self.warmup)  # validates the rest
         LengthDistribution(self.history_lengths)
+        if self.rounds < 1:
+            raise ConfigError(f"`rounds` must be >= 1, got {self.rounds}")
         if not (self.load or self.perf_analyzer):
             raise ConfigError("nothing to run: enable the load generator or perf_analyzer")
 
@@ -126,26 +131,36 @@ def _run_load(
     cpu_rows: list,
 ) -> list[RunStats]:
     targets = [make_target(name, info, workload) for name in config.targets]
+    runs: dict[tuple[str, int], list[tuple[RunStats, dict]]] = {}
+    for _ in range(config.rounds):
+        for concurrency in config.concurrency:
+            spec = LoadSpec(concurrency, config.requests, config.duration_s, config.warmup)
+            for target in targets:  # interleaved, so slow drift of the machine affects every target alike
+                with meter.measure(target.model) if meter else contextlib.nullcontext({}) as cpu:
+                    run = run_load(target, url, spec, show_progress)
+                LOGGER.info(
+                    "%-14s c=%-3d %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  ok %d  failed %d",
+                    run.target,
+                    run.concurrency,
+                    run.throughput,
+                    run.p50_ms,
+                    run.p99_ms,
+                    run.succeeded,
+                    run.failed,
+                )
+                runs.setdefault((target.name, concurrency), []).append((run, cpu))
     stats = []
-    for concurrency in config.concurrency:
-        spec = LoadSpec(concurrency, config.requests, config.duration_s, config.warmup)
-        for target in targets:  # interleaved, so slow drift of the machine affects every target alike
-            with meter.measure(target.model) if meter else contextlib.nullcontext({}) as cpu:
-                run = run_load(target, url, spec, show_progress)
-            if cpu:
-                cpu_rows.append((target.name, concurrency, cpu))
-            LOGGER.info(
-                "%-14s c=%-3d %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  ok %d  failed %d",
-                run.target,
-                run.concurrency,
-                run.throughput,
-                run.p50_ms,
-                run.p99_ms,
-                run.succeeded,
-                run.failed,
-            )
-            stats.append(run)
-    return stats
+    for (name, concurrency), attempts in runs.items():
+        run, cpu = median_run(attempts, key=lambda attempt: attempt[0].throughput)
+        stats.append(run)
+        if cpu:
+            cpu_rows.append((name, concurrency, cpu))
+    return sorted(stats, key=lambda s: (s.concurrency, config.targets.index(s.target)))
+
+
+def median_run(attempts: list, key) -> object:  # noqa: ANN001
+    """The attempt with the median `key` (the upper median for an even count)."""
+    return sorted(attempts, key=key)[len(attempts) // 2]
 
 
 def write_outputs(result: BenchmarkResult, output_dir: Path) -> dict[str, Path]:
@@ -184,9 +199,10 @@ def result_markdown(result: BenchmarkResult, picture: str | None) -> str:
     """The runs as Markdown: legend, table, target checks, plot."""
     c = result.config
     amount = f"{c.requests} requests" if c.requests else f"{c.duration_s:g} s"
+    rounds = f" Each row is the median-throughput run of {c.rounds} interleaved rounds." if c.rounds > 1 else ""
     parts = [
         f"History lengths `{c.history_lengths}`, {c.histories} distinct histories, {amount} per run after "
-        f"{c.warmup} warm-up requests, malformed share {c.malformed_share:g}.\n",
+        f"{c.warmup} warm-up requests, malformed share {c.malformed_share:g}.{rounds}\n",
         target_legend(c.targets) + "\n",
     ]
     if result.stats:

@@ -15,7 +15,7 @@ from ugt_ensemble.bench.runner import BenchmarkConfig, run_benchmark
 from ugt_ensemble.bench.suite import run_suite
 from ugt_ensemble.bench.targets import TARGETS
 from ugt_ensemble.bench.workload import RepositoryInfo
-from ugt_ensemble.cli.build import _int_list
+from ugt_ensemble.cli.common import int_list
 from ugt_ensemble.server import TritonServer
 
 
@@ -39,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
         help="all targets side by side (the naive peer if the repository has it); lengths default to 100",
     )
     p.add_argument(
-        "--concurrency", type=_int_list, default=(1, 8), help="requests in flight, e.g. 1,2,4,8 (default: 1,8)"
+        "--concurrency", type=int_list, default=(1, 8), help="requests in flight, e.g. 1,2,4,8 (default: 1,8)"
     )
     amount = p.add_mutually_exclusive_group()
     amount.add_argument("--requests", type=int, help="requests per run (default: 500)")
@@ -49,9 +49,10 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p.add_argument("--histories", type=int, default=256, help="distinct seeded histories (default: 256)")
     p.add_argument("--malformed-share", type=float, default=0.0, help="share of malformed requests (default: 0)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounds", type=int, help="interleaved repetitions, median run kept (default: 1; --suite: 3)")
     p.add_argument("--perf-analyzer", action="store_true", help="also run NVIDIA perf_analyzer (per-step breakdown)")
     p.add_argument("--perf-analyzer-only", action="store_true", help="run perf_analyzer instead of the Python client")
-    p.add_argument("--measurement-ms", type=int, default=4000, help="perf_analyzer measurement window (default: 4000)")
+    p.add_argument("--measurement-ms", type=int, help="perf_analyzer window in ms (default: 4000; --suite: 3000)")
     p.add_argument("--output-dir", type=Path, default=Path("bench-results"), help="default: bench-results")
     p.add_argument(
         "--suite",
@@ -79,9 +80,10 @@ def config_from_args(args: argparse.Namespace, info: RepositoryInfo) -> Benchmar
         histories=args.histories,
         malformed_share=args.malformed_share,
         seed=args.seed,
+        rounds=args.rounds or 1,
         load=not args.perf_analyzer_only,
         perf_analyzer=args.perf_analyzer or args.perf_analyzer_only,
-        perf_measurement_ms=args.measurement_ms,
+        perf_measurement_ms=args.measurement_ms or 4000,
     )
 
 
@@ -108,8 +110,9 @@ def run(args: argparse.Namespace) -> int:
                 info,
                 args.output_dir,
                 pid,
-                args.duration or 10.0,
-                args.measurement_ms,
+                args.duration or 6.0,
+                args.measurement_ms or 3000,
+                args.rounds or 3,
                 show_progress=not args.quiet,
                 command="python -m ugt_ensemble " + shlex.join(sys.argv[1:]),
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
@@ -11,6 +12,14 @@ from typing import Sequence
 from ugt_ensemble.client.results import Result
 
 LOGGER = logging.getLogger("ugt_ensemble")
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """argparse type: "8,16,32" -> (8, 16, 32)."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def configure_logging(verbosity: int) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ugt_ensemble.build import BUILD_STEPS, build_repository
+from ugt_ensemble.build import build_repository, build_steps
 from ugt_ensemble.cli.common import print_results
 from ugt_ensemble.cli.serve import ensemble_name, probe
 from ugt_ensemble.client.grpc_client import RecommendClient
@@ -47,7 +47,8 @@ def sample_histories(index: CatalogIndex, seed: int = 7) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     if args.rebuild or not (args.output_dir / MANIFEST).is_file():
-        build_repository(BuildConfig(output_dir=args.output_dir), StepProgress(BUILD_STEPS, enabled=not args.quiet))
+        config = BuildConfig(output_dir=args.output_dir)
+        build_repository(config, StepProgress(build_steps(config), enabled=not args.quiet))
     model_name = ensemble_name(args.output_dir)
     index = CatalogIndex.load(_preprocess_catalog(args.output_dir))
     samples = sample_histories(index)

@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +37,9 @@ class ShapeCheck:
         return not self.problems
 
 
+Runner = Callable[[dict[str, np.ndarray]], Sequence[np.ndarray]]
+
+
 def validate_onnx(
     model: UGT, onnx_path: str | Path, index: CatalogIndex, config: ExportConfig, seed: int = 0
 ) -> list[ShapeCheck]:
@@ -45,14 +49,35 @@ def validate_onnx(
     `config.score_atol`; otherwise raises `ExportError` with one line per failing shape.
     """
     session = _session(onnx_path)
+    return validate_runner(
+        model,
+        lambda feed: session.run(None, feed),
+        str(onnx_path),
+        index,
+        config.validation_shapes,
+        config.score_atol,
+        seed,
+    )
+
+
+def validate_runner(
+    model: UGT,
+    run: Runner,
+    label: str,
+    index: CatalogIndex,
+    shapes: Sequence[tuple[int, int]],
+    atol: float,
+    seed: int = 0,
+) -> list[ShapeCheck]:
+    """Compare `run(feed) -> (codes, scores)` with PyTorch on each shape; `ExportError` on any mismatch."""
     rng = np.random.default_rng(seed)
-    checks = [_check_shape(model, session, index, b, t, config.score_atol, rng) for b, t in config.validation_shapes]
+    checks = [_check_shape(model, run, index, b, t, atol, rng) for b, t in shapes]
     failed = [c for c in checks if not c.ok]
     if failed:
         lines = [f"  (batch {c.batch}, seq {c.length}): {'; '.join(c.problems)}" for c in failed]
         raise ExportError(
-            f"{onnx_path} differs from the PyTorch model on {len(failed)} of {len(checks)} shapes "
-            f"(score atol {config.score_atol:g}):\n" + "\n".join(lines)
+            f"{label} differs from the PyTorch model on {len(failed)} of {len(checks)} shapes "
+            f"(score atol {atol:g}):\n" + "\n".join(lines)
         )
     return checks
 
@@ -67,12 +92,12 @@ def _session(onnx_path: str | Path):  # noqa: ANN202 - onnxruntime.InferenceSess
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
-def _check_shape(model, session, index, batch: int, length: int, atol: float, rng) -> ShapeCheck:  # noqa: ANN001
+def _check_shape(model, run: Runner, index, batch: int, length: int, atol: float, rng) -> ShapeCheck:  # noqa: ANN001
     feed = random_encoder_batch(index, batch, length, rng)
     start = time.perf_counter()
     with torch.no_grad():
         ref_codes, ref_scores = (t.numpy() for t in model(*(torch.from_numpy(feed[n]) for n in ENCODER_INPUTS)))
-    got_codes, got_scores = session.run(None, feed)
+    got_codes, got_scores = run(feed)
     finite = np.isfinite(ref_scores) & np.isfinite(got_scores)
     diff = float(np.abs(ref_scores - got_scores)[finite].max(initial=0.0))
     problems = tuple(ranked_mismatches(ref_codes, ref_scores, got_codes, got_scores, atol))

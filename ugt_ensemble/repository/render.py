@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 
 from ugt_ensemble import __version__
-from ugt_ensemble.config import BuildConfig
+from ugt_ensemble.config import PYTHON_ENGINES, BuildConfig, parse_version_policy
 from ugt_ensemble.model.config import UGTConfig
 from ugt_ensemble.repository import specs
 
@@ -21,6 +21,7 @@ HEADER = (
 CATALOG_FILE = "catalog.npz"
 ONNX_FILE = "model.onnx"
 CHECKPOINT_FILE = "checkpoint.pt"
+PLAN_FILE = "model.plan"
 
 
 @lru_cache(maxsize=1)
@@ -65,17 +66,7 @@ def render_configs(config: BuildConfig, model: UGTConfig) -> dict[str, str]:
             parameters=preprocess_parameters(config),
             **common,
         ),
-        t.model_name: render_template(
-            "ugt_trt_python.pbtxt.j2",
-            name=t.model_name,
-            engine=config.export.engine,
-            inputs=specs.encoder_tensors(ragged=True),
-            outputs=specs.MODEL_OUTPUTS,
-            preferred_batch_sizes=t.preferred_batch_sizes,
-            instances=t.model_instances,
-            parameters=model_parameters(config, model),
-            **common,
-        ),
+        t.model_name: render_model_step(config, model),
         t.postprocess_name: render_template(
             "postprocess.pbtxt.j2",
             name=t.postprocess_name,
@@ -102,6 +93,75 @@ def render_configs(config: BuildConfig, model: UGTConfig) -> dict[str, str]:
             },
         )
     return configs
+
+
+def render_model_step(config: BuildConfig, model: UGTConfig) -> str:
+    """The model step's config: a Python-backend model or a native platform, per `config.export.engine`."""
+    t, engine = config.triton, config.export.engine
+    shared = dict(
+        name=t.model_name,
+        max_batch_size=t.max_batch_size,
+        max_queue_delay_us=t.max_queue_delay_us,
+        preferred_batch_sizes=t.preferred_batch_sizes,
+        instances=t.model_instances,
+        outputs=specs.MODEL_OUTPUTS,
+        version_policy=parse_version_policy(t.version_policy),
+        response_cache=t.response_cache,
+        warmup=warmup_samples(config) if t.warmup else (),
+    )
+    if engine in PYTHON_ENGINES:
+        return render_template(
+            "ugt_trt_python.pbtxt.j2",
+            engine=engine,
+            inputs=specs.encoder_tensors(ragged=True),
+            parameters=model_parameters(config, model),
+            **shared,
+        )
+    platform, description, accelerator = NATIVE_ENGINES[engine]
+    if accelerator and accelerator["name"] == "tensorrt":
+        accelerator = {
+            **accelerator,
+            "parameters": {
+                "precision_mode": config.export.precision.upper(),
+                "max_workspace_size_bytes": str(t.accelerator_workspace_mib << 20),
+            },
+        }
+    return render_template(
+        "ugt_trt_native.pbtxt.j2",
+        platform=platform,
+        description=description,
+        accelerator=accelerator,
+        inputs=specs.encoder_tensors(),
+        kind=t.model_instance_kind(engine),
+        gpus=t.gpus,
+        cuda_graphs=t.cuda_graphs and engine == "tensorrt",
+        **shared,
+    )
+
+
+#: engine -> (Triton platform, description, execution accelerator or None)
+NATIVE_ENGINES: dict[str, tuple[str, str, dict | None]] = {
+    "tensorrt": ("tensorrt_plan", "TensorRT engine", None),
+    "onnxruntime-backend": ("onnxruntime_onnx", "Triton's onnxruntime backend", None),
+    "onnxruntime-trt": (
+        "onnxruntime_onnx",
+        "onnxruntime backend, TensorRT accelerator",
+        {"side": "gpu", "name": "tensorrt", "parameters": {}},
+    ),
+    "onnxruntime-openvino": (
+        "onnxruntime_onnx",
+        "onnxruntime backend, OpenVINO accelerator on CPU",
+        {"side": "cpu", "name": "openvino", "parameters": {}},
+    ),
+}
+
+
+def warmup_samples(config: BuildConfig) -> list[dict]:
+    """Zero-data warm-up requests for the model step: batch 1 and the max batch, one length bucket."""
+    length = next((b for b in config.packing.buckets if b >= 128), config.packing.buckets[-1])
+    inputs = [specs.TensorSpec(t.name, t.data_type, (length,)) for t in specs.encoder_tensors()]
+    sizes = sorted({1, config.triton.max_batch_size})
+    return [{"name": f"warmup_batch{b}_length{length}", "batch_size": b, "inputs": inputs} for b in sizes]
 
 
 def preprocess_parameters(config: BuildConfig) -> dict[str, str]:

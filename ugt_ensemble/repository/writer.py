@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ugt_ensemble.config import BuildConfig
+from ugt_ensemble.config import PYTHON_ENGINES, BuildConfig
 from ugt_ensemble.model.config import UGTConfig
 from ugt_ensemble.repository.render import CATALOG_FILE, render_configs
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
@@ -28,7 +28,9 @@ RUNTIME_PACKAGE = "ugt_runtime"
 def python_models(config: BuildConfig) -> dict[str, str]:
     """model name -> adapter source in `ugt_ensemble/backends/` for the Python-backend models."""
     t = config.triton
-    models = {t.preprocess_name: "preprocess.py", t.model_name: "model_step.py", t.postprocess_name: "postprocess.py"}
+    models = {t.preprocess_name: "preprocess.py", t.postprocess_name: "postprocess.py"}
+    if config.export.engine in PYTHON_ENGINES:
+        models[t.model_name] = "model_step.py"
     if t.naive_peer:
         models[t.naive_peer_name] = "naive_peer.py"
     return models

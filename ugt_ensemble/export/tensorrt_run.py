@@ -1,0 +1,53 @@
+"""Run a built TensorRT engine on one batch (to validate it against PyTorch right after the build).
+
+Needs TensorRT and a CUDA GPU (device buffers are torch CUDA tensors). NOT RUN IN THIS PROJECT'S
+CI: no machine here has TensorRT.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ugt_ensemble.export.tensorrt_build import require_tensorrt
+from ugt_ensemble.runtime.contract import MODEL_OUTPUTS
+
+
+class TensorRTRunner:
+    """Deserialises `engine_path` once; `__call__(feed)` returns (recommendations, scores) as numpy."""
+
+    def __init__(self, engine_path: str | Path) -> None:
+        trt = require_tensorrt()
+        import torch
+
+        self._torch = torch
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
+        self.context = self.engine.create_execution_context()
+        self._dtypes = {
+            trt.int64: torch.int64,
+            trt.int32: torch.int32,
+            trt.float32: torch.float32,
+            trt.float16: torch.float16,
+            trt.bool: torch.bool,
+        }
+
+    def __call__(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        torch = self._torch
+        stream = torch.cuda.Stream()
+        keep = {}
+        for name, array in feed.items():
+            keep[name] = torch.from_numpy(np.ascontiguousarray(array)).cuda()
+            self.context.set_input_shape(name, tuple(array.shape))
+            self.context.set_tensor_address(name, keep[name].data_ptr())
+        outputs = {}
+        for name in MODEL_OUTPUTS:
+            shape = tuple(self.context.get_tensor_shape(name))
+            dtype = self._dtypes[self.engine.get_tensor_dtype(name)]
+            outputs[name] = torch.empty(shape, dtype=dtype, device="cuda")
+            self.context.set_tensor_address(name, outputs[name].data_ptr())
+        if not self.context.execute_async_v3(stream.cuda_stream):
+            raise RuntimeError("TensorRT execution failed")
+        stream.synchronize()
+        return [outputs[name].cpu().numpy() for name in MODEL_OUTPUTS]
