@@ -56,22 +56,28 @@ def build_steps(config: BuildConfig) -> int:
     return 7 + (2 if config.export.engine == "tensorrt" else 0)
 
 
-def build_repository(config: BuildConfig, progress: StepProgress | None = None) -> BuildResult:
-    """Build and check the repository described by `config` (see the module docstring)."""
+def build_repository(
+    config: BuildConfig, progress: StepProgress | None = None, model: UGT | None = None, catalog: Catalog | None = None
+) -> BuildResult:
+    """Build and check the repository described by `config` (see the module docstring).
+
+    `model` and `catalog`, when given, are used as they are (the Python API's deploy_full_pipeline).
+    """
     progress = progress or StepProgress.silent()
     if config.export.engine == "tensorrt":
         require_tensorrt()  # one line on what is missing, before any work
     with progress.step("Reading the model config and catalog"):
-        model_config, state = _model_config(config)
+        model_config, state = (model.config, None) if model is not None else _model_config(config)
         config.check_model(model_config)
-        catalog = _catalog(config, model_config)
+        catalog = catalog or _catalog(config, model_config)
         index = catalog.index()
     with progress.step(f"Building the UGT model ({_describe_model(config, model_config)})"):
-        tables = catalog.prefix_tables()
-        if state is None:
-            model = build_model(model_config, tables, seed=config.seed)
+        if model is not None:
+            pass  # given by the caller
+        elif state is None:
+            model = build_model(model_config, catalog.prefix_tables(), seed=config.seed)
         else:
-            model = model_from_state(model_config, tables, state, config.checkpoint)  # type: ignore[arg-type]
+            model = model_from_state(model_config, catalog.prefix_tables(), state, config.checkpoint)  # type: ignore[arg-type]
     with StagedRepository(config.output_dir) as staged:
         version_dir = staged.path / config.triton.model_name / "1"
         onnx_path, checks, trt_report = _export_and_check(config, model, index, version_dir, progress)

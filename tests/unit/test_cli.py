@@ -25,6 +25,8 @@ def cli(*args, cwd=None):
             "model config m.json: `num_heads` (4) must divide",
         ),
         ({}, ["--max-seq-length", "2048"], "exceeds the model's `max_seq_length` (1024)"),
+        ({}, ["--engine", "tensorrt", "--precision", "fp16"], "--engine tensorrt needs"),
+        ({}, ["--engine", "onnxruntime", "--precision", "int8"], "int8 is not available with engine onnxruntime"),
     ],
 )
 def test_build_errors_are_one_line_and_exit_2(tmp_path, files, args, message):

@@ -117,3 +117,34 @@ def test_missing_model_files_are_caught(repository):
     errors = check_repository(repository).errors
     assert "ugt_trt/1: missing model.py" in errors
     assert any("ugt_recommend: no version directory" in e for e in errors)
+
+
+@pytest.mark.parametrize(
+    ("engine", "precision", "platform", "model_file"),
+    [
+        ("tensorrt", "fp16", "tensorrt_plan", "model.plan"),
+        ("onnxruntime-backend", "fp32", "onnxruntime_onnx", "model.onnx"),
+        ("onnxruntime-trt", "fp16", "onnxruntime_onnx", "model.onnx"),
+        ("onnxruntime-openvino", "fp32", "onnxruntime_onnx", "model.onnx"),
+    ],
+)
+def test_native_engines_emit_valid_repositories(tmp_path, catalog, engine, precision, platform, model_file):
+    from ugt_ensemble.config import ExportConfig
+
+    config = BuildConfig(
+        export=ExportConfig(engine=engine, precision=precision),
+        triton=TritonConfig(cuda_graphs=True, gpus=(0,), version_policy="latest:2"),
+    )
+    write_models(tmp_path, config, UGTConfig(), catalog.index())
+    (tmp_path / "ugt_trt" / "1" / model_file).write_bytes(b"engine placeholder for the file check")
+    report = check_repository(tmp_path)
+    assert report.valid, report.errors
+    step = report.configs["ugt_trt"]
+    assert step.platform == platform and not (tmp_path / "ugt_trt" / "1" / "model.py").exists()
+    assert step.version_policy.latest.num_versions == 2 and len(step.model_warmup) == 2
+    assert step.optimization.cuda.graphs == (engine == "tensorrt")
+    accelerators = step.optimization.execution_accelerators
+    names = [a.name for a in (*accelerators.gpu_execution_accelerator, *accelerators.cpu_execution_accelerator)]
+    assert names == {"onnxruntime-trt": ["tensorrt"], "onnxruntime-openvino": ["openvino"]}.get(engine, [])
+    if engine == "onnxruntime-trt":
+        assert dict(accelerators.gpu_execution_accelerator[0].parameters)["precision_mode"] == "FP16"

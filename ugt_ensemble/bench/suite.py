@@ -10,6 +10,7 @@ The document keeps any hand-written text after its "## Optimisation log" heading
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from ugt_ensemble.bench.machine import describe_machine
@@ -57,6 +58,7 @@ def run_suite(
     results = {}
     for part, config in suite_configs(info, duration_s, measurement_ms, rounds).items():
         LOGGER.info("suite: %s", part)
+        shutil.rmtree(output_dir / part, ignore_errors=True)  # no stale files from an earlier run
         results[part] = run_benchmark(config, url, info, output_dir / part, show_progress, server_pid)
     report.write_text(suite_markdown(results, report, output_dir, url, command), encoding="utf-8")
     return results

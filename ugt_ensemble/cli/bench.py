@@ -16,6 +16,7 @@ from ugt_ensemble.bench.suite import run_suite
 from ugt_ensemble.bench.targets import TARGETS
 from ugt_ensemble.bench.workload import RepositoryInfo
 from ugt_ensemble.cli.common import int_list
+from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.server import TritonServer
 
 
@@ -33,6 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p.add_argument(
         "--target", action="append", choices=list(TARGETS), help="what to load (repeatable; default: ensemble)"
     )
+    p.add_argument("--model", help="load the model of this name (its role picks the target; e.g. the ensemble)")
     p.add_argument(
         "--compare",
         action="store_true",
@@ -66,6 +68,8 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
 def config_from_args(args: argparse.Namespace, info: RepositoryInfo) -> BenchmarkConfig:
     if args.compare:
         targets = [t for t in TARGETS if t != "naive" or info.naive_peer]
+    elif args.model:
+        targets = [target_of_model(info, args.model)]
     else:
         targets = args.target or ["ensemble"]
     lengths = args.history_lengths or ("100" if args.compare else "32-1024")
@@ -85,6 +89,17 @@ def config_from_args(args: argparse.Namespace, info: RepositoryInfo) -> Benchmar
         perf_analyzer=args.perf_analyzer or args.perf_analyzer_only,
         perf_measurement_ms=args.measurement_ms or 4000,
     )
+
+
+def target_of_model(info: RepositoryInfo, model: str) -> str:
+    """The benchmark target that loads `model` of the repository."""
+    roles = {info.ensemble: "ensemble", info.model_step: "model_step", info.naive_peer: "naive"}
+    if model not in roles:
+        raise ConfigError(
+            f"{info.path} has no model {model!r} to benchmark (ensemble {info.ensemble!r}, "
+            f"model step {info.model_step!r}" + (f", naive peer {info.naive_peer!r})" if info.naive_peer else ")")
+        )
+    return roles[model]
 
 
 @contextlib.contextmanager

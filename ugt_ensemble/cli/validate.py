@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ugt_ensemble.repository.rules import check_repository
+from ugt_ensemble.deployment import validate_deployment
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
@@ -13,17 +13,19 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
         "validate", parents=parents, help="check a model repository without a server", description=__doc__
     )
     p.add_argument("--model-repository", type=Path, default=Path("ensemble"), help="default: ensemble")
+    p.add_argument("--model-name", help="a model that must be in the repository (e.g. the ensemble)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    report = check_repository(args.model_repository)
-    for name, info in report.info.get("models", {}).items():
-        print(f"  {name + '/':<16} {info['backend']:<9} versions {info['versions']}")
-    if report.valid:
-        print(f"✓ {args.model_repository}: {len(report.configs)} models, configs parse and the ensemble is consistent")
+    result = validate_deployment(args.model_repository, args.model_name)
+    for name, info in result["info"].get("models", {}).items():
+        print(f"  {name + '/':<16} {info['backend']:<16} versions {info['versions']}")
+    if result["valid"]:
+        models = len(result["info"].get("models", {}))
+        print(f"✓ {args.model_repository}: {models} models; configs parse, the ensemble is consistent, files are there")
         return 0
-    print(f"x {args.model_repository}: {len(report.errors)} problem(s):")
-    for error in report.errors:
+    print(f"x {args.model_repository}: {len(result['errors'])} problem(s):")
+    for error in result["errors"]:
         print(f"  - {error}")
     return 1

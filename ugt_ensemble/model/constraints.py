@@ -70,6 +70,12 @@ class PrefixTables:
             item_l3=codes[:, 2].copy(),
         )
 
+    def codes(self) -> np.ndarray:
+        """Every catalog code triple (int64 [N, 3]), sorted lexicographically."""
+        pair_l1 = np.repeat(np.arange(len(self.l2_count)), self.l2_count)
+        pair_of_item = np.repeat(np.arange(len(self.pair_l2)), self.l3_count)
+        return np.column_stack([pair_l1[pair_of_item], self.pair_l2[pair_of_item], self.item_l3]).astype(np.int64)
+
     def children_codes(self, l1: int, l2: int | None = None) -> np.ndarray:
         """The valid next-level codes below a prefix (for tests and debugging)."""
         start, count = self.l2_offset[l1], self.l2_count[l1]

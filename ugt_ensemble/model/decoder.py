@@ -11,14 +11,18 @@ Every op exports to ONNX ops that onnx-tensorrt parses (Gather, GatherElements, 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
+from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.model.config import UGTConfig
 from ugt_ensemble.model.constraints import PrefixTables
 
-#: Score given to candidates outside the catalog (finite, so no NaN appears in log-sum-exp).
-INVALID_SCORE = -1e9
+#: Score given to candidates outside the catalog: finite (no NaN in log-sum-exp) and, at three levels
+#: summed, still within fp16's range for reduced-precision engines.
+INVALID_SCORE = -1e4
+_EXACT_FLOAT_INTS = 2**24
 
 
 class DecoderCell(nn.Module):
@@ -67,6 +71,8 @@ class ConstrainedBeamDecoder(nn.Module):
         self.k2 = min(config.beam_size, self.k1 * self.c2)
         self.k3 = min(config.num_recommendations, self.k2 * self.c3)
         self.num_recommendations = config.num_recommendations
+        if max(self.k1 * self.c2, self.k2 * self.c3) >= _EXACT_FLOAT_INTS:
+            raise ConfigError(f"`beam_size` {config.beam_size} x the catalog's widest fan-out exceeds 2**24 candidates")
         self.norm = nn.LayerNorm(d)
         self.head1 = nn.Linear(d, v1)
         self.head2 = OutputHead(v2, d, self.c2)
@@ -75,8 +81,13 @@ class ConstrainedBeamDecoder(nn.Module):
         self.embed2 = nn.Embedding(v2, d)
         self.cell1 = DecoderCell(d, config.ffn_dim)
         self.cell2 = DecoderCell(d, config.ffn_dim)
-        for name in ("l1_valid", "l2_offset", "l2_count", "pair_l2", "l3_offset", "l3_count", "item_l3"):
+        for name in ("l1_valid", "l2_offset", "l2_count", "l3_offset", "l3_count"):
             self.register_buffer(name, torch.from_numpy(getattr(tables, name).copy()), persistent=False)
+        # Child tables padded by one fan-out width, so `offset + slot` never runs past the end (no clamp:
+        # TensorRT's Clip takes no integers).
+        for name, width in (("pair_l2", self.c2), ("item_l3", self.c3)):
+            padded = np.concatenate([getattr(tables, name), np.zeros(width, dtype=np.int64)])
+            self.register_buffer(name, torch.from_numpy(padded), persistent=False)
 
     def forward(self, user: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         state0 = self.norm(user)
@@ -133,14 +144,14 @@ class ConstrainedBeamDecoder(nn.Module):
         Returns (child index into `child_codes`, child code, score, parent beam, valid), each (B, keep).
         """
         slots = torch.arange(width, device=prefix.device)
-        child = torch.clamp(offset[prefix].unsqueeze(-1) + slots, max=child_codes.shape[0] - 1)
+        child = offset[prefix].unsqueeze(-1) + slots
         child_valid = (slots < count[prefix].unsqueeze(-1)) & valid.unsqueeze(-1)
         candidates = child_codes[child]
         logp = _masked_log_softmax(head(state, candidates), child_valid)
         total = torch.where(child_valid, score.unsqueeze(-1) + logp, INVALID_SCORE)
         best, flat = _select(total, keep)
         pick = lambda t: torch.gather(t.flatten(1), 1, flat)  # noqa: E731
-        return pick(child), pick(candidates), best, flat // width, pick(child_valid)
+        return pick(child), pick(candidates), best, _div(flat, width), pick(child_valid)
 
     def _finalise(
         self, codes: torch.Tensor, scores: torch.Tensor, valid: torch.Tensor
@@ -172,8 +183,15 @@ def _select(total: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]
         return torch.topk(total.flatten(1), min(keep, beams * width), dim=-1)
     values, child = torch.topk(total, keep, dim=-1)
     best, index = torch.topk(values.flatten(1), keep, dim=-1)
-    parent = index // keep
+    parent = _div(index, keep)
     return best, parent * width + torch.gather(child.flatten(1), 1, index)
+
+
+def _div(index: torch.Tensor, divisor: int) -> torch.Tensor:
+    """index // divisor for non-negative ints. Floor division exports with sign fix-ups that compare
+    booleans (TensorRT refuses them); truncating division exports through float32, exact for the
+    < 2**24 candidate indices the constructor guarantees."""
+    return torch.div(index, divisor, rounding_mode="trunc")
 
 
 def _gather_rows(state: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

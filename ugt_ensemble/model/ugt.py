@@ -19,6 +19,7 @@ class UGT(nn.Module):
     def __init__(self, config: UGTConfig, tables: PrefixTables) -> None:
         super().__init__()
         self.config = config
+        self.tables = tables  # the catalog's constraint tables (numpy), kept for exporters and tests
         self.encoder = HistoryEncoder(config)
         self.decoder = ConstrainedBeamDecoder(config, tables)
 
