@@ -30,3 +30,33 @@ def test_bench_reports_every_target_and_counts_failures(built, server, tmp_path)
     assert len(summary["runs"]) == 8 and len(summary["checks"]) == 3
     assert (out / "bench.md").read_text().count("| ensemble |") == 2
     assert (out / "bench.png").stat().st_size > 1000
+
+
+def test_benchmark_script_against_a_running_server(built, server, tmp_path):
+    import os
+    from pathlib import Path
+
+    _, result = built
+    script = Path(__file__).parents[2] / "scripts" / "benchmark.sh"
+    env = {**os.environ, "MODEL_REPOSITORY": str(result.repository), "PYTHON": sys.executable}
+    command = [
+        "bash",
+        str(script),
+        "--url",
+        server.grpc_url,
+        "--model",
+        "ugt_trt",
+        "--requests",
+        "6",
+        "--concurrency",
+        "1",
+        "--output-dir",
+        str(tmp_path),
+        "--history-lengths",
+        "10",
+        "-q",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = list(csv.DictReader((tmp_path / "bench.csv").open()))
+    assert [(r["target"], r["model"], r["succeeded"]) for r in rows] == [("model_step", "ugt_trt", "6")]

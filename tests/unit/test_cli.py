@@ -1,8 +1,10 @@
 """The CLI through subprocess: one-line errors (no traceback) and a full build without a server."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +82,34 @@ def test_validate_reports_problems(tmp_path):
 def test_infer_without_histories_says_how(tmp_path):
     result = cli("infer", "--url", "127.0.0.1:1")
     assert result.returncode == 2 and "no histories" in result.stderr
+
+
+def test_export_script_builds_then_reuses_the_export(tmp_path):
+    repo = tmp_path / "repo"
+    env = {
+        **os.environ,
+        "MODEL_REPOSITORY": str(repo),
+        "MODEL_NAME": "reco",
+        "MAX_BATCH_SIZE": "8",
+        "PYTHON": sys.executable,
+    }
+    script = Path(__file__).parents[2] / "scripts" / "export.sh"
+    common = ["--skip-trt", "--synthetic-items", "500", "--max-seq-length", "64"]
+    first = subprocess.run(["bash", str(script), *common], capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert (repo / "reco" / "config.pbtxt").is_file() and "max_batch_size: 8" in (
+        repo / "ugt_trt" / "config.pbtxt"
+    ).read_text()
+    second = subprocess.run(
+        ["bash", str(script), "--skip-export", *common], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "Reusing" in second.stderr and "Exporting ONNX" not in second.stderr
+    without = subprocess.run(
+        ["bash", str(script), "-q"],
+        capture_output=True,
+        text=True,
+        env={**env, "MODEL_REPOSITORY": str(tmp_path / "other")},
+        timeout=600,
+    )
+    assert without.returncode == 2 and "--engine tensorrt needs" in without.stderr  # no TensorRT here
