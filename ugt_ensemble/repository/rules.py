@@ -127,22 +127,23 @@ def _check_step(name, ensemble, step, model, produced, consumed) -> list[str]:  
             f"< the ensemble's {ensemble.max_batch_size}"
         )
     model_inputs = {t.name: t for t in model.input}
-    model_outputs = {t.name: t for t in model.output}
-    for key, value in step.input_map.items():
-        if key not in model_inputs:
-            errors.append(f"{name}: step {model.name!r} has no input {key!r}")
-            continue
-        t = model_inputs[key]
-        consumed.setdefault(value, []).append((f"{model.name}.{key}", t.data_type, tuple(t.dims)))
-    for key, value in step.output_map.items():
-        if key not in model_outputs:
-            errors.append(f"{name}: step {model.name!r} has no output {key!r}")
-            continue
-        t = model_outputs[key]
-        produced.setdefault(value, []).append((f"{model.name}.{key}", t.data_type, tuple(t.dims)))
+    errors += _map_tensors(name, model.name, "input", step.input_map, model_inputs, consumed)
+    errors += _map_tensors(name, model.name, "output", step.output_map, {t.name: t for t in model.output}, produced)
     unmapped = sorted(set(model_inputs) - set(step.input_map) - {t.name for t in model.input if t.optional})
     if unmapped:
         errors.append(f"{name}: step {model.name!r} leaves input(s) {unmapped} unmapped")
+    return errors
+
+
+def _map_tensors(ensemble: str, model: str, kind: str, mapping, tensors: dict, ends: dict) -> list[str]:  # noqa: ANN001
+    """Record each mapped model tensor as an end (producer or consumer) of its ensemble tensor."""
+    errors = []
+    for key, value in mapping.items():
+        if key not in tensors:
+            errors.append(f"{ensemble}: step {model!r} has no {kind} {key!r}")
+            continue
+        t = tensors[key]
+        ends.setdefault(value, []).append((f"{model}.{key}", t.data_type, tuple(t.dims)))
     return errors
 
 
