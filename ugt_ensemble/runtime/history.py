@@ -94,7 +94,7 @@ def _fast_arrays(events: list) -> History | None:
     """Whole-list comprehensions (no per-event function calls); None if any event is invalid."""
     kinds = set(map(type, events))
     if kinds <= {int}:  # bare item ids
-        ids, token_types = events, [TOKEN_TYPE_OF_EVENT[DEFAULT_EVENT_TYPE]] * len(events)
+        ids, token_types = events, [_DEFAULT_TOKEN] * len(events)
     elif kinds <= {int, dict}:
         ids = [e if type(e) is int else e.get("item_id") for e in events]
         try:
