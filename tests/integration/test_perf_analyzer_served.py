@@ -54,3 +54,36 @@ def test_perf_analyzer_measures_every_ensemble_step(analyzer, server, built, tmp
     assert csv_lines[0].startswith("Concurrency,Inferences/Second")
     assert len(csv_lines) == 1 + len(measured)
     assert "Request concurrency: 1" in (tmp_path / "out" / f"{model}.log").read_text()
+
+
+def test_bench_perf_analyzer_runs_every_round(built, server, tmp_path):
+    """`rounds` reaches perf_analyzer: one measurement per (round, concurrency, target), medians kept."""
+    from ugt_ensemble.bench.runner import BenchmarkConfig, run_benchmark
+    from ugt_ensemble.bench.workload import RepositoryInfo
+
+    try:
+        PerfAnalyzer.locate()
+    except MissingDependencyError as exc:
+        pytest.skip(str(exc))
+    _, result = built
+    config = BenchmarkConfig(
+        targets=("model_step",),
+        concurrency=(1,),
+        history_lengths="8",
+        histories=4,
+        load=False,
+        perf_analyzer=True,
+        perf_measurement_ms=800,
+        rounds=2,
+    )
+    outcome = run_benchmark(
+        config,
+        server.grpc_url,
+        RepositoryInfo.read(result.repository),
+        tmp_path,
+        show_progress=False,
+        server_pid=server.process.pid,
+    )
+    assert sorted(p.name for p in (tmp_path / "perf_analyzer" / "c1").iterdir()) == ["round1", "round2"]
+    assert len(outcome.perf["model_step"]) == 1 and outcome.perf["model_step"][0].throughput > 0
+    assert outcome.cpu_perf and outcome.cpu_perf[0][:2] == ("model_step", 1)

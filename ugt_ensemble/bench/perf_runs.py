@@ -22,6 +22,8 @@ from ugt_ensemble.bench.workload import RepositoryInfo, Workload
 LOGGER = logging.getLogger(__name__)
 #: Targets perf_analyzer can drive (no client-side work).
 PERF_TARGETS = ("ensemble", "model_step", "naive")
+#: perf_analyzer's stability band (its default is 10 %); the median over rounds absorbs the rest.
+STABILITY_PERCENTAGE = 50
 
 
 def run_perf_analyzer(
@@ -67,10 +69,24 @@ def run_perf_analyzer(
                     )
                     folder = output_dir / f"c{value}" / f"round{round_no + 1}"
                     with meter.measure(models[target]) if meter else contextlib.nullcontext({}) as cpu:
-                        measured = pa.run(analyzer, url, models[target], data[target], [value], folder, measurement_ms)
+                        measured = pa.run(
+                            analyzer,
+                            url,
+                            models[target],
+                            data[target],
+                            [value],
+                            folder,
+                            measurement_ms,
+                            stability_percentage=STABILITY_PERCENTAGE,
+                        )
                     attempts.setdefault((target, value), []).extend((r, cpu) for r in measured if r.ok)
     results: dict[str, list[PerfAnalyzerResult]] = {t: [] for t in chosen}
     for (target, value), tries in sorted(attempts.items(), key=lambda item: item[0][1]):
+        if not tries:
+            LOGGER.warning(
+                "perf_analyzer: no stable measurement of %s at concurrency %d in %d round(s)", target, value, rounds
+            )
+            continue
         result, cpu = sorted(tries, key=lambda attempt: attempt[0].throughput)[len(tries) // 2]
         results[target].append(result)
         if cpu and cpu_rows is not None:

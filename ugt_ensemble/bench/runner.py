@@ -114,6 +114,7 @@ def run_benchmark(
             config.perf_measurement_ms,
             meter,
             result.cpu_perf,
+            config.rounds,
         )
         result.perf_checks = check_targets(as_run_stats(result.perf))
     if output_dir is not None:
