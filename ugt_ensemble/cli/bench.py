@@ -1,11 +1,13 @@
-"""`python -m ugt_ensemble bench`: load-test the served ensemble (and its peers) over gRPC."""
+"""`python -m ugt_ensemble bench`: load-test the served ensemble (and its peers) over gRPC, or tune its model step."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -14,9 +16,11 @@ from ugt_ensemble.bench.report import markdown_table
 from ugt_ensemble.bench.runner import BenchmarkConfig, run_benchmark
 from ugt_ensemble.bench.suite import run_suite
 from ugt_ensemble.bench.targets import TARGETS
+from ugt_ensemble.bench.tune import TuneConfig, candidate_grid, default_axes, run_tune, tune_markdown
 from ugt_ensemble.bench.workload import RepositoryInfo
 from ugt_ensemble.cli.common import int_list
 from ugt_ensemble.errors import ConfigError
+from ugt_ensemble.repository.step_settings import read_step_config, settings_of, write_step_settings
 from ugt_ensemble.server import TritonServer
 
 
@@ -61,6 +65,22 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
         type=Path,
         metavar="REPORT.md",
         help="run the fixed suite behind BENCHMARKS.md and write it to REPORT.md",
+    )
+    tune = p.add_argument_group("tuning (--tune)")
+    tune.add_argument(
+        "--tune",
+        action="store_true",
+        help="try model-step settings on a server started here and pick the fastest for the ensemble "
+        "(at the last --concurrency value; --duration default 4, --rounds default 3)",
+    )
+    tune.add_argument("--tune-instances", type=int_list, help="instance counts to try (default: 1,2[,cores/2])")
+    tune.add_argument("--tune-threads", type=int_list, help="ONNX Runtime threads to try (default: 1,2,cores)")
+    tune.add_argument("--tune-delays", type=int_list, help="queue delays in us to try (default: 0,200)")
+    tune.add_argument(
+        "--tune-margin", type=float, default=0.05, help="how much faster a new setting must be (default: 0.05)"
+    )
+    tune.add_argument(
+        "--write-config", action="store_true", help="write the chosen settings into the repository's model step"
     )
     p.set_defaults(run=run)
 
@@ -117,6 +137,8 @@ def served(args: argparse.Namespace, info: RepositoryInfo) -> Iterator[tuple[str
 
 def run(args: argparse.Namespace) -> int:
     info = RepositoryInfo.read(args.model_repository)
+    if args.tune:
+        return run_tuning(args, info)
     if args.suite:
         with served(args, info) as (url, pid):
             run_suite(
@@ -145,4 +167,42 @@ def run(args: argparse.Namespace) -> int:
         for check in checks:
             print(f"{'✓' if check.ok else 'x'} {check.name}: {check.measured} (target: {check.requirement})")
     print("Wrote " + ", ".join(str(p) for p in result.files.values()))
+    return 0
+
+
+def run_tuning(args: argparse.Namespace, info: RepositoryInfo) -> int:
+    """`--tune`: measure the candidates on a server started here, report, and optionally write the winner."""
+    if args.url:
+        raise ConfigError("--tune starts its own tritonserver (it reloads the model step); leave out --url")
+    config = TuneConfig(
+        concurrency=args.concurrency[-1],
+        duration_s=args.duration or 4.0,
+        warmup=args.warmup,
+        rounds=args.rounds or 3,
+        history_lengths=args.history_lengths or "32-1024",
+        histories=args.histories,
+        seed=args.seed,
+        margin=args.tune_margin,
+    )
+    step_config = read_step_config(info.path, info.model_step)
+    current = settings_of(step_config)
+    instances, threads, delays = default_axes(os.cpu_count() or 1)
+    grid = candidate_grid(
+        current, args.tune_instances or instances, args.tune_threads or threads, args.tune_delays or delays
+    )
+    print(f"Tuning {info.model_step!r}: {len(grid)} candidates x {config.rounds} rounds of {config.duration_s:g} s")
+    explicit = ("--model-control-mode=explicit", "--load-model=*")
+    ready = [info.ensemble, info.model_step]
+    with TritonServer(info.path, ready_models=ready, extra_args=explicit) as server:
+        result = run_tune(server.grpc_url, info, step_config, grid, config, show_progress=not args.quiet)
+    report = tune_markdown(result, config)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    (args.output_dir / "tune.md").write_text(report, encoding="utf-8")
+    print(f"\n{report}\nWrote {args.output_dir / 'tune.md'}")
+    if args.write_config:
+        note = (
+            f"Tuned by `python -m ugt_ensemble bench --tune` on {time.strftime('%Y-%m-%d')}: "
+            f"{result.chosen.label()}. A rebuild resets it unless built with {result.chosen.build_flags()}."
+        )
+        print(f"Wrote {write_step_settings(info.path, info.model_step, result.chosen, note)}")
     return 0

@@ -1,0 +1,177 @@
+"""`bench --tune`: try model-step settings on a live server and pick the fastest for the ensemble.
+
+The server runs with `--model-control-mode=explicit`, and each candidate is applied by reloading the
+model step with a config override (Triton's load API), so nothing restarts. Candidates are measured in
+interleaved rounds, because a shared machine drifts over minutes, and compared by their median
+ensemble throughput at one concurrency. A candidate replaces the current settings only when it is
+faster by more than `margin` and its median p99 is at most `p99_slack` worse; otherwise the current
+settings stay, and the report says why.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+
+import tritonclient.grpc as grpcclient
+from tritonclient.grpc import model_config_pb2 as mc
+from tritonclient.utils import InferenceServerException
+
+from ugt_ensemble.bench.loadgen import LoadSpec, run_load
+from ugt_ensemble.bench.stats import RunStats
+from ugt_ensemble.bench.targets import make_target
+from ugt_ensemble.bench.workload import LengthDistribution, RepositoryInfo, make_workload
+from ugt_ensemble.errors import ConfigError
+from ugt_ensemble.repository.step_settings import StepSettings, config_json, settings_of, with_settings
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """How to measure each candidate, and how much better a new one must be."""
+
+    concurrency: int = 8
+    duration_s: float = 4.0
+    warmup: int = 50
+    rounds: int = 3
+    history_lengths: str = "32-1024"
+    histories: int = 256
+    seed: int = 0
+    margin: float = 0.05
+    p99_slack: float = 0.2
+
+    def __post_init__(self) -> None:
+        LoadSpec(self.concurrency, None, self.duration_s, self.warmup)  # validates those three
+        LengthDistribution(self.history_lengths)
+        if self.rounds < 1:
+            raise ConfigError(f"`rounds` must be >= 1, got {self.rounds}")
+        if self.margin < 0 or self.p99_slack < 0:
+            raise ConfigError("`margin` and `p99_slack` must be >= 0")
+
+
+@dataclass
+class Candidate:
+    """One setting's runs (one per round); `error` when the server refused to load it."""
+
+    settings: StepSettings
+    runs: list[RunStats] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def median(self) -> RunStats | None:
+        ordered = sorted(self.runs, key=lambda run: run.throughput)
+        return ordered[len(ordered) // 2] if ordered else None
+
+
+@dataclass
+class TuneResult:
+    current: StepSettings
+    candidates: list[Candidate]
+    chosen: StepSettings
+    reason: str
+
+
+def candidate_grid(
+    current: StepSettings, instances: tuple[int, ...], threads: tuple[int, ...], delays: tuple[int, ...]
+) -> list[StepSettings]:
+    """The current settings first, then every combination (threads only where the engine has them)."""
+    thread_values = (None,) if current.intra_op_threads is None else threads
+    grid = [StepSettings(i, t, d) for i, t, d in itertools.product(instances, thread_values, delays)]
+    return [current] + [s for s in dict.fromkeys(grid) if s != current]
+
+
+def default_axes(cores: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """Instances 1..2 (and cores/2), threads 1, 2 and all cores, queue delay 0 and 200 us."""
+    instances = tuple(sorted({1, 2, max(1, cores // 2)}))
+    threads = tuple(sorted({1, min(2, cores), cores}))
+    return instances, threads, (0, 200)
+
+
+def run_tune(
+    url: str,
+    info: RepositoryInfo,
+    step_config: mc.ModelConfig,
+    settings: list[StepSettings],
+    config: TuneConfig,
+    show_progress: bool = True,
+) -> TuneResult:
+    """Measure every candidate (`settings[0]` is the current one) and leave the server on the winner."""
+    workload = make_workload(info, LengthDistribution(config.history_lengths), config.histories, 0.0, config.seed)
+    target = make_target("ensemble", info, workload)
+    spec = LoadSpec(config.concurrency, None, config.duration_s, config.warmup)
+    candidates = [Candidate(s) for s in settings]
+    with grpcclient.InferenceServerClient(url) as client:
+        for round_index in range(config.rounds):
+            for candidate in (c for c in candidates if not c.error):
+                LOGGER.info("tune round %d/%d: %s", round_index + 1, config.rounds, candidate.settings.label())
+                candidate.error = _load(client, info.model_step, with_settings(step_config, candidate.settings))
+                if candidate.error:
+                    LOGGER.warning("  not loadable: %s", candidate.error)
+                    continue
+                run = run_load(target, url, spec, show_progress)
+                LOGGER.info("  %.1f req/s, p50 %.2f ms, p99 %.2f ms", run.throughput, run.p50_ms, run.p99_ms)
+                candidate.runs.append(run)
+        chosen, reason = choose(candidates, config.margin, config.p99_slack)
+        error = _load(client, info.model_step, with_settings(step_config, chosen))
+        if error:
+            raise ConfigError(f"could not reload {info.model_step!r} with the chosen settings: {error}")
+    return TuneResult(settings[0], candidates, chosen, reason)
+
+
+def choose(candidates: list[Candidate], margin: float, p99_slack: float) -> tuple[StepSettings, str]:
+    """The winner among `candidates` (the first is the current settings) and why."""
+    current = candidates[0]
+    if current.median is None:
+        raise ConfigError(f"the current settings ({current.settings.label()}) could not be measured: {current.error}")
+    base = current.median
+    measured = [c for c in candidates[1:] if c.median and c.median.failed == 0]
+    eligible = [c for c in measured if c.median.p99_ms <= base.p99_ms * (1 + p99_slack)]
+    best = max(eligible, key=lambda c: c.median.throughput, default=None)
+    if best is None or best.median.throughput <= base.throughput * (1 + margin):
+        why = f"no candidate was more than {margin:.0%} faster with p99 within {p99_slack:.0%}"
+        fastest = max(measured, key=lambda c: c.median.throughput, default=None)
+        if fastest is not None:
+            m = fastest.median
+            why += (
+                f"; fastest other: {fastest.settings.label()} at {m.throughput / base.throughput:.2f}x "
+                f"the throughput, {m.p99_ms / base.p99_ms:.2f}x the p99"
+            )
+        return current.settings, f"kept the current settings ({why})"
+    ratio = best.median.throughput / base.throughput
+    return best.settings, f"{best.settings.label()}: {ratio:.2f}x the current throughput, p99 within {p99_slack:.0%}"
+
+
+def tune_markdown(result: TuneResult, config: TuneConfig) -> str:
+    """The candidates as a Markdown table (median run of each, spread over rounds), then the choice."""
+    lines = [
+        f"Ensemble at concurrency {config.concurrency}, history lengths `{config.history_lengths}`, "
+        f"{config.duration_s:g} s per run, {config.rounds} interleaved rounds; median-throughput run shown.\n",
+        "| model-step settings | req/s | req/s over rounds | p50 ms | p99 ms | failed | |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in result.candidates:
+        mark = "chosen" if c.settings == result.chosen else ("current" if c.settings == result.current else "")
+        m = c.median
+        if m is None:
+            lines.append(f"| {c.settings.label()} | - | - | - | - | - | not loadable: {c.error} |")
+            continue
+        spread = f"{min(r.throughput for r in c.runs):.0f}-{max(r.throughput for r in c.runs):.0f}"
+        lines.append(
+            f"| {c.settings.label()} | {m.throughput:.1f} | {spread} | {m.p50_ms:.2f} | {m.p99_ms:.2f} | "
+            f"{m.failed} | {mark} |"
+        )
+    return "\n".join(lines) + f"\n\nChoice: {result.reason}.\n"
+
+
+def _load(client: grpcclient.InferenceServerClient, model: str, config: mc.ModelConfig) -> str:
+    """Reload `model` with `config` as override; an error message, or "" when it loaded."""
+    try:
+        client.load_model(model, config=config_json(config))
+    except InferenceServerException as exc:
+        return exc.message() or str(exc)
+    return ""
+
+
+__all__ = ["TuneConfig", "TuneResult", "candidate_grid", "choose", "default_axes", "run_tune", "settings_of"]
