@@ -19,11 +19,12 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.utils import InferenceServerException
 
 from ugt_ensemble.bench.loadgen import LoadSpec, run_load
+from ugt_ensemble.bench.runner import median_run
 from ugt_ensemble.bench.stats import RunStats
 from ugt_ensemble.bench.targets import make_target
 from ugt_ensemble.bench.workload import LengthDistribution, RepositoryInfo, make_workload
 from ugt_ensemble.errors import ConfigError
-from ugt_ensemble.repository.step_settings import StepSettings, config_json, settings_of, with_settings
+from ugt_ensemble.repository.step_settings import StepSettings, config_json, with_settings
 
 LOGGER = logging.getLogger(__name__)
 
@@ -61,8 +62,7 @@ class Candidate:
 
     @property
     def median(self) -> RunStats | None:
-        ordered = sorted(self.runs, key=lambda run: run.throughput)
-        return ordered[len(ordered) // 2] if ordered else None
+        return median_run(self.runs, key=lambda run: run.throughput) if self.runs else None
 
 
 @dataclass
@@ -172,6 +172,3 @@ def _load(client: grpcclient.InferenceServerClient, model: str, config: mc.Model
     except InferenceServerException as exc:
         return exc.message() or str(exc)
     return ""
-
-
-__all__ = ["TuneConfig", "TuneResult", "candidate_grid", "choose", "default_axes", "run_tune", "settings_of"]
