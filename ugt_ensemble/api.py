@@ -21,8 +21,8 @@ from ugt_ensemble.deployment import validate_deployment
 from ugt_ensemble.errors import ExportError
 from ugt_ensemble.export.onnx_export import export_onnx
 from ugt_ensemble.export.tensorrt_build import build_engine
-from ugt_ensemble.export.tensorrt_check import check_tensorrt_compatibility
-from ugt_ensemble.export.tensorrt_plan import calibration_batches
+from ugt_ensemble.export.tensorrt_check import require_tensorrt_parsable
+from ugt_ensemble.export.tensorrt_plan import calibration_batches, int8_calibration
 from ugt_ensemble.export.validate import validate_onnx
 from ugt_ensemble.model import UGT, UGTConfig
 from ugt_ensemble.progress import StepProgress
@@ -79,9 +79,7 @@ class ServingExporter(ServingExporterInterface):
         index = self._index(model)
         path = export_onnx(model, save_path, config, index)
         validate_onnx(model, path, index, config)
-        report = check_tensorrt_compatibility(path)
-        if not report.ok and config.needs_tensorrt_parser:
-            raise ExportError("TensorRT cannot parse the exported graph:\n  " + "\n  ".join(report.problems))
+        require_tensorrt_parsable(path, config.needs_tensorrt_parser)
         return path
 
     def optimize_tensorrt(
@@ -91,13 +89,7 @@ class ServingExporter(ServingExporterInterface):
         config = config or self.export_config
         calibration = None
         if config.precision == "int8":
-            calibration = create_calibration_data_generator(
-                self._require_catalog().index(),
-                config.calibration_batch_size,
-                int(config.opt_seq_length or 512),
-                config.calibration_batches,
-                config.calibration_histories,
-            )
+            calibration = int8_calibration(self._require_catalog().index(), config)
         build_engine(onnx_path, engine_path, config, calibration)
         return Path(engine_path)
 

@@ -21,11 +21,11 @@ import torch
 from ugt_ensemble import __version__
 from ugt_ensemble.catalog import Catalog, load_catalog, synthetic_catalog
 from ugt_ensemble.config import BuildConfig
-from ugt_ensemble.errors import ExportError, RepositoryError
+from ugt_ensemble.errors import RepositoryError
 from ugt_ensemble.export.onnx_export import export_onnx
 from ugt_ensemble.export.tensorrt_build import build_engine, require_tensorrt
-from ugt_ensemble.export.tensorrt_check import TensorRTReport, check_tensorrt_compatibility
-from ugt_ensemble.export.tensorrt_plan import EngineMetadata, calibration_batches
+from ugt_ensemble.export.tensorrt_check import TensorRTReport, require_tensorrt_parsable
+from ugt_ensemble.export.tensorrt_plan import EngineMetadata, int8_calibration
 from ugt_ensemble.export.tensorrt_run import TensorRTRunner
 from ugt_ensemble.export.validate import ShapeCheck, validate_onnx, validate_runner
 from ugt_ensemble.model import UGT, UGTConfig, build_model
@@ -121,11 +121,7 @@ def _export_and_check(
     with progress.step(f"Validating ONNX against PyTorch on {len(e.validation_shapes)} shapes"):
         checks = validate_onnx(model, onnx_path, index, config.export, seed=config.seed)
     with progress.step("Checking the graph against TensorRT 10's ONNX parser (static)"):
-        trt_report = check_tensorrt_compatibility(onnx_path)
-        if trt_report.problems and config.export.needs_tensorrt_parser:
-            raise ExportError("TensorRT cannot parse the exported graph:\n  " + "\n  ".join(trt_report.problems))
-        for problem in trt_report.problems:
-            LOGGER.warning("TensorRT would refuse the graph: %s", problem)
+        trt_report = require_tensorrt_parsable(onnx_path, config.export.needs_tensorrt_parser)
     return onnx_path, checks, trt_report
 
 
@@ -134,12 +130,7 @@ def _build_and_check_engine(
 ) -> EngineMetadata:
     e = config.export
     engine_path = version_dir / PLAN_FILE
-    calibration = None
-    if e.precision == "int8":
-        length = int(e.opt_seq_length)  # type: ignore[arg-type]
-        calibration = calibration_batches(
-            index, e.calibration_batch_size, length, e.calibration_batches, e.calibration_histories, config.seed
-        )
+    calibration = int8_calibration(index, e, config.seed)
     with progress.step(f"Building the TensorRT engine ({e.precision}, workspace {e.workspace_mib} MiB)"):
         metadata = build_engine(onnx_path, engine_path, e, calibration)
     with progress.step(f"Validating the engine against PyTorch (score atol {e.engine_atol:g})"):

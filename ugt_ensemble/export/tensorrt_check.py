@@ -8,11 +8,16 @@ unrolled into static steps (a dynamic scan output cannot be parsed).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 from onnx import TensorProto, numpy_helper
+
+from ugt_ensemble.errors import ExportError
+
+LOGGER = logging.getLogger(__name__)
 
 OPSET_RANGE = (9, 20)
 TOPK_MAX_K = 3840  # exclusive
@@ -214,3 +219,13 @@ def _constant_values(graph: onnx.GraphProto) -> dict[str, object]:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
     return values
+
+
+def require_tensorrt_parsable(onnx_path: str | Path, fatal: bool) -> TensorRTReport:
+    """Run the static check on an export: problems raise ExportError when `fatal`, else are logged."""
+    report = check_tensorrt_compatibility(onnx_path)
+    if report.problems and fatal:
+        raise ExportError("TensorRT cannot parse the exported graph:\n  " + "\n  ".join(report.problems))
+    for problem in report.problems:
+        LOGGER.warning("TensorRT would refuse the graph: %s", problem)
+    return report

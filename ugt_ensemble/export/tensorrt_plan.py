@@ -73,6 +73,16 @@ def fp32_node_names(model: str | Path | onnx.ModelProto, scope: str = FP32_SCOPE
     return names
 
 
+def int8_calibration(index: CatalogIndex, config: ExportConfig, seed: int = 0) -> Iterator | None:
+    """The calibration batches an int8 build of `config` needs (None for other precisions)."""
+    if config.precision != "int8":
+        return None
+    length = int(config.opt_seq_length)  # type: ignore[arg-type]
+    return calibration_batches(
+        index, config.calibration_batch_size, length, config.calibration_batches, config.calibration_histories, seed
+    )
+
+
 def calibration_batches(
     index: CatalogIndex,
     batch_size: int,
