@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ugt_ensemble.errors import ConfigError
-from ugt_ensemble.model.config import UGTConfig
+from ugt_ensemble.model.config import UGTConfig, require_positive_int
 from ugt_ensemble.runtime.packing import DEFAULT_BUCKETS, PackingConfig
 
 #: Model-step engines:
@@ -197,9 +197,7 @@ class TritonConfig:
             "max_request_bytes",
             "max_events",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"`{name}` must be a positive int, got {value!r}")
+            require_positive_int(name, getattr(self, name))
         if self.max_queue_delay_us < 0:
             raise ConfigError(f"`max_queue_delay_us` must be >= 0, got {self.max_queue_delay_us}")
         bad = [b for b in self.preferred_batch_sizes if not 1 <= b <= self.max_batch_size]

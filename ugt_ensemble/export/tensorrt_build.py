@@ -7,6 +7,7 @@ where they are tested without a GPU. NOT RUN IN THIS PROJECT'S CI: no machine he
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -67,7 +68,8 @@ def build_engine(
         raise ExportError(f"TensorRT could not parse {onnx_path}: {errors}")
     build_config = builder.create_builder_config()
     build_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_mib << 20)
-    _add_profile(trt, builder, build_config, ProfileShapes.from_export(config))
+    shapes = ProfileShapes.from_export(config)
+    _add_profile(trt, builder, build_config, shapes)
     pinned = _set_precision(trt, network, build_config, config.precision, fp32_node_names(onnx_path))
     if config.precision == "int8":
         build_config.int8_calibrator = _calibrator(trt, calibration, engine_path.with_suffix(".calib"))
@@ -84,11 +86,7 @@ def build_engine(
         tensorrt_version=trt.__version__,
         gpu=torch.cuda.get_device_name(0),
         precision=config.precision,
-        profile={
-            "min": ProfileShapes.from_export(config).min,
-            "opt": ProfileShapes.from_export(config).opt,
-            "max": ProfileShapes.from_export(config).max,
-        },
+        profile=dataclasses.asdict(shapes),
         workspace_mib=config.workspace_mib,
         fp32_layers=pinned,
         onnx_sha256=file_sha256(onnx_path),

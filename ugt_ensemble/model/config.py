@@ -41,7 +41,7 @@ class UGTConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "codebook_sizes", tuple(int(v) for v in self.codebook_sizes))
         for name in ("d_model", "num_heads", "num_layers", "ffn_dim", "max_seq_length", "beam_size"):
-            _require_positive_int(name, getattr(self, name))
+            require_positive_int(name, getattr(self, name))
         if len(self.codebook_sizes) != 3 or min(self.codebook_sizes) < 1:
             raise ConfigError(f"`codebook_sizes` must be three positive ints, got {self.codebook_sizes}")
         if self.d_model % self.num_heads:
@@ -72,9 +72,7 @@ class UGTConfig:
             raise ConfigError(f"{source}: unknown field(s) {unknown}; allowed: {sorted(known)}")
         try:
             return cls(**data)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
-        except (TypeError, ValueError) as exc:
+        except (ConfigError, TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: {exc}") from None
 
     @classmethod
@@ -93,6 +91,7 @@ class UGTConfig:
             raise InputFileError(str(exc)) from None
 
 
-def _require_positive_int(name: str, value: object) -> None:
+def require_positive_int(name: str, value: object) -> None:
+    """ConfigError unless `value` is an int >= 1 (bools are not ints here)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"`{name}` must be a positive int, got {value!r}")
