@@ -7,12 +7,12 @@ version), it checks what this project's models need at load time: the modules a 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from ugt_ensemble.errors import InputFileError
 from ugt_ensemble.repository.rules import check_repository
-from ugt_ensemble.repository.writer import MANIFEST, RUNTIME_PACKAGE
+from ugt_ensemble.repository.writer import RUNTIME_PACKAGE, read_manifest
 from ugt_ensemble.runtime.catalog_index import CatalogIndex, CatalogIndexError
 
 
@@ -64,8 +64,8 @@ def _catalog(path: Path) -> list[str]:
 
 def _manifest_summary(root: Path) -> dict[str, Any]:
     try:
-        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        manifest = read_manifest(root)
+    except InputFileError:
         return {}
     keys = ("generator", "created", "ensemble", "engine", "catalog", "weights", "tensorrt_static_check")
     return {key: manifest.get(key) for key in keys}

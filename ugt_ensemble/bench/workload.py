@@ -6,7 +6,6 @@ parameters, model names), so a benchmark exercises exactly what is served.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from ugt_ensemble.errors import ConfigError, InputFileError
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.repository.render import CATALOG_FILE
 from ugt_ensemble.repository.rules import parse_config
-from ugt_ensemble.repository.writer import MANIFEST
+from ugt_ensemble.repository.writer import read_manifest
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.history import parse_history
 from ugt_ensemble.runtime.packing import PackingConfig, pack_histories
@@ -69,12 +68,9 @@ class RepositoryInfo:
     def read(cls, repository: str | Path) -> RepositoryInfo:
         path = Path(repository)
         try:
-            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InputFileError(
-                f"{path / MANIFEST}: cannot read the build manifest ({exc}); "
-                "benchmark a repository written by `python -m ugt_ensemble build`"
-            ) from None
+            manifest = read_manifest(path)
+        except InputFileError as exc:
+            raise InputFileError(f"{exc}; benchmark a repository written by `python -m ugt_ensemble build`") from None
         triton = manifest["triton"]
         pre = parse_config((path / triton["preprocess_name"] / "config.pbtxt").read_text(), "preprocess config")
         params = {k: v.string_value for k, v in pre.parameters.items()}

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import tempfile
 import threading
 from pathlib import Path
 
 from ugt_ensemble.client.grpc_client import RecommendClient
-from ugt_ensemble.errors import ServerError
-from ugt_ensemble.repository.writer import MANIFEST
+from ugt_ensemble.errors import InputFileError, ServerError
+from ugt_ensemble.repository.writer import read_manifest
 from ugt_ensemble.server import Ports, TritonServer
 
 DEFAULT_ENSEMBLE = "ugt_recommend"
@@ -35,8 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
 def ensemble_name(repository: Path) -> str:
     """The ensemble a build wrote into `repository` (from its manifest), else the default name."""
     try:
-        return json.loads((repository / MANIFEST).read_text(encoding="utf-8"))["ensemble"]
-    except (OSError, ValueError, KeyError):
+        return read_manifest(repository)["ensemble"]
+    except (InputFileError, KeyError):
         return DEFAULT_ENSEMBLE
 
 

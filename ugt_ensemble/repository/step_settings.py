@@ -6,7 +6,6 @@ the winner back with `write_step_settings`, which re-checks the whole repository
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from ugt_ensemble.deployment import validate_deployment
-from ugt_ensemble.errors import ConfigError
+from ugt_ensemble.errors import ConfigError, InputFileError
 from ugt_ensemble.repository.rules import parse_config
-from ugt_ensemble.repository.writer import MANIFEST
+from ugt_ensemble.repository.writer import read_manifest, write_manifest
 
 THREADS_PARAMETER = "intra_op_threads"
 
@@ -106,18 +105,18 @@ def write_step_settings(repository: Path, model_name: str, settings: StepSetting
     if not report["valid"]:
         path.write_text(old_text, encoding="utf-8")
         raise ConfigError(f"{path}: tuned config rejected, kept the old one: " + "; ".join(report["errors"]))
-    _record_in_manifest(Path(repository) / MANIFEST, settings, note)
+    _record_in_manifest(Path(repository), settings, note)
     return path
 
 
-def _record_in_manifest(manifest_path: Path, settings: StepSettings, note: str) -> None:
+def _record_in_manifest(repository: Path, settings: StepSettings, note: str) -> None:
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        manifest = read_manifest(repository)
+    except InputFileError:
         return  # not written by `build`; the config itself is the record
     triton = manifest.setdefault("triton", {})
     triton["model_instances"] = settings.instances  # the queue delay stays: it is every step's there
     if settings.intra_op_threads is not None:
         triton["intra_op_threads"] = settings.intra_op_threads
     manifest["tuned"] = {**asdict(settings), "note": note}
-    manifest_path.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    write_manifest(repository, manifest)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ugt_ensemble.config import PYTHON_ENGINES, BuildConfig
+from ugt_ensemble.errors import InputFileError
 from ugt_ensemble.model.config import UGTConfig
 from ugt_ensemble.repository.render import CATALOG_FILE, render_configs
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
@@ -91,17 +92,32 @@ class StagedRepository:
             shutil.rmtree(self.output_dir / name, ignore_errors=True)
         for name in model_names:
             os.replace(self.path / name, self.output_dir / name)
-        manifest_path = self.output_dir / MANIFEST
-        manifest_path.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+        manifest_path = write_manifest(self.output_dir, manifest)
         _warn_about_foreign_models(self.output_dir, model_names)
         return manifest_path
+
+
+def read_manifest(repository: Path) -> Any:
+    """The build manifest (`ugt_build.json`) of `repository`; InputFileError naming the file if unreadable."""
+    path = Path(repository) / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"{path}: cannot read the build manifest ({exc})") from None
+
+
+def write_manifest(repository: Path, manifest: dict[str, Any]) -> Path:
+    """Write `manifest` as `repository`/ugt_build.json."""
+    path = Path(repository) / MANIFEST
+    path.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
 
 
 def previous_models(output_dir: Path) -> list[str]:
     """Model directories a previous build wrote into `output_dir` (from its manifest)."""
     try:
-        return list(json.loads((output_dir / MANIFEST).read_text(encoding="utf-8"))["models"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return list(read_manifest(output_dir)["models"])
+    except (InputFileError, KeyError, TypeError):
         return []
 
 
