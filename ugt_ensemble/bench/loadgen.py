@@ -78,10 +78,9 @@ async def _drive(target: Target, url: str, spec: LoadSpec, show_progress: bool) 
     async with aioclient.InferenceServerClient(url) as client:
         warmup = _Recorder(LoadSpec(spec.concurrency, requests=max(spec.warmup, 1), warmup=0), None)
         await asyncio.gather(*(_worker(target, client, warmup) for _ in range(spec.concurrency)))
-        total = spec.requests if spec.requests is not None else None
         label = f"{target.name} c={spec.concurrency}"
         hidden = not show_progress or not sys.stderr.isatty()  # a bar only on a terminal, never into logs
-        with tqdm(total=total, desc=label, unit="req", disable=hidden, leave=False) as bar:
+        with tqdm(total=spec.requests, desc=label, unit="req", disable=hidden, leave=False) as bar:
             recorder = _Recorder(spec, bar)
             await asyncio.gather(*(_worker(target, client, recorder) for _ in range(spec.concurrency)))
             elapsed = time.perf_counter() - recorder.start

@@ -12,7 +12,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -89,20 +88,6 @@ class PerfAnalyzer:
                 for lib in missing
             ]
             raise MissingDependencyError(f"perf_analyzer needs {'; '.join(hints)}")
-
-    def version(self) -> str:
-        """The version number, e.g. "2.51.0" (perf_analyzer prints it on stderr)."""
-        done = subprocess.run(
-            [str(self.executable), "--version"],
-            check=False,
-            capture_output=True,
-            text=True,
-            env=self.environment(),
-            timeout=30,
-        )
-        text = (done.stdout + done.stderr).strip()
-        match = re.search(r"Version\s+(\S+)", text)
-        return match.group(1) if match else text
 
 
 def _library_env() -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Sequence
 from ugt_ensemble.bench import perf_analyzer as pa
 from ugt_ensemble.bench.cpu import CpuMeter
 from ugt_ensemble.bench.perf_analyzer_output import PerfAnalyzerResult
-from ugt_ensemble.bench.stats import RunStats
+from ugt_ensemble.bench.stats import RunStats, median_run
 from ugt_ensemble.bench.workload import RepositoryInfo, Workload
 
 LOGGER = logging.getLogger(__name__)
@@ -47,16 +47,11 @@ def run_perf_analyzer(
     analyzer = pa.PerfAnalyzer.locate()
     output_dir.mkdir(parents=True, exist_ok=True)
     valid = [i for i, packed in enumerate(workload.packed) if packed is not None]
-    rows = {
-        "ensemble": [{"HISTORY": workload.histories[i]} for i in valid],
-        "naive": [{"HISTORY": workload.histories[i]} for i in valid],
-        "model_step": [_squeeze(workload.packed[i]) for i in valid],
-    }
     models = {"ensemble": info.ensemble, "model_step": info.model_step, "naive": info.naive_peer}
     chosen = [t for t in targets if t in PERF_TARGETS and models[t]]
     attempts: dict[tuple[str, int], list] = {}
     with tempfile.TemporaryDirectory(prefix="ugt-perf-input-") as inputs:  # large; the reports stay small
-        data = {t: pa.write_input_data(Path(inputs) / f"{t}.json", rows[t]) for t in chosen}
+        data = {t: pa.write_input_data(Path(inputs) / f"{t}.json", _input_rows(t, workload, valid)) for t in chosen}
         for round_no in range(rounds):
             for value in concurrency:
                 for target in chosen:
@@ -87,11 +82,18 @@ def run_perf_analyzer(
                 "perf_analyzer: no stable measurement of %s at concurrency %d in %d round(s)", target, value, rounds
             )
             continue
-        result, cpu = sorted(tries, key=lambda attempt: attempt[0].throughput)[len(tries) // 2]
+        result, cpu = median_run(tries, key=lambda attempt: attempt[0].throughput)
         results[target].append(result)
         if cpu and cpu_rows is not None:
             cpu_rows.append((target, value, cpu))
     return results
+
+
+def _input_rows(target: str, workload: Workload, valid: list[int]) -> list[dict]:
+    """perf_analyzer input rows: raw histories for the ensemble and the naive peer, tensors for the model step."""
+    if target == "model_step":
+        return [_squeeze(workload.packed[i]) for i in valid]  # type: ignore[arg-type]
+    return [{"HISTORY": workload.histories[i]} for i in valid]
 
 
 def _squeeze(packed: dict) -> dict:

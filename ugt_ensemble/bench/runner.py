@@ -14,7 +14,7 @@ from ugt_ensemble.bench.loadgen import LoadSpec, run_load
 from ugt_ensemble.bench.perf_analyzer_output import PerfAnalyzerResult
 from ugt_ensemble.bench.perf_runs import as_run_stats, breakdown_markdown, run_perf_analyzer
 from ugt_ensemble.bench.report import markdown_table, plot, target_legend, write_csv
-from ugt_ensemble.bench.stats import RunStats
+from ugt_ensemble.bench.stats import RunStats, median_run
 from ugt_ensemble.bench.targets import TARGETS, make_target
 from ugt_ensemble.bench.workload import LengthDistribution, RepositoryInfo, Workload, make_workload
 from ugt_ensemble.errors import ConfigError
@@ -157,11 +157,6 @@ def _run_load(
         if cpu:
             cpu_rows.append((name, concurrency, cpu))
     return sorted(stats, key=lambda s: (s.concurrency, config.targets.index(s.target)))
-
-
-def median_run(attempts: list, key) -> object:  # noqa: ANN001
-    """The attempt with the median `key` (the upper median for an even count)."""
-    return sorted(attempts, key=key)[len(attempts) // 2]
 
 
 def write_outputs(result: BenchmarkResult, output_dir: Path) -> dict[str, Path]:

@@ -63,3 +63,8 @@ class RunStats:
 
     def as_row(self) -> dict[str, object]:
         return asdict(self)
+
+
+def median_run(attempts: list, key) -> object:  # noqa: ANN001
+    """The attempt with the median `key` (the upper median for an even count)."""
+    return sorted(attempts, key=key)[len(attempts) // 2]

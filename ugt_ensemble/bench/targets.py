@@ -59,10 +59,6 @@ class Target:
     info: RepositoryInfo
     _prepared: list = field(default_factory=list, repr=False)
 
-    @property
-    def description(self) -> str:
-        return TARGETS[self.name]
-
     def __post_init__(self) -> None:
         if self.name == "model_step":  # packing happens here, outside the timed region
             self._prepared = [

@@ -19,8 +19,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.utils import InferenceServerException
 
 from ugt_ensemble.bench.loadgen import LoadSpec, run_load
-from ugt_ensemble.bench.runner import median_run
-from ugt_ensemble.bench.stats import RunStats
+from ugt_ensemble.bench.stats import RunStats, median_run
 from ugt_ensemble.bench.targets import make_target
 from ugt_ensemble.bench.workload import LengthDistribution, RepositoryInfo, make_workload
 from ugt_ensemble.errors import ConfigError

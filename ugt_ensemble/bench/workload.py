@@ -93,7 +93,6 @@ class Workload:
 
     histories: tuple[str, ...]
     packed: tuple[dict[str, np.ndarray] | None, ...]
-    lengths: LengthDistribution
 
     def __len__(self) -> int:
         return len(self.histories)
@@ -113,7 +112,7 @@ def make_workload(
         for n, bad in zip(sizes, malformed)
     )
     packed = tuple(None if bad else pack_one(h, info) for h, bad in zip(histories, malformed))
-    return Workload(histories, packed, lengths)
+    return Workload(histories, packed)
 
 
 def pack_one(history: str, info: RepositoryInfo) -> dict[str, np.ndarray]:

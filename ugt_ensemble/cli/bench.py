@@ -123,7 +123,9 @@ def target_of_model(info: RepositoryInfo, model: str) -> str:
 
 
 @contextlib.contextmanager
-def served(args: argparse.Namespace, info: RepositoryInfo) -> Iterator[tuple[str, int | None]]:
+def served(
+    args: argparse.Namespace, info: RepositoryInfo, extra_args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, int | None]]:
     """The gRPC address to load and the server's pid when it runs here: --url, or a tritonserver
     started for the run (then the report includes its CPU per request)."""
     if args.url:
@@ -131,7 +133,7 @@ def served(args: argparse.Namespace, info: RepositoryInfo) -> Iterator[tuple[str
         return
     ready = [info.ensemble, info.model_step] + ([info.naive_peer] if info.naive_peer else [])
     print(f"Starting tritonserver on {info.path} (loopback, free ports) ...", flush=True)
-    with TritonServer(info.path, ready_models=ready) as server:
+    with TritonServer(info.path, ready_models=ready, extra_args=extra_args) as server:
         yield server.grpc_url, server.process.pid  # type: ignore[union-attr]
 
 
@@ -192,9 +194,8 @@ def run_tuning(args: argparse.Namespace, info: RepositoryInfo) -> int:
     )
     print(f"Tuning {info.model_step!r}: {len(grid)} candidates x {config.rounds} rounds of {config.duration_s:g} s")
     explicit = ("--model-control-mode=explicit", "--load-model=*")
-    ready = [info.ensemble, info.model_step]
-    with TritonServer(info.path, ready_models=ready, extra_args=explicit) as server:
-        result = run_tune(server.grpc_url, info, step_config, grid, config, show_progress=not args.quiet)
+    with served(args, info, explicit) as (url, _):
+        result = run_tune(url, info, step_config, grid, config, show_progress=not args.quiet)
     report = tune_markdown(result, config)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "tune.md").write_text(report, encoding="utf-8")
