@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ugt_ensemble.runtime.batching import RequestError, answer_batch
+from ugt_ensemble.runtime.batching import RequestError, answer_batch, row_bounds
 from ugt_ensemble.runtime.model_step import EncoderLimits, check_encoder_inputs, run_by_length
 
 
@@ -81,3 +81,8 @@ def test_run_by_length_groups_equal_lengths_and_splits_back():
     assert seen == [(2, 4), (2, 8)]
     assert [r["recommendations"].shape[0] for r in results] == [1, 2, 1]
     assert results[2]["recommendations"][0, 0, 0] == 4 and results[2]["scores"][0, 0] == 1.0
+
+
+def test_row_bounds_split_a_batch_by_request():
+    assert row_bounds([2, 0, 3]) == [(0, 2), (2, 2), (2, 5)]
+    assert row_bounds([]) == []

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 from triton_io import input_array, model_parameters, to_responses, version_dir
-from ugt_runtime.batching import RequestError, answer_batch
+from ugt_runtime.batching import RequestError, answer_batch, row_bounds
 from ugt_runtime.catalog_index import CatalogIndex
-from ugt_runtime.contract import MODEL_SCORES, NUM_RECOMMENDATIONS, RECOMMENDATIONS
+from ugt_runtime.contract import HISTORY_CODE_INPUTS, MODEL_SCORES, NUM_RECOMMENDATIONS, RECOMMENDATIONS
 from ugt_runtime.decoding import decode_recommendations
-
-HISTORY_CODES = ("encoder_l1_ids", "encoder_l2_ids", "encoder_l3_ids")
 
 
 class TritonPythonModel:
@@ -34,8 +32,9 @@ class TritonPythonModel:
             )
         parsed = {"codes": codes, "scores": scores}
         if self.exclude_history:
-            history = np.stack([input_array(request, name) for name in HISTORY_CODES], axis=-1)
-            parsed["history"], parsed["mask"] = history, input_array(request, "encoder_mask")
+            *codes_names, mask_name = HISTORY_CODE_INPUTS
+            history = np.stack([input_array(request, name) for name in codes_names], axis=-1)
+            parsed["history"], parsed["mask"] = history, input_array(request, mask_name)
         return parsed
 
     def _decode(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
@@ -45,8 +44,7 @@ class TritonPythonModel:
         if self.exclude_history:
             history, mask = _pad_concat([r["history"] for r in requests]), _pad_concat([r["mask"] for r in requests])
         decoded = decode_recommendations(codes, scores, self.index, history, mask)
-        stops = np.cumsum([len(r["codes"]) for r in requests])
-        return [decoded.rows(start, stop) for start, stop in zip(np.r_[0, stops[:-1]], stops)]
+        return [decoded.rows(start, stop) for start, stop in row_bounds([len(r["codes"]) for r in requests])]
 
 
 def _pad_concat(parts: list[np.ndarray]) -> np.ndarray:

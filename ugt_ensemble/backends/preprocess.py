@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 from triton_io import input_array, model_parameters, to_responses, version_dir
-from ugt_runtime.batching import answer_batch
+from ugt_runtime.batching import answer_batch, row_bounds
 from ugt_runtime.catalog_index import CatalogIndex
 from ugt_runtime.contract import HISTORY
 from ugt_runtime.history import History, HistoryError, HistoryLimits, parse_history
@@ -37,5 +37,4 @@ class TritonPythonModel:
 
     def _pack(self, requests: list[list[History]]) -> list[dict[str, np.ndarray]]:
         packed = pack_histories([h for rows in requests for h in rows], self.index, self.packing)
-        starts = np.cumsum([0] + [len(rows) for rows in requests])
-        return [packed.rows(start, stop) for start, stop in zip(starts[:-1], starts[1:])]
+        return [packed.rows(start, stop) for start, stop in row_bounds([len(rows) for rows in requests])]

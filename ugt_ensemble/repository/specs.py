@@ -39,8 +39,6 @@ MODEL_OUTPUTS = (
     TensorSpec(c.RECOMMENDATIONS, "TYPE_INT64", (c.NUM_RECOMMENDATIONS, 3)),
     TensorSpec(c.MODEL_SCORES, "TYPE_FP32", (c.NUM_RECOMMENDATIONS,)),
 )
-#: Encoder tensors that postprocess reads to drop items already in the history.
-HISTORY_CODE_INPUTS = ("encoder_l1_ids", "encoder_l2_ids", "encoder_l3_ids", "encoder_mask")
 
 
 def encoder_tensors(ragged: bool = False) -> tuple[TensorSpec, ...]:
@@ -52,7 +50,7 @@ def encoder_tensors(ragged: bool = False) -> tuple[TensorSpec, ...]:
 
 def postprocess_inputs(triton: TritonConfig) -> tuple[TensorSpec, ...]:
     """Model outputs, plus the packed history when recommendations exclude it."""
-    history = tuple(t for t in encoder_tensors(ragged=True) if t.name in HISTORY_CODE_INPUTS)
+    history = tuple(t for t in encoder_tensors(ragged=True) if t.name in c.HISTORY_CODE_INPUTS)
     return MODEL_OUTPUTS + (history if triton.exclude_history else ())
 
 

@@ -71,3 +71,9 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, RequestError):
         return str(exc)
     return f"internal error: {type(exc).__name__}: {exc}"
+
+
+def row_bounds(counts: Sequence[int]) -> list[tuple[int, int]]:
+    """(start, stop) of each request's rows in a batch where request i holds `counts[i]` rows."""
+    stops = np.cumsum(counts, dtype=np.int64)
+    return list(zip(np.r_[0, stops[:-1]].tolist(), stops.tolist()))

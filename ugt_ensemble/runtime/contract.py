@@ -15,7 +15,6 @@ NUM_RECOMMENDATIONS = 50
 #: Event types, in token-type order; token type 0 is padding.
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "cart", "purchase")
 TOKEN_TYPE_OF_EVENT: dict[str, int] = {name: i + 1 for i, name in enumerate(EVENT_TYPES)}
-PAD_TOKEN_TYPE = 0
 #: Event type of a bare integer event.
 DEFAULT_EVENT_TYPE = "view"
 
@@ -39,6 +38,8 @@ ENCODER_INPUTS: tuple[str, ...] = (
 )
 ENCODER_DTYPES: dict[str, type] = {name: np.int64 for name in ENCODER_INPUTS[:-1]}
 ENCODER_DTYPES["encoder_mask"] = np.float32
+#: Encoder tensors that postprocess reads to drop items already in the history: the three codes, then the mask.
+HISTORY_CODE_INPUTS: tuple[str, ...] = (*ENCODER_INPUTS[:3], ENCODER_INPUTS[5])
 RECOMMENDATIONS = "recommendations"
 MODEL_SCORES = "scores"
 MODEL_OUTPUTS: tuple[str, ...] = (RECOMMENDATIONS, MODEL_SCORES)

@@ -21,7 +21,6 @@ from .batching import RequestError
 from .contract import DEFAULT_EVENT_TYPE, EVENT_TYPES, TOKEN_TYPE_OF_EVENT
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_DEFAULT = DEFAULT_EVENT_TYPE
 _DEFAULT_TOKEN = TOKEN_TYPE_OF_EVENT[DEFAULT_EVENT_TYPE]
 
 
@@ -99,7 +98,9 @@ def _fast_arrays(events: list) -> History | None:
         ids = [e if type(e) is int else e.get("item_id") for e in events]
         try:
             kind = TOKEN_TYPE_OF_EVENT.get
-            token_types = [_DEFAULT_TOKEN if type(e) is int else kind(e.get("type", _DEFAULT)) for e in events]
+            token_types = [
+                _DEFAULT_TOKEN if type(e) is int else kind(e.get("type", DEFAULT_EVENT_TYPE)) for e in events
+            ]
         except TypeError:  # an unhashable "type"
             return None
         if None in token_types or not set(map(type, ids)) <= {int}:
@@ -114,7 +115,7 @@ def _fast_arrays(events: list) -> History | None:
 
 def _parse_event(index: int, event: object) -> tuple[int, int]:
     if type(event) is int:
-        return _item_id(index, event), TOKEN_TYPE_OF_EVENT[DEFAULT_EVENT_TYPE]
+        return _item_id(index, event), _DEFAULT_TOKEN
     if not isinstance(event, dict):
         raise HistoryError(f'event {index}: expected an item id or an object with "item_id", got {_json_type(event)}')
     if "item_id" not in event:

@@ -12,8 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from .batching import RequestError
-from .contract import CODEBOOK_SIZES, ENCODER_INPUTS, MODEL_OUTPUTS
+from .batching import RequestError, row_bounds
+from .contract import CODEBOOK_SIZES, ENCODER_INPUTS, EVENT_TYPES, MODEL_OUTPUTS
 
 Tensors = dict[str, np.ndarray]
 
@@ -24,7 +24,7 @@ class EncoderLimits:
 
     codebook_sizes: tuple[int, int, int] = CODEBOOK_SIZES
     max_seq_length: int = 1024
-    num_token_types: int = 5
+    num_token_types: int = 1 + len(EVENT_TYPES)  # token type 0 is padding
 
     def ranges(self) -> dict[str, int]:
         """Exclusive upper bound of each int64 encoder tensor (lower bound 0)."""
@@ -62,8 +62,8 @@ def run_by_length(requests: list[Tensors], run: Callable[[Tensors], list[np.ndar
         members = [i for i, n in enumerate(lengths) if n == length]
         feed = {name: _concat([requests[i][name] for i in members]) for name in ENCODER_INPUTS}
         outputs = run(feed)
-        stops = np.cumsum([requests[i][ENCODER_INPUTS[0]].shape[0] for i in members])
-        for i, start, stop in zip(members, np.r_[0, stops[:-1]], stops):
+        bounds = row_bounds([requests[i][ENCODER_INPUTS[0]].shape[0] for i in members])
+        for i, (start, stop) in zip(members, bounds):
             results[i] = {name: out[start:stop] for name, out in zip(MODEL_OUTPUTS, outputs)}
     return results  # type: ignore[return-value]
 
