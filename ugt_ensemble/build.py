@@ -31,9 +31,11 @@ from ugt_ensemble.export.validate import ShapeCheck, validate_onnx, validate_run
 from ugt_ensemble.model import UGT, UGTConfig, build_model
 from ugt_ensemble.model.checkpoint import model_from_state, read_checkpoint, save_checkpoint
 from ugt_ensemble.progress import StepProgress
+from ugt_ensemble.repository.manifest import MANIFEST
 from ugt_ensemble.repository.render import CHECKPOINT_FILE, ONNX_FILE, PLAN_FILE
 from ugt_ensemble.repository.rules import RepositoryReport, check_repository
-from ugt_ensemble.repository.writer import MANIFEST, StagedRepository, write_models
+from ugt_ensemble.repository.staging import StagedRepository, check_replaceable
+from ugt_ensemble.repository.writer import static_files, write_models
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 
 LOGGER = logging.getLogger(__name__)
@@ -66,6 +68,8 @@ def build_repository(
     progress = progress or StepProgress.silent()
     if config.export.engine == "tensorrt":
         require_tensorrt()  # one line on what is missing, before any work
+    ours = static_files(config)
+    check_replaceable(config.output_dir, config.triton.model_names(), ours)  # before any work: never lose files
     with progress.step("Reading the model config and catalog"):
         model_config, state = (model.config, None) if model is not None else _model_config(config)
         config.check_model(model_config)
@@ -78,7 +82,7 @@ def build_repository(
             model = build_model(model_config, catalog.prefix_tables(), seed=config.seed)
         else:
             model = model_from_state(model_config, catalog.prefix_tables(), state, config.checkpoint)  # type: ignore[arg-type]
-    with StagedRepository(config.output_dir) as staged:
+    with StagedRepository(config.output_dir, ours) as staged:
         version_dir = staged.path / config.triton.model_name / "1"
         onnx_path, checks, trt_report = _export_and_check(config, model, index, version_dir, progress)
         files = [onnx_path]

@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.model.config import UGTConfig, require_positive_int
+from ugt_ensemble.runtime.errors import clip
 from ugt_ensemble.runtime.packing import DEFAULT_BUCKETS, PackingConfig
 
 #: Model-step engines:
@@ -143,6 +145,17 @@ class TritonConfig:
         length_buckets: padded history lengths emitted by preprocess.
         exclude_history: drop items the user already interacted with from the recommendations.
         max_request_bytes, max_events: limits on one HISTORY document.
+        max_queue_size: most requests waiting in each step's queue (0: unbounded); a request that finds
+            the queue full is rejected at once with UNAVAILABLE, so overload is shed, not queued.
+        queue_timeout_us: longest wait in each step's queue before a request is rejected with
+            UNAVAILABLE (0: no limit); clients may set their own, shorter timeout per request.
+        preprocess_batch_requests: let preprocess's dynamic batcher put several requests in one
+            execute(). Off by default: the Python backend checks the BYTES tensors of a batch
+            together, so one request with a malformed tensor would fail every request batched with it.
+        ort_memory_arena: ONNX Runtime's CPU memory arena in the Python-backend model step. Off by
+            default: the arena keeps its peak forever (every new (batch, length) shape can grow it).
+        max_batch_tokens: the Python-backend model step runs at most this many history positions
+            (rows x length) per engine call, which bounds its peak memory.
         naive_peer: also emit `naive_peer_name`, the benchmark's naive baseline (one Python model,
             PyTorch eager, per request, no dynamic batching; needs ugt-ensemble in the server's Python).
         instance_kind: model-step `instance_group.kind`: KIND_CPU, KIND_GPU or KIND_AUTO (default:
@@ -171,6 +184,11 @@ class TritonConfig:
     exclude_history: bool = False
     max_request_bytes: int = 1 << 20
     max_events: int = 100_000
+    max_queue_size: int = 128
+    queue_timeout_us: int = 500_000
+    preprocess_batch_requests: bool = False
+    ort_memory_arena: bool = False
+    max_batch_tokens: int = 16_384
     naive_peer: bool = False
     naive_peer_name: str = "ugt_naive"
     instance_kind: str | None = None
@@ -184,8 +202,7 @@ class TritonConfig:
     def __post_init__(self) -> None:
         names = [self.ensemble_name, self.preprocess_name, self.model_name, self.postprocess_name, self.naive_peer_name]
         for name in names:
-            if not name or not all(c.isalnum() or c in "_-." for c in name) or name.startswith("."):
-                raise ConfigError(f"model name {name!r} must be non-empty [A-Za-z0-9_.-], not starting with '.'")
+            require_model_name(name)
         if len(set(names)) != len(names):
             raise ConfigError(f"model names must differ, got {names}")
         for name in (
@@ -196,8 +213,16 @@ class TritonConfig:
             "intra_op_threads",
             "max_request_bytes",
             "max_events",
+            "max_batch_tokens",
         ):
             require_positive_int(name, getattr(self, name))
+        for name in ("max_queue_size", "queue_timeout_us"):
+            if (
+                isinstance(getattr(self, name), bool)
+                or not isinstance(getattr(self, name), int)
+                or getattr(self, name) < 0
+            ):
+                raise ConfigError(f"`{name}` must be an int >= 0 (0: no limit), got {getattr(self, name)!r}")
         if self.max_queue_delay_us < 0:
             raise ConfigError(f"`max_queue_delay_us` must be >= 0, got {self.max_queue_delay_us}")
         bad = [b for b in self.preferred_batch_sizes if not 1 <= b <= self.max_batch_size]
@@ -211,9 +236,30 @@ class TritonConfig:
             raise ConfigError(f"`gpus` must be GPU indices >= 0, got {self.gpus}")
         parse_version_policy(self.version_policy)
 
+    def model_names(self) -> list[str]:
+        """The models a build with these settings writes."""
+        names = [self.ensemble_name, self.preprocess_name, self.model_name, self.postprocess_name]
+        return names + ([self.naive_peer_name] if self.naive_peer else [])
+
     def model_instance_kind(self, engine: str) -> str:
         """The model step's instance kind for `engine` (explicit, else by engine)."""
         return self.instance_kind or ("KIND_GPU" if engine in ("tensorrt", "onnxruntime-trt") else "KIND_CPU")
+
+
+#: Model names: what Triton, file systems, URLs and Kubernetes labels all accept.
+MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+MAX_MODEL_NAME = 64
+
+
+def require_model_name(name: object) -> str:
+    """`name` if it is a valid model name, else ConfigError saying what is allowed."""
+    if not isinstance(name, str) or not MODEL_NAME.fullmatch(name) or len(name) > MAX_MODEL_NAME:
+        shown = clip(repr(name), 80)
+        raise ConfigError(
+            f"model name {shown} must be 1-{MAX_MODEL_NAME} ASCII characters from [A-Za-z0-9_.-], "
+            "not starting with '.' or '-'"
+        )
+    return name
 
 
 def parse_version_policy(policy: str) -> tuple[str, tuple[int, ...]]:

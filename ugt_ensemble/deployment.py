@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ugt_ensemble.errors import InputFileError
+from ugt_ensemble.repository.manifest import read_manifest
 from ugt_ensemble.repository.rules import check_repository
-from ugt_ensemble.repository.writer import RUNTIME_PACKAGE, read_manifest
+from ugt_ensemble.repository.writer import RUNTIME_PACKAGE
 from ugt_ensemble.runtime.catalog_index import CatalogIndex, CatalogIndexError
 
 

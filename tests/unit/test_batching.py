@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from ugt_ensemble.runtime.batching import RequestError, answer_batch, row_bounds
+from ugt_ensemble.runtime.batching import answer_batch, row_bounds
+from ugt_ensemble.runtime.errors import RequestError
 from ugt_ensemble.runtime.model_step import EncoderLimits, check_encoder_inputs, run_by_length
 
 
@@ -16,6 +17,7 @@ def _parse(value):
 def test_each_request_gets_its_own_outcome():
     outcomes = answer_batch(["a", "bad", "b", "crash"], _parse, lambda xs: [{"x": np.array(x)} for x in xs])
     assert [o.error for o in outcomes] == [None, "bad request", None, "internal error: KeyError: 'boom'"]
+    assert [o.code for o in outcomes if o.error] == ["INVALID_ARG", "INTERNAL"]  # client fault, server fault
     assert outcomes[2].outputs["x"].item() == "b"
 
 
@@ -81,6 +83,24 @@ def test_run_by_length_groups_equal_lengths_and_splits_back():
     assert seen == [(2, 4), (2, 8)]
     assert [r["recommendations"].shape[0] for r in results] == [1, 2, 1]
     assert results[2]["recommendations"][0, 0, 0] == 4 and results[2]["scores"][0, 0] == 1.0
+
+
+def test_run_by_length_slices_big_groups_to_bound_memory():
+    requests = [_encoder(3, 8), _encoder(2, 8), _encoder(1, 2)]
+    seen = []
+
+    def run(feed):
+        rows, length = feed["encoder_mask"].shape
+        seen.append((rows, length))
+        ids = feed["encoder_l1_ids"][:, :1, None].repeat(50, 1).repeat(3, 2)
+        return [ids, np.zeros((rows, 50), dtype=np.float32)]
+
+    for i, request in enumerate(requests):
+        request["encoder_l1_ids"][:] = np.arange(len(request["encoder_l1_ids"]))[:, None] + 10 * i
+    results = run_by_length(requests, run, max_tokens=16)  # 16 tokens: 2 rows of length 8 per call
+    assert seen == [(1, 2), (2, 8), (2, 8), (1, 8)]
+    assert results[0]["recommendations"][:, 0, 0].tolist() == [0, 1, 2]
+    assert results[1]["recommendations"][:, 0, 0].tolist() == [10, 11]
 
 
 def test_row_bounds_split_a_batch_by_request():

@@ -32,6 +32,14 @@ def test_csv_round_trip_with_any_column_order(tmp_path, catalog):
         ("item_id,l1,l2,l3\n-1,0,0,0\n", "negative item_id"),
         ("item_id,l1,l2,l3\n7,0,0,0\n7,0,0,1\n", "duplicate item_id.*7 at line 2 and line 3"),
         ("item_id,l1,l2,l3\n7,0,0,0\n8,0,0,0\n", r"duplicate \(l1, l2, l3\) triple.*\(0, 0, 0\) at line 2 and line 3"),
+        ("item_id,l1,l2,l3\n1,5.7,0,0\n", "line 2: l1 is '5.7', not an integer"),
+        ("item_id,l1,l2,l3\n1e3,5,0,0\n", "line 2: item_id is '1e3', not an integer"),
+        ("item_id,l1,l2,l3\nNaN,5,0,0\n", "line 2: item_id is 'NaN', not an integer"),
+        ("item_id,l1,l2,l3\n1_000,5,0,0\n", "line 2: item_id is '1_000', not an integer"),
+        ("item_id,l1,l2,l3\n9223372036854775808,5,0,0\n", "line 2: item_id is 9223372036854775808, outside the int64"),
+        ("item_id,l1,l2,l3\n\n\n1,2,3,4\n\n2,x,3,4\n", "line 6: l1 is 'x', not an integer"),
+        ("item_id,l1,l2,l3\n\n1,2,3,4\n\n1,2,3,5\n", "duplicate item_id.*1 at line 3 and line 5"),
+        ("item_id,l1,l2,l3\n1," + "9" * 5000 + ",0,0\n", r"l1 is 9999.*\(5000 characters\), outside the int64"),
     ],
 )
 def test_bad_csv_catalogs_name_file_and_rows(tmp_path, text, message):
@@ -39,6 +47,12 @@ def test_bad_csv_catalogs_name_file_and_rows(tmp_path, text, message):
     with pytest.raises(InputFileError, match=message) as info:
         load_catalog(path)
     assert str(path) in str(info.value)
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbfitem_id,l1,l2,l3\r\n1,2,3,4\r\n")
+    assert load_catalog(path).codes.tolist() == [[2, 3, 4]]
 
 
 def test_missing_file(tmp_path):

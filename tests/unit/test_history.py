@@ -44,6 +44,10 @@ def test_empty_list_is_a_valid_history():
         (f"[{2**63}]", "outside the int64 range"),
         (f'[1, {{"item_id": {-(2**63) - 1}}}]', "event 1: item id"),
         ("[" * 100_000 + "]" * 100_000, "not valid JSON"),
+        ("[NaN]", "NaN is not a JSON value"),
+        ("[1, -Infinity]", "-Infinity is not a JSON value"),
+        ("[" + "9" * 5000 + "]", "integer literal of 5000 digits"),
+        ('[{"item_id": -' + "1" * 30 + "}]", "integer literal of 30 digits"),
     ],
 )
 def test_malformed_histories_name_the_problem(raw, message):
@@ -101,3 +105,24 @@ def test_fast_and_strict_paths_agree(decoder, raw):
     except HistoryError as exc:
         expected = str(exc)
     assert outcome == expected
+
+
+def test_quoted_values_are_cut_and_their_length_stated():
+    """A 16 KB event type must not come back whole (gRPC metadata limits, 1 MB error bodies)."""
+    kind = "x" * 16_000
+    with pytest.raises(HistoryError) as info:
+        parse_history(json.dumps([{"item_id": 1, "type": kind}]))
+    message = str(info.value)
+    assert len(message) < 250 and "(16002 characters)" in message
+
+
+def test_long_integer_literals_are_refused_before_conversion():
+    """Python refuses > 4300-digit ints with a misleading ValueError; older Pythons convert them slowly."""
+    with pytest.raises(HistoryError, match="integer literal of 100000 digits") as info:
+        parse_history("[" + "7" * 100_000 + "]", HistoryLimits(max_bytes=1 << 20))
+    assert len(str(info.value)) < 200
+
+
+def test_digit_runs_inside_strings_are_not_integers():
+    history = parse_history('[{"item_id": 4, "type": "view", "note": "' + "1" * 50 + '"}]')
+    assert history.item_ids.tolist() == [4]

@@ -11,6 +11,7 @@ from ugt_ensemble.bench.tune import Candidate, TuneConfig, TuneResult, candidate
 from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.model.config import UGTConfig
+from ugt_ensemble.repository.manifest import MANIFEST
 from ugt_ensemble.repository.render import render_configs
 from ugt_ensemble.repository.rules import parse_config
 from ugt_ensemble.repository.step_settings import (
@@ -20,7 +21,7 @@ from ugt_ensemble.repository.step_settings import (
     with_settings,
     write_step_settings,
 )
-from ugt_ensemble.repository.writer import MANIFEST, write_models
+from ugt_ensemble.repository.writer import write_models
 
 
 def _step_config(**triton):

@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
-from triton_io import input_array, model_parameters, version_dir
+from triton_io import input_array, model_parameters, triton_error, version_dir
 
 from ugt_ensemble.model import PrefixTables, load_checkpoint
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.contract import ENCODER_INPUTS, HISTORY
 from ugt_ensemble.runtime.decoding import decode_recommendations
+from ugt_ensemble.runtime.errors import describe_error
 from ugt_ensemble.runtime.history import parse_history
 from ugt_ensemble.runtime.packing import PackingConfig, pack_histories
 
@@ -38,7 +39,7 @@ class TritonPythonModel:
             try:
                 responses.append(self._recommend(request))
             except Exception as exc:  # noqa: BLE001 - one bad request must not fail the others
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc))))
+                responses.append(pb_utils.InferenceResponse(error=triton_error(*describe_error(exc))))
         return responses
 
     def _recommend(self, request) -> "pb_utils.InferenceResponse":  # noqa: ANN001

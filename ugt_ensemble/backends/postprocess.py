@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 from triton_io import input_array, model_parameters, to_responses, version_dir
-from ugt_runtime.batching import RequestError, answer_batch, row_bounds
+from ugt_runtime.batching import answer_batch, row_bounds
 from ugt_runtime.catalog_index import CatalogIndex
 from ugt_runtime.contract import HISTORY_CODE_INPUTS, MODEL_SCORES, NUM_RECOMMENDATIONS, RECOMMENDATIONS
 from ugt_runtime.decoding import decode_recommendations
+from ugt_runtime.errors import RequestError
 
 
 class TritonPythonModel:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from ugt_runtime.batching import Outcome, RequestError
+from ugt_runtime.batching import Outcome
+from ugt_runtime.errors import RequestError
 
 
 def model_parameters(args: dict) -> dict[str, str]:
@@ -29,12 +30,17 @@ def input_array(request: "pb_utils.InferenceRequest", name: str) -> np.ndarray:
     return tensor.as_numpy()
 
 
+def triton_error(message: str, code: str) -> "pb_utils.TritonError":
+    """A TritonError with `code` (a `TritonError` attribute name such as INVALID_ARG)."""
+    return pb_utils.TritonError(message, getattr(pb_utils.TritonError, code))
+
+
 def to_responses(outcomes: list[Outcome]) -> list["pb_utils.InferenceResponse"]:
-    """One InferenceResponse per outcome: its tensors, or its error."""
+    """One InferenceResponse per outcome: its tensors, or its error with its code."""
     responses = []
     for outcome in outcomes:
         if outcome.error is not None:
-            responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(outcome.error)))
+            responses.append(pb_utils.InferenceResponse(error=triton_error(outcome.error, outcome.code)))
         else:
             tensors = [pb_utils.Tensor(name, np.ascontiguousarray(a)) for name, a in outcome.outputs.items()]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))

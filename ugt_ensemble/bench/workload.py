@@ -14,9 +14,9 @@ import numpy as np
 
 from ugt_ensemble.errors import ConfigError, InputFileError
 from ugt_ensemble.histories import history_json, random_history
+from ugt_ensemble.repository.manifest import read_manifest
 from ugt_ensemble.repository.render import CATALOG_FILE
 from ugt_ensemble.repository.rules import parse_config
-from ugt_ensemble.repository.writer import read_manifest
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.history import parse_history
 from ugt_ensemble.runtime.packing import PackingConfig, pack_histories

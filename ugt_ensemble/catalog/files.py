@@ -1,24 +1,30 @@
 """Read and write catalog files: CSV or Parquet with columns item_id, l1, l2, l3.
 
 CSV: a header line naming the columns (any order; extra columns are ignored), then one integer
-row per item. Errors name the file and the line. Parquet needs pyarrow; errors name the row.
+row per item; blank lines are skipped and a UTF-8 byte-order mark is accepted. Errors name the file
+and the line as an editor numbers it. Parquet needs pyarrow; errors name the row.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-import warnings
+import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ugt_ensemble.catalog.catalog import COLUMNS, MAX_REPORTED, Catalog, data_row_label
 from ugt_ensemble.errors import InputFileError, MissingDependencyError
 from ugt_ensemble.runtime.contract import CODEBOOK_SIZES
+from ugt_ensemble.runtime.errors import clip
 
 LOGGER = logging.getLogger(__name__)
 PARQUET_SUFFIXES = (".parquet", ".pq")
+#: One integer field (after stripping), and a whole column of them joined by newlines.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_INTEGERS = re.compile(r"(?:[+-]?[0-9]{1,19}\n)*[+-]?[0-9]{1,19}")
 
 
 def load_catalog(path: str | Path, codebook_sizes: tuple[int, int, int] = CODEBOOK_SIZES) -> Catalog:
@@ -27,11 +33,9 @@ def load_catalog(path: str | Path, codebook_sizes: tuple[int, int, int] = CODEBO
     if not path.is_file():
         raise InputFileError(f"catalog {path}: no such file")
     if path.suffix.lower() in PARQUET_SUFFIXES:
-        table = _read_parquet(path)
-        label = data_row_label
+        table, label = _read_parquet(path), data_row_label
     else:
-        table = _read_csv(path)
-        label = _csv_line_label
+        table, label = _read_csv(path)
     LOGGER.info("read %d catalog rows from %s", len(table), path)
     return Catalog.from_arrays(table[:, 0], table[:, 1:], codebook_sizes, f"catalog {path}", label)
 
@@ -42,71 +46,83 @@ def save_catalog_csv(catalog: Catalog, path: str | Path) -> None:
     np.savetxt(path, table, fmt="%d", delimiter=",", header=",".join(COLUMNS), comments="")
 
 
-def _csv_line_label(i: int) -> str:
-    return f"line {i + 2}"
+def _read_csv(path: Path) -> tuple[np.ndarray, Callable[[int], str]]:
+    """The (item_id, l1, l2, l3) table and a label giving each data row's true line number.
 
-
-def _read_csv(path: Path) -> np.ndarray:
-    header = _csv_header(path)
-    usecols = _column_positions(path, header)
+    Fields must be integers (optional sign, digits, surrounding spaces); floats, exponents, NaN and
+    values outside int64 are refused by name. Blank lines are skipped; a UTF-8 BOM is accepted.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
-            table = np.loadtxt(path, delimiter=",", skiprows=1, usecols=usecols, dtype=np.int64, ndmin=2, quotechar='"')
-    except (ValueError, OverflowError):
-        raise InputFileError(_first_bad_csv_lines(path, usecols, len(header))) from None
-    if table.shape[0] == 0:
-        raise InputFileError(f"catalog {path}: the catalog has no items (only a header)")
-    return table
-
-
-def _csv_header(path: Path) -> list[str]:
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), None)
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            usecols, width = _csv_columns(path, next(reader, None))
+            fields, lines, problems = _csv_fields(reader, usecols, width)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputFileError(f"catalog {path}: cannot read ({exc})") from None
-    if not header:
+    if not problems and not lines:
+        raise InputFileError(f"catalog {path}: the catalog has no items (only a header)")
+    table = None if problems else _as_int64(fields)
+    if table is None:
+        problems = problems or _bad_values(fields, lines)
+        listed = "\n  ".join(problems[:MAX_REPORTED])
+        more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
+        raise InputFileError(f"catalog {path}: invalid rows:\n  {listed}{more}")
+    return table, lambda i: f"line {lines[i]}"
+
+
+def _csv_columns(path: Path, header: list[str] | None) -> tuple[tuple[int, ...], int]:
+    if not header or not any(name.strip() for name in header):
         raise InputFileError(f"catalog {path}: empty file; expected a header line {','.join(COLUMNS)}")
-    return [name.strip() for name in header]
-
-
-def _column_positions(path: Path, names: list[str]) -> tuple[int, ...]:
+    names = [name.strip() for name in header]
     missing = [c for c in COLUMNS if c not in names]
     if missing:
-        raise InputFileError(f"catalog {path}: header {names} lacks column(s) {missing}; need {list(COLUMNS)}")
-    return tuple(names.index(c) for c in COLUMNS)
+        shown = clip(str(names))
+        raise InputFileError(f"catalog {path}: header {shown} lacks column(s) {missing}; need {list(COLUMNS)}")
+    return tuple(names.index(c) for c in COLUMNS), len(names)
 
 
-def _first_bad_csv_lines(path: Path, usecols: tuple[int, ...], width: int) -> str:
-    """Slow path, only after the fast parser failed: find and describe the bad lines."""
-    problems = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        next(reader)
-        for line_no, row in enumerate(reader, start=2):
-            problem = _csv_row_problem(row, usecols, width)
-            if problem:
-                problems.append(f"line {line_no}: {problem}")
-                if len(problems) == MAX_REPORTED:
-                    break
-    if not problems:
-        problems.append("could not be parsed as integers")
-    return f"catalog {path}: invalid rows:\n  " + "\n  ".join(problems)
+def _csv_fields(reader, usecols: tuple[int, ...], width: int) -> tuple[list[list[str]], list[int], list[str]]:  # noqa: ANN001
+    """The stripped text of the four columns, each data row's line number, and rows of the wrong width."""
+    fields: list[list[str]] = [[] for _ in COLUMNS]
+    lines, problems = [], []
+    for row in reader:
+        if not any(field.strip() for field in row):
+            continue  # a blank line
+        if len(row) != width:
+            problems.append(f"line {reader.line_num}: expected {width} fields, got {len(row)}")
+            continue
+        lines.append(reader.line_num)
+        for column, position in zip(fields, usecols):
+            column.append(row[position].strip())
+    return fields, lines, problems
 
 
-def _csv_row_problem(row: list[str], usecols: tuple[int, ...], width: int) -> str | None:
-    if len(row) != width:
-        return f"expected {width} fields, got {len(row)}"
-    for name, col in zip(COLUMNS, usecols):
-        value = row[col].strip()
+def _as_int64(fields: list[list[str]]) -> np.ndarray | None:
+    """The columns as an int64 (rows, 4) table when every field is an in-range integer, else None."""
+    columns = []
+    for column in fields:
+        if column and not _INTEGERS.fullmatch("\n".join(column)):
+            return None
         try:
-            number = int(value)
-        except ValueError:
-            return f"{name} is {value!r}, not an integer"
-        if not -(2**63) <= number < 2**63:
-            return f"{name} is {value}, outside the int64 range"
-    return None
+            columns.append(np.array([int(v) for v in column], dtype=np.int64))
+        except OverflowError:
+            return None
+    return np.column_stack(columns)
+
+
+def _bad_values(fields: list[list[str]], lines: list[int]) -> list[str]:
+    """Slow path, only after the fast one failed: one problem per bad field, with its line."""
+    problems = []
+    for row, line in enumerate(lines):
+        for name, column in zip(COLUMNS, fields):
+            value = column[row]
+            if not _INTEGER.fullmatch(value):
+                problems.append(f"line {line}: {name} is {clip(repr(value))}, not an integer")
+            elif len(value.lstrip("+-")) > 19 or not -(2**63) <= int(value) < 2**63:
+                problems.append(f"line {line}: {name} is {clip(value)}, outside the int64 range")
+        if len(problems) > MAX_REPORTED:
+            break
+    return problems or ["could not be parsed as integers"]
 
 
 def _read_parquet(path: Path) -> np.ndarray:

@@ -16,8 +16,8 @@ from ugt_ensemble.client.grpc_client import RecommendClient
 from ugt_ensemble.config import BuildConfig
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.progress import StepProgress
+from ugt_ensemble.repository.manifest import MANIFEST
 from ugt_ensemble.repository.render import CATALOG_FILE
-from ugt_ensemble.repository.writer import MANIFEST
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.server import TritonServer
 

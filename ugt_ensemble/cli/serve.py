@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ugt_ensemble.client.grpc_client import RecommendClient
 from ugt_ensemble.errors import InputFileError, ServerError
-from ugt_ensemble.repository.writer import read_manifest
+from ugt_ensemble.repository.manifest import read_manifest
 from ugt_ensemble.server import Ports, TritonServer
 
 DEFAULT_ENSEMBLE = "ugt_recommend"

@@ -47,7 +47,7 @@ def render_template(template: str, **context: Any) -> str:
 def render_configs(config: BuildConfig, model: UGTConfig) -> dict[str, str]:
     """model name -> config.pbtxt text, for the four models of the repository."""
     t = config.triton
-    common = {"max_batch_size": t.max_batch_size, "max_queue_delay_us": t.max_queue_delay_us}
+    common = {"max_batch_size": t.max_batch_size}
     configs = {
         t.ensemble_name: render_template(
             "ensemble.pbtxt.j2",
@@ -64,6 +64,8 @@ def render_configs(config: BuildConfig, model: UGTConfig) -> dict[str, str]:
             outputs=specs.encoder_tensors(),
             instances=t.preprocess_instances,
             parameters=preprocess_parameters(config),
+            batching=specs.step_batching(t, "preprocess"),
+            batch_requests=t.preprocess_batch_requests,
             **common,
         ),
         t.model_name: render_model_step(config, model),
@@ -74,6 +76,7 @@ def render_configs(config: BuildConfig, model: UGTConfig) -> dict[str, str]:
             outputs=specs.RECOMMENDATION_OUTPUTS,
             instances=t.postprocess_instances,
             parameters={"catalog_file": CATALOG_FILE, "exclude_history": str(t.exclude_history).lower()},
+            batching=specs.step_batching(t, "postprocess"),
             **common,
         ),
     }
@@ -101,8 +104,7 @@ def render_model_step(config: BuildConfig, model: UGTConfig) -> str:
     shared = dict(
         name=t.model_name,
         max_batch_size=t.max_batch_size,
-        max_queue_delay_us=t.max_queue_delay_us,
-        preferred_batch_sizes=t.preferred_batch_sizes,
+        batching=specs.step_batching(t, "model"),
         instances=t.model_instances,
         outputs=specs.MODEL_OUTPUTS,
         version_policy=parse_version_policy(t.version_policy),
@@ -183,6 +185,8 @@ def model_parameters(config: BuildConfig, model: UGTConfig) -> dict[str, str]:
         "model_file": ONNX_FILE,
         "intra_op_threads": str(config.triton.intra_op_threads),
         "allow_spinning": str(config.triton.allow_spinning).lower(),
+        "memory_arena": str(config.triton.ort_memory_arena).lower(),
+        "max_batch_tokens": str(config.triton.max_batch_tokens),
         "max_seq_length": str(config.export.max_seq_length),
         "codebook_sizes": ",".join(map(str, model.codebook_sizes)),
         "num_token_types": str(model.num_token_types),

@@ -27,6 +27,33 @@ class EnsembleStep:
     output_map: tuple[tuple[str, str], ...]
 
 
+@dataclass(frozen=True)
+class Batching:
+    """A composing model's `dynamic_batching` block (none when `enabled` is False).
+
+    `max_queue_size` and `queue_timeout_us` (0: no limit) become its `default_queue_policy`: a request
+    that finds the queue full, or waits longer than the timeout, is rejected with UNAVAILABLE.
+    """
+
+    enabled: bool = True
+    max_queue_delay_us: int = 0
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_size: int = 0
+    queue_timeout_us: int = 0
+
+
+def step_batching(triton: TritonConfig, step: str) -> Batching:
+    """The batching of `step` ("preprocess", "model" or "postprocess")."""
+    one_per_execute = step == "preprocess" and not triton.preprocess_batch_requests
+    preferred = triton.preferred_batch_sizes if step == "model" else ()
+    return Batching(
+        max_queue_delay_us=0 if one_per_execute else triton.max_queue_delay_us,
+        preferred_batch_sizes=(1,) if one_per_execute else tuple(preferred),
+        max_queue_size=triton.max_queue_size,
+        queue_timeout_us=triton.queue_timeout_us,
+    )
+
+
 _TRITON_TYPES = {"int64": "TYPE_INT64", "float32": "TYPE_FP32"}
 
 HISTORY_INPUT = TensorSpec(c.HISTORY, "TYPE_STRING", (1,))

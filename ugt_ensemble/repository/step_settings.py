@@ -14,8 +14,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from ugt_ensemble.deployment import validate_deployment
 from ugt_ensemble.errors import ConfigError, InputFileError
+from ugt_ensemble.repository.manifest import read_manifest, write_manifest
 from ugt_ensemble.repository.rules import parse_config
-from ugt_ensemble.repository.writer import read_manifest, write_manifest
 
 THREADS_PARAMETER = "intra_op_threads"
 

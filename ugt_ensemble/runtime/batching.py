@@ -2,7 +2,8 @@
 
 `answer_batch` parses every request on its own, runs the good ones together in one vectorised
 call, and, should that call fail, retries them one by one so that only the culprit gets an
-error. It never raises; each request gets exactly one `Outcome`.
+error. It never raises; each request gets exactly one `Outcome`, whose error carries the Triton
+code: INVALID_ARG for a `RequestError` (the client's fault), INTERNAL for anything else.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
+from .errors import SERVER_ERROR, describe_error
+
 LOGGER = logging.getLogger(__name__)
 
 Request = TypeVar("Request")
@@ -20,16 +23,18 @@ Parsed = TypeVar("Parsed")
 Outputs = dict[str, np.ndarray]
 
 
-class RequestError(ValueError):
-    """The client's request is invalid; the message is returned to that client."""
-
-
 @dataclass(frozen=True)
 class Outcome:
-    """Either the outputs of one request or the error message it gets."""
+    """Either the outputs of one request or the error it gets (message and Triton error code)."""
 
     outputs: Outputs | None = None
     error: str | None = None
+    code: str = SERVER_ERROR
+
+    @classmethod
+    def failed(cls, exc: BaseException) -> Outcome:
+        message, code = describe_error(exc)
+        return cls(error=message, code=code)
 
 
 def answer_batch(
@@ -45,7 +50,7 @@ def answer_batch(
             parsed.append(parse_one(request))
             positions.append(i)
         except Exception as exc:  # noqa: BLE001 - any failure stays with its request
-            outcomes[i] = Outcome(error=describe_error(exc))
+            outcomes[i] = Outcome.failed(exc)
     for i, outcome in zip(positions, _run_isolated(parsed, run_batch)):
         outcomes[i] = outcome
     return outcomes  # type: ignore[return-value]
@@ -61,16 +66,9 @@ def _run_isolated(parsed: list[Any], run_batch: Callable[[list[Any]], list[Outpu
         return [Outcome(outputs=r) for r in results]
     except Exception as exc:  # noqa: BLE001
         if len(parsed) == 1:
-            return [Outcome(error=describe_error(exc))]
+            return [Outcome.failed(exc)]
         LOGGER.warning("batch of %d failed (%s); retrying one by one", len(parsed), exc)
         return [_run_isolated([p], run_batch)[0] for p in parsed]
-
-
-def describe_error(exc: BaseException) -> str:
-    """The message a client sees: its own error verbatim, anything else marked internal."""
-    if isinstance(exc, RequestError):
-        return str(exc)
-    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def row_bounds(counts: Sequence[int]) -> list[tuple[int, int]]:

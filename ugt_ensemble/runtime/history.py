@@ -8,6 +8,7 @@ other keys are ignored). Every problem raises `HistoryError` with a message mean
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,11 +18,14 @@ try:  # optional: 2-3x faster decoding; errors are always reported by the standa
 except ImportError:  # pragma: no cover - depends on the environment
     _fast_loads = None
 
-from .batching import RequestError
 from .contract import DEFAULT_EVENT_TYPE, EVENT_TYPES, TOKEN_TYPE_OF_EVENT
+from .errors import RequestError, clip, quote
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _DEFAULT_TOKEN = TOKEN_TYPE_OF_EVENT[DEFAULT_EVENT_TYPE]
+#: Digits of the longest int64 literal; a longer run of digits is checked before any conversion.
+_INT64_DIGITS = 19
+_LONG_DIGITS = re.compile(rb"\d{%d}" % (_INT64_DIGITS + 1))
 
 
 class HistoryError(RequestError):
@@ -71,8 +75,11 @@ def _parse_strict(raw: bytes | str, limits: HistoryLimits) -> History:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise HistoryError(f"HISTORY is not valid UTF-8 (byte {exc.start})") from None
+    # Integer literals are length-checked before conversion (only when a long digit run exists, so the
+    # common case pays nothing); NaN and Infinity, which Python's parser accepts, are not JSON.
+    bounded = _bounded_int if _LONG_DIGITS.search(raw.encode("utf-8")) else None
     try:
-        events = json.loads(raw)
+        events = json.loads(raw, parse_int=bounded, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise HistoryError(f"HISTORY is not valid JSON: {exc}") from None
     except RecursionError:
@@ -126,14 +133,28 @@ def _parse_event(index: int, event: object) -> tuple[int, int]:
     kind = event.get("type", DEFAULT_EVENT_TYPE)
     token_type = TOKEN_TYPE_OF_EVENT.get(kind) if isinstance(kind, str) else None
     if token_type is None:
-        raise HistoryError(f"event {index}: unknown event type {json.dumps(kind)} (allowed: {', '.join(EVENT_TYPES)})")
+        raise HistoryError(f"event {index}: unknown event type {quote(kind)} (allowed: {', '.join(EVENT_TYPES)})")
     return _item_id(index, item_id), token_type
 
 
 def _item_id(index: int, value: int) -> int:
     if not _INT64_MIN <= value <= _INT64_MAX:
-        raise HistoryError(f"event {index}: item id {value} is outside the int64 range")
+        raise HistoryError(f"event {index}: item id {clip(str(value))} is outside the int64 range")
     return value
+
+
+def _bounded_int(literal: str) -> int:
+    """`json.loads` hook: refuse integer literals longer than any int64 before converting them."""
+    digits = len(literal) - literal.startswith("-")
+    if digits > _INT64_DIGITS:
+        raise HistoryError(
+            f"HISTORY holds an integer literal of {digits} digits ({clip(literal, 24)}); item ids are int64"
+        )
+    return int(literal)
+
+
+def _not_json(name: str) -> object:
+    raise HistoryError(f"HISTORY is not valid JSON: {name} is not a JSON value")
 
 
 def _json_type(value: object) -> str:

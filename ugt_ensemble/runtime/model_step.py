@@ -12,8 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-from .batching import RequestError, row_bounds
+from .batching import row_bounds
 from .contract import CODEBOOK_SIZES, ENCODER_INPUTS, EVENT_TYPES, MODEL_OUTPUTS
+from .errors import RequestError
 
 Tensors = dict[str, np.ndarray]
 
@@ -54,18 +55,29 @@ def check_encoder_inputs(tensors: Tensors, limits: EncoderLimits) -> None:
         raise RequestError("encoder_mask has non-finite values")
 
 
-def run_by_length(requests: list[Tensors], run: Callable[[Tensors], list[np.ndarray]]) -> list[Tensors]:
-    """Run `run(feed)` once per distinct length; return each request's outputs by name."""
+def run_by_length(
+    requests: list[Tensors], run: Callable[[Tensors], list[np.ndarray]], max_tokens: int | None = None
+) -> list[Tensors]:
+    """Run `run(feed)` once per distinct length (in slices of at most `max_tokens` rows x length, which
+    bounds the engine's peak memory); return each request's outputs by name."""
     results: list[Tensors | None] = [None] * len(requests)
     lengths = [r[ENCODER_INPUTS[0]].shape[1] for r in requests]
     for length in sorted(set(lengths)):
         members = [i for i, n in enumerate(lengths) if n == length]
         feed = {name: _concat([requests[i][name] for i in members]) for name in ENCODER_INPUTS}
-        outputs = run(feed)
+        outputs = _run_sliced(run, feed, max(1, (max_tokens or len(feed[ENCODER_INPUTS[0]]) * length) // length))
         bounds = row_bounds([requests[i][ENCODER_INPUTS[0]].shape[0] for i in members])
         for i, (start, stop) in zip(members, bounds):
             results[i] = {name: out[start:stop] for name, out in zip(MODEL_OUTPUTS, outputs)}
     return results  # type: ignore[return-value]
+
+
+def _run_sliced(run: Callable[[Tensors], list[np.ndarray]], feed: Tensors, rows: int) -> list[np.ndarray]:
+    total = len(feed[ENCODER_INPUTS[0]])
+    if total <= rows:
+        return run(feed)
+    parts = [run({name: t[start : start + rows] for name, t in feed.items()}) for start in range(0, total, rows)]
+    return [np.concatenate(outputs) for outputs in zip(*parts)]
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
