@@ -58,7 +58,7 @@ def test_good_and_malformed_requests_in_the_same_batches(built, server, client, 
     good = [history_json(random_history(result.catalog.item_ids, int(n), rng)) for n in rng.integers(1, 300, 24)]
     bad = list(MALFORMED)
     payloads = [p for pair in zip(good, bad * 3) for p in pair]
-    stats_before = _preprocess_stats(server)
+    pre_before, post_before = _stats(server, "preprocess"), _stats(server, "postprocess")
     served = client.recommend(payloads, concurrency=32)
     expected = dict(zip(good, local.recommend(good)))
     for payload, got in zip(payloads, served):
@@ -66,13 +66,15 @@ def test_good_and_malformed_requests_in_the_same_batches(built, server, client, 
             assert not got.ok and MALFORMED[payload] in got.error, (payload[:40], got)
         else:
             _assert_same(expected[payload], got)
-    executions, inferences = (a - b for a, b in zip(_preprocess_stats(server), stats_before))
-    assert inferences == len(payloads) and executions < inferences  # requests really were batched together
+    executions, inferences = (a - b for a, b in zip(_stats(server, "preprocess"), pre_before))
+    assert inferences == executions == len(payloads)  # preprocess: one request per execute (isolation)
+    executions, inferences = (a - b for a, b in zip(_stats(server, "postprocess"), post_before))
+    assert inferences == len(good) and executions < inferences  # the good ones really were batched together
 
 
-def _preprocess_stats(server) -> tuple[int, int]:
+def _stats(server, model: str) -> tuple[int, int]:
     with grpcclient.InferenceServerClient(server.grpc_url) as c:
-        stats = c.get_inference_statistics("preprocess", as_json=True)["model_stats"][0]
+        stats = c.get_inference_statistics(model, as_json=True)["model_stats"][0]
     return int(stats.get("execution_count", 0)), int(stats.get("inference_count", 0))
 
 

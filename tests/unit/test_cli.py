@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,25 @@ def test_build_errors_are_one_line_and_exit_2(tmp_path, files, args, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ensemble-name", "empfehlung_ü"], "must be 1-64 ASCII characters"),
+        (["--ensemble-name", "x" * 300], "must be 1-64 ASCII characters"),
+        (["--ensemble-name", "../up"], "must be 1-64 ASCII characters"),
+        (["--output-dir", "a_file"], "exists and is not a directory"),
+    ],
+)
+def test_bad_names_and_output_paths_fail_before_any_work(tmp_path, args, message):
+    (tmp_path / "a_file").write_text("keep")
+    start = time.perf_counter()
+    result = cli("build", *args, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert time.perf_counter() - start < 30  # refused before the export (which takes minutes)
+    assert (tmp_path / "a_file").read_text() == "keep"
 
 
 def test_build_from_files_writes_a_valid_repository(tmp_path, catalog, tiny_config):

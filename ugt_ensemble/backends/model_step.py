@@ -24,11 +24,10 @@ class TritonPythonModel:
         # Spinning worker threads burn the cores that preprocess/postprocess need between batches.
         spinning = params.get("allow_spinning", "false") == "true"
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        # The arena and memory patterns keep the peak of every (batch, length) shape seen: off, memory
-        # goes back after each call (see TritonConfig.ort_memory_arena).
-        arena = params.get("memory_arena", "false") == "true"
-        options.enable_cpu_mem_arena = arena
-        options.enable_mem_pattern = arena
+        # The arena keeps its peak for good; max_batch_tokens bounds that peak. Memory patterns are cached
+        # per input shape, and the ragged batches bring hundreds of shapes: off.
+        options.enable_cpu_mem_arena = params.get("memory_arena", "true") == "true"
+        options.enable_mem_pattern = False
         self.max_tokens = int(params.get("max_batch_tokens", 0)) or None
         model_path = str(version_dir(args) / params["model_file"])
         self.session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])

@@ -75,6 +75,9 @@ def _triton_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--no-warmup", action="store_true", help="no model_warmup samples for the model step")
     g.add_argument("--response-cache", action="store_true", help="model step: response_cache (server --cache-config)")
     g.add_argument("--version-policy", default="latest:1", help="latest:N, all, or specific:1,2 (default: latest:1)")
+    g.add_argument("--max-queue-size", type=int, default=0, help="each step's queue bound, 0: none (see README)")
+    g.add_argument("--queue-timeout-us", type=int, default=0, help="each step's queue timeout, 0: none (see README)")
+    g.add_argument("--max-batch-tokens", type=int, default=4096, help="model step: rows x length per ORT call")
 
 
 def config_from_args(args: argparse.Namespace) -> BuildConfig:
@@ -85,7 +88,8 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         preferred_batch_sizes=args.preferred_batch_sizes, model_instances=args.model_instances,
         instance_kind=args.instance_kind, gpus=args.gpus, intra_op_threads=args.intra_op_threads,
         cuda_graphs=args.cuda_graphs, warmup=not args.no_warmup, response_cache=args.response_cache,
-        version_policy=args.version_policy,
+        version_policy=args.version_policy, max_queue_size=args.max_queue_size,
+        queue_timeout_us=args.queue_timeout_us, max_batch_tokens=args.max_batch_tokens,
     )  # fmt: skip
     if args.length_buckets:
         triton["length_buckets"] = args.length_buckets

@@ -1,0 +1,154 @@
+"""Bad input is normal: a malformed request fails alone, with a client-error status and a short message."""
+
+import asyncio
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as aioclient
+from tritonclient.utils import InferenceServerException
+
+from raw_requests import POISON, RawGrpc, bytes_element, http_binary
+from ugt_ensemble.histories import history_json, random_history
+from ugt_ensemble.server import TritonServer
+from ugt_ensemble.server.stubs import stubs_of
+
+
+def test_a_poisoned_bytes_tensor_fails_alone_over_grpc_and_http(built, tmp_path):
+    """A length prefix claiming 2 GiB: the Python backend checks a batch's strings together, so before
+    preprocess ran one request per execute(), every good request batched with it got its error."""
+    config, result = built
+    model = config.triton.ensemble_name
+    rng = np.random.default_rng(3)
+    good = [history_json(random_history(result.catalog.item_ids, int(n), rng)) for n in rng.integers(5, 200, 64)]
+    failures, answered, poisoned = [], [0], []
+    lock = threading.Lock()
+    with TritonServer(result.repository, ready_models=[model], log_path=tmp_path / "server.log") as server:
+
+        def good_client(worker: int) -> None:
+            raw = RawGrpc(server.grpc_url)
+            for i in range(40):
+                payload = bytes_element(good[(worker * 40 + i) % len(good)].encode())
+                if i % 4 == 3:
+                    status, body = http_binary(server.http_url, model, payload)
+                    outcome = ("OK", "") if status == 200 else (str(status), body)
+                else:
+                    outcome = raw.infer(model, payload)
+                with lock:
+                    answered[0] += 1
+                    if outcome[0] != "OK":
+                        failures.append(outcome)
+            raw.close()
+
+        def poisoner() -> None:
+            raw = RawGrpc(server.grpc_url)
+            for i in range(30):
+                if i % 2:
+                    poisoned.append(raw.infer(model, POISON))
+                else:
+                    poisoned.append(http_binary(server.http_url, model, POISON))
+                time.sleep(0.01)
+            raw.close()
+
+        threads = [threading.Thread(target=good_client, args=(w,)) for w in range(8)]
+        threads.append(threading.Thread(target=poisoner))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        start = time.perf_counter()
+        code = server.stop()
+        stop_seconds = time.perf_counter() - start
+    assert answered[0] == 8 * 40 and failures == [], failures[:3]
+    assert all(status in ("INVALID_ARGUMENT", 400) for status, _ in poisoned), poisoned[:3]
+    assert all("expecting string of length 2147483647" in body for _, body in poisoned)
+    assert code == 0 and stop_seconds < 8, (code, stop_seconds)  # it used to hit the 10 s exit timeout
+
+
+@pytest.mark.parametrize(
+    ("history", "message"),
+    [
+        ("[1, 2", "not valid JSON"),
+        ('[{"item_id": 1, "type": "like"}]', 'unknown event type "like"'),
+        ("[" + "1," * 200_000 + "1]", "the limit is"),
+    ],
+)
+def test_client_mistakes_are_invalid_argument_not_server_errors(built, server, history, message):
+    config, _ = built
+    model = config.triton.ensemble_name
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        tensor = grpcclient.InferInput("HISTORY", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[history.encode()]], dtype=object))
+        with pytest.raises(InferenceServerException) as info:
+            client.infer(model, [tensor])
+    assert info.value.status() == "StatusCode.INVALID_ARGUMENT" and message in info.value.message()
+    status, body = http_binary(server.http_url, model, bytes_element(history.encode()))
+    assert status == 400 and message in json.loads(body)["error"]
+
+
+def test_huge_bad_values_come_back_short(built, server):
+    """A 16 KB event type once overflowed gRPC's metadata limit (`Stream removed`); a 1 MB one came back
+    as a 1 MB HTTP error body."""
+    config, _ = built
+    model = config.triton.ensemble_name
+    raw = RawGrpc(server.grpc_url)
+    code, message = raw.infer(model, bytes_element(json.dumps([{"item_id": 1, "type": "x" * 16_000}]).encode()))
+    raw.close()
+    assert code == "INVALID_ARGUMENT" and "(16002 characters)" in message and len(message) < 500
+    document = json.dumps([{"item_id": 1, "type": "y" * 1_000_000}]).encode()
+    status, body = http_binary(server.http_url, model, bytes_element(document))
+    assert status == 400 and "(1000002 characters)" in body and len(body) < 1000
+    code, message = RawGrpc(server.grpc_url).infer(model, bytes_element(b"[" + b"9" * 5000 + b"]"))
+    assert code == "INVALID_ARGUMENT" and "integer literal of 5000 digits" in message
+
+
+def test_overload_is_shed_with_unavailable_and_the_server_recovers(build_for_test, tmp_path):
+    """A full step queue answers at once, and a request waiting past the queue timeout is refused, both
+    with UNAVAILABLE, instead of queueing without bound."""
+    config, result = build_for_test(max_queue_size=4, naive_peer=False)
+    model = config.triton.ensemble_name
+    rng = np.random.default_rng(8)
+    long_history = history_json(random_history(result.catalog.item_ids, 1000, rng))
+
+    async def burst(count: int) -> list[str]:
+        async with aioclient.InferenceServerClient(server.grpc_url) as client:
+
+            async def one() -> str:
+                tensor = aioclient.InferInput("HISTORY", [1, 1], "BYTES")
+                tensor.set_data_from_numpy(np.array([[long_history.encode()]], dtype=object))
+                try:
+                    await client.infer(model, [tensor])
+                except InferenceServerException as exc:
+                    return f"{exc.status()} {exc.message()}"
+                return "OK"
+
+            return await asyncio.gather(*(one() for _ in range(count)))
+
+    with TritonServer(result.repository, ready_models=[model], log_path=tmp_path / "server.log") as server:
+        outcomes = asyncio.run(burst(300))
+        shed = [o for o in outcomes if o != "OK"]
+        assert shed and "OK" in outcomes
+        assert all(o.startswith("StatusCode.UNAVAILABLE") for o in shed), shed[:3]
+        assert any("Exceeds maximum queue size" in o for o in shed)  # some also wait past the queue timeout
+        deadline = time.monotonic() + 10
+        while asyncio.run(burst(2)) != ["OK", "OK"]:  # answered normally again once the backlog is gone
+            assert time.monotonic() < deadline, "the server did not recover within 10 s after the burst"
+            time.sleep(0.5)
+
+
+def test_the_model_step_memory_stays_bounded_at_the_largest_shapes(built, server):
+    """64 histories of 1024 events in one batch: ONNX Runtime's arena used to keep a ~1 GiB peak for good
+    (resident 182 -> 890 MiB under overload); `max_batch_tokens` now bounds each engine call."""
+    config, result = built
+    rng = np.random.default_rng(4)
+    rows = [history_json(random_history(result.catalog.item_ids, 1024, rng)).encode() for _ in range(64)]
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        tensor = grpcclient.InferInput("HISTORY", [64, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array(rows, dtype=object).reshape(64, 1))
+        for _ in range(2):
+            assert client.infer(config.triton.ensemble_name, [tensor]).as_numpy("ITEM_IDS").shape == (64, 50)
+    (step,) = [s for s in stubs_of(server.process.pid) if s.model == config.triton.model_name]
+    assert step.rss_mib < 450, f"model step resident memory {step.rss_mib:.0f} MiB"

@@ -1,0 +1,64 @@
+"""The Python-backend stub processes of a running tritonserver (Linux /proc), by model and instance.
+
+Triton starts one `triton_python_backend_stub` process per instance of each Python-backend model;
+its command line names the model file (`<repository>/<model>/<version>/model.py`) and its instance
+(`<model>_<group>_<index>`). A stub can die while Triton keeps reporting the model as ready.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+STUB = "triton_python_backend_stub"
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+@dataclass(frozen=True)
+class Stub:
+    """One stub process: its pid, model, version, instance name, and resident memory in MiB."""
+
+    pid: int
+    model: str
+    version: str
+    instance: str
+    rss_mib: float
+
+
+def stubs_of(server_pid: int) -> list[Stub]:
+    """The stubs whose parent is `server_pid`, sorted by instance name ([] where /proc is missing)."""
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if entry.name.isdigit():
+            stub = _stub(int(entry.name), server_pid)
+            if stub is not None:
+                found.append(stub)
+    return sorted(found, key=lambda s: s.instance)
+
+
+def process_rss_mib(pid: int) -> float | None:
+    """Resident memory of `pid` in MiB (None if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/statm").read_text().split()
+    except OSError:
+        return None
+    return int(fields[1]) * _PAGE / 2**20
+
+
+def _stub(pid: int, server_pid: int) -> Stub | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    parent = int(stat.rsplit(")", 1)[1].split()[1])
+    if parent != server_pid or not argv or not argv[0].endswith(STUB.encode()):
+        return None
+    words = [a.decode("utf-8", "replace") for a in argv if a]
+    model_file = Path(words[1]) if len(words) > 1 else Path()
+    instance = next((w for w in words[2:] if w.startswith(model_file.parent.parent.name + "_")), "")
+    rss = process_rss_mib(pid)
+    if rss is None:
+        return None
+    return Stub(pid, model_file.parent.parent.name, model_file.parent.name, instance, rss)
