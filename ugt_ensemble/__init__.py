@@ -1,7 +1,7 @@
-"""ugt-ensemble: serve a UGT generative recommender on NVIDIA Triton as a three-step ensemble.
+"""ugt-ensemble: serve a generative recommender on NVIDIA Triton as a three-step ensemble.
 
-The Python API (`ServingExporter`, `validate_deployment`, ...) is imported lazily, so the command
-line stays quick for commands that need no torch.
+The seeds' Python API (`from ugt_ensemble import ServingExporter, ExportConfig, ...`) is imported
+lazily, so the command line stays quick for commands that need no torch.
 """
 
 from __future__ import annotations
@@ -9,24 +9,35 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _API = {
-    "ServingExporter": "ugt_ensemble.api",
-    "ServingExporterInterface": "ugt_ensemble.api",
-    "create_exporter": "ugt_ensemble.api",
-    "export_to_onnx": "ugt_ensemble.api",
-    "build_trt_engine": "ugt_ensemble.api",
-    "generate_triton_config": "ugt_ensemble.api",
-    "run_benchmark": "ugt_ensemble.api",
-    "create_calibration_data_generator": "ugt_ensemble.api",
-    "validate_deployment": "ugt_ensemble.deployment",
-    "ExportConfig": "ugt_ensemble.config",
-    "TritonConfig": "ugt_ensemble.config",
-    "BuildConfig": "ugt_ensemble.config",
-    "BenchmarkConfig": "ugt_ensemble.bench.runner",
-    "UGTConfig": "ugt_ensemble.model.config",
+    **dict.fromkeys(
+        (
+            "ServingExporter",
+            "ServingExporterInterface",
+            "ONNXExporter",
+            "TensorRTOptimizer",
+            "TritonConfigGenerator",
+            "create_calibration_data_generator",
+            "create_exporter",
+            "export_to_onnx",
+            "build_trt_engine",
+            "generate_triton_config",
+            "run_benchmark",
+        ),
+        "ugt_ensemble.api",
+    ),
+    "TritonBenchmark": "ugt_ensemble.api.benchmark",
+    "BenchmarkResult": "ugt_ensemble.bench.stats",
+    **dict.fromkeys(("ExportConfig", "TritonConfig", "BenchmarkConfig", "BuildConfig", "UGTConfig"), "ugt_ensemble.config"),
+    "validate_deployment": "ugt_ensemble.repository.deployment",
     "build_repository": "ugt_ensemble.build",
+    **dict.fromkeys(("ConstrainedRecommender", "PerLevelScorer", "CandidateHead"), "ugt_ensemble.model.constrained"),
+    "save_step_model": "ugt_ensemble.model.sources",
+    **dict.fromkeys(("Catalog", "load_catalog", "synthetic_catalog"), "ugt_ensemble.catalog"),
+    "RecommendClient": "ugt_ensemble.client.grpc_client",
+    "TritonServer": "ugt_ensemble.server",
 }
 __all__ = sorted(_API) + ["__version__"]
 

@@ -1,44 +1,65 @@
-"""`build_repository`: PyTorch UGT + catalog -> checked Triton model repository.
+"""`build_repository`: a model step + a catalog -> a checked Triton model repository.
 
-Steps: catalog, model, ONNX export, ONNX-vs-PyTorch validation, repository files, offline config
-checks, then the staged repository replaces the previous build. Any failure leaves the previous
-repository as it was.
+The pipeline, top to bottom (each a numbered progress step):
+1. read the catalog; 2. load the model step (a module, a .pt2, an ONNX file, or the reference UGT);
+3. check its step contract in PyTorch; 4. export ONNX (or take the given file); 5. check the ONNX
+model's contract; 6. validate it against PyTorch; 7. check it against TensorRT's parser; 8. probe how
+often it returns catalog items; 9-10. build and validate the TensorRT engine (tensorrt_plan only);
+11. write the repository; 12. check every config. The output directory is checked before any work,
+and the staged repository replaces the previous build only after every step passed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import logging
-import platform
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import ContextManager
 
+import numpy as np
 import torch
 
-from ugt_ensemble import __version__
+from ugt_ensemble.build_manifest import build_manifest
 from ugt_ensemble.catalog import Catalog, load_catalog, synthetic_catalog
 from ugt_ensemble.config import BuildConfig
-from ugt_ensemble.errors import RepositoryError
+from ugt_ensemble.errors import ConfigError, RepositoryError
+from ugt_ensemble.export.onnx_contract import OnnxSignature, check_onnx_signature
 from ugt_ensemble.export.onnx_export import export_onnx
-from ugt_ensemble.export.tensorrt_build import build_engine, require_tensorrt
+from ugt_ensemble.export.probe import CatalogValidity, probe_catalog_validity, require_validity
 from ugt_ensemble.export.tensorrt_check import TensorRTReport, require_tensorrt_parsable
-from ugt_ensemble.export.tensorrt_plan import EngineMetadata, int8_calibration
-from ugt_ensemble.export.tensorrt_run import TensorRTRunner
-from ugt_ensemble.export.validate import ShapeCheck, validate_onnx, validate_runner
-from ugt_ensemble.model import UGT, UGTConfig, build_model
-from ugt_ensemble.model.checkpoint import model_from_state, read_checkpoint, save_checkpoint
+from ugt_ensemble.export.validate import ShapeCheck, onnx_runner, validate_runner
+from ugt_ensemble.histories import random_encoder_batch
+from ugt_ensemble.model.contract import check_outputs
+from ugt_ensemble.model.step import StepModel, catalog_of_module, given_module, step_model
 from ugt_ensemble.progress import StepProgress
-from ugt_ensemble.repository.manifest import MANIFEST
-from ugt_ensemble.repository.render import CHECKPOINT_FILE, ONNX_FILE, PLAN_FILE
 from ugt_ensemble.repository.rules import RepositoryReport, check_repository
 from ugt_ensemble.repository.staging import StagedRepository, check_replaceable
 from ugt_ensemble.repository.writer import static_files, write_models
-from ugt_ensemble.runtime.catalog_index import CatalogIndex
+from ugt_ensemble.runtime.contract import CHECKPOINT_FILE, ONNX_FILE, PLAN_FILE
 
 LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedStep:
+    """The model step ready to serve: its files in `folder` and what the checks measured."""
+
+    folder: Path
+    catalog: Catalog
+    step: StepModel
+    onnx_path: Path
+    signature: OnnxSignature | None = None
+    validation: list[ShapeCheck] = field(default_factory=list)
+    tensorrt_check: TensorRTReport | None = None
+    validity: CatalogValidity | None = None
+    engine: object | None = None  # EngineMetadata of a TensorRT build
+
+    @property
+    def engine_path(self) -> Path:
+        """The file the model step serves (model.plan for TensorRT, else model.onnx)."""
+        return self.folder / PLAN_FILE if self.engine is not None else self.onnx_path
 
 
 @dataclass
@@ -46,154 +67,190 @@ class BuildResult:
     """What a build produced (the model and catalog stay usable in-process, e.g. by tests)."""
 
     repository: Path
-    catalog: Catalog
-    model: UGT
-    validation: list[ShapeCheck]
+    prepared: PreparedStep
     report: RepositoryReport
     files: list[Path]
 
+    @property
+    def catalog(self) -> Catalog:
+        return self.prepared.catalog
 
-def build_steps(config: BuildConfig) -> int:
-    """How many progress steps `build_repository` shows for `config`."""
-    return 7 + (2 if config.export.engine == "tensorrt" else 0)
+    @property
+    def model(self) -> torch.nn.Module | None:
+        return self.prepared.step.eager
 
 
 def build_repository(
-    config: BuildConfig, progress: StepProgress | None = None, model: UGT | None = None, catalog: Catalog | None = None
+    config: BuildConfig,
+    progress: StepProgress | None = None,
+    model: torch.nn.Module | None = None,
+    catalog: Catalog | None = None,
 ) -> BuildResult:
-    """Build and check the repository described by `config` (see the module docstring).
+    """Build and check the repository `config` describes (see the module docstring).
 
     `model` and `catalog`, when given, are used as they are (the Python API's deploy_full_pipeline).
     """
+    titles = plan(config, model is not None)
     progress = progress or StepProgress.silent()
-    if config.export.engine == "tensorrt":
-        require_tensorrt()  # one line on what is missing, before any work
+    progress.total = len(titles)
+    step = _Steps(progress, titles)
     ours = static_files(config)
-    check_replaceable(config.output_dir, config.triton.model_names(), ours)  # before any work: never lose files
-    with progress.step("Reading the model config and catalog"):
-        model_config, state = (model.config, None) if model is not None else _model_config(config)
-        config.check_model(model_config)
-        catalog = catalog or _catalog(config, model_config)
-        index = catalog.index()
-    with progress.step(f"Building the UGT model ({_describe_model(config, model_config)})"):
-        if model is not None:
-            pass  # given by the caller
-        elif state is None:
-            model = build_model(model_config, catalog.prefix_tables(), seed=config.seed)
-        else:
-            model = model_from_state(model_config, catalog.prefix_tables(), state, config.checkpoint)  # type: ignore[arg-type]
+    check_replaceable(config.output_dir, config.model_names, ours)  # before any work: never lose files
     with StagedRepository(config.output_dir, ours) as staged:
-        version_dir = staged.path / config.triton.model_name / "1"
-        onnx_path, checks, trt_report = _export_and_check(config, model, index, version_dir, progress)
-        files = [onnx_path]
-        engine = None
-        if config.export.engine == "tensorrt":
-            engine = _build_and_check_engine(config, model, index, onnx_path, version_dir, progress)
-            files += [version_dir / PLAN_FILE, version_dir / (PLAN_FILE + ".json")]
-        with progress.step("Writing the Triton model repository"):
-            files += write_models(staged.path, config, model_config, index)
-            if config.triton.naive_peer:
-                checkpoint = staged.path / config.triton.naive_peer_name / "1" / CHECKPOINT_FILE
-                save_checkpoint(model, checkpoint)
-                files.append(checkpoint)
-        with progress.step("Checking configs against Triton's ModelConfig proto and ensemble rules"):
+        folder = staged.path / config.triton.step_name / "1"
+        prepared = prepare_step(config, step, folder, model, catalog)
+        with step():
+            write_models(staged.path, config, prepared.catalog.index())
+            _write_naive_peer(staged.path, config, prepared)
+        with step():
             report = check_repository(staged.path)
             if not report.valid:
                 raise RepositoryError("the emitted repository is invalid:\n  " + "\n  ".join(report.errors))
-        names = list(report.configs)
-        manifest = _manifest(config, model_config, catalog, checks, names, trt_report, engine)
-        staged.commit(names, manifest)
+        files = staged.written_files(config.model_names)
+        staged.commit(config.model_names, build_manifest(config, prepared))
     root = config.output_dir.absolute()
-    moved = [root / f.relative_to(staged.path) for f in files] + [root / MANIFEST]
-    return BuildResult(root, catalog, model, checks, report, moved)
+    served = root / config.triton.step_name / "1"
+    prepared = dataclasses.replace(prepared, folder=served, onnx_path=served / ONNX_FILE)
+    return BuildResult(root, prepared, report, [root / f for f in files])
 
 
-def _export_and_check(
-    config: BuildConfig, model: UGT, index: CatalogIndex, version_dir: Path, progress: StepProgress
-) -> tuple[Path, list[ShapeCheck], TensorRTReport]:
-    """Export (or copy `config.onnx_path`), validate against PyTorch, check against TensorRT's parser."""
-    onnx_path = version_dir / ONNX_FILE
-    e = config.export
-    if config.onnx_path is None:
-        ranges = f"batch {e.min_batch_size}-{e.max_batch_size}, sequence {e.min_seq_length}-{e.max_seq_length}"
-        with progress.step(f"Exporting ONNX ({ranges})"):
-            export_onnx(model, onnx_path, config.export, index)
-    else:
-        with progress.step(f"Reusing {config.onnx_path} (no export)"):
-            version_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(config.onnx_path, onnx_path)
-    with progress.step(f"Validating ONNX against PyTorch on {len(e.validation_shapes)} shapes"):
-        checks = validate_onnx(model, onnx_path, index, config.export, seed=config.seed)
-    with progress.step("Checking the graph against TensorRT 10's ONNX parser (static)"):
-        trt_report = require_tensorrt_parsable(onnx_path, config.export.needs_tensorrt_parser)
-    return onnx_path, checks, trt_report
+def plan(config: BuildConfig, module_given: bool = False) -> list[str]:
+    """The titles of the progress steps a build of `config` shows."""
+    e, t = config.export, config.triton
+    eager = module_given or not config.serves_bare_onnx
+    ranges = f"batch {e.min_batch_size}-{e.max_batch_size}, sequence {e.min_seq_length}-{e.max_seq_length}"
+    steps = ["Reading the catalog", "Loading the model step"]
+    steps += ["Checking the step contract in PyTorch"] if eager else []
+    steps += [f"Exporting ONNX ({ranges})" if config.onnx_path is None else f"Taking {config.onnx_path}"]
+    steps += ["Checking the ONNX model against the step contract"]
+    steps += [f"Validating ONNX against PyTorch on {len(e.validation_shapes)} shapes"] if eager else []
+    steps += ["Checking the graph against TensorRT 10's ONNX parser (static)", "Probing catalog validity"]
+    if t.platform == "tensorrt_plan" and config.plan_path is not None:
+        steps += [f"Taking the TensorRT engine {config.plan_path}"]
+        steps += [f"Validating the engine (score atol {e.engine_atol:g})"]
+    elif t.platform == "tensorrt_plan":
+        steps += [f"Building the TensorRT engine ({e.precision}, workspace {e.workspace_size_gb:g} GiB)"]
+        steps += [f"Validating the engine (score atol {e.engine_atol:g})"]
+    return steps + ["Writing the Triton model repository", "Checking configs against Triton's ModelConfig proto"]
 
 
-def _build_and_check_engine(
-    config: BuildConfig, model: UGT, index: CatalogIndex, onnx_path: Path, version_dir: Path, progress: StepProgress
-) -> EngineMetadata:
-    e = config.export
-    engine_path = version_dir / PLAN_FILE
-    calibration = int8_calibration(index, e, config.seed)
-    with progress.step(f"Building the TensorRT engine ({e.precision}, workspace {e.workspace_mib} MiB)"):
-        metadata = build_engine(onnx_path, engine_path, e, calibration)
-    with progress.step(f"Validating the engine against PyTorch (score atol {e.engine_atol:g})"):
-        validate_runner(
-            model, TensorRTRunner(engine_path), str(engine_path), index, e.validation_shapes, e.engine_atol, config.seed
-        )
-    return metadata
-
-
-def _model_config(config: BuildConfig) -> tuple[UGTConfig, dict[str, torch.Tensor] | None]:
-    if config.checkpoint is None:
-        return config.model or UGTConfig(), None
-    return read_checkpoint(config.checkpoint, config.model)
-
-
-def _catalog(config: BuildConfig, model_config: UGTConfig) -> Catalog:
-    if config.catalog_path is not None:
-        return load_catalog(config.catalog_path, model_config.codebook_sizes)
-    return synthetic_catalog(config.synthetic_items, config.seed, model_config.codebook_sizes)
-
-
-def _describe_model(config: BuildConfig, model_config: UGTConfig) -> str:
-    weights = f"weights from {config.checkpoint}" if config.checkpoint else f"seed {config.seed}"
-    return f"d_model {model_config.d_model}, {model_config.num_layers} layers, beam {model_config.beam_size}, {weights}"
-
-
-def _manifest(
+def prepare_step(
     config: BuildConfig,
-    model_config: UGTConfig,
-    catalog: Catalog,
-    checks: list[ShapeCheck],
-    names: list[str],
-    trt_report: TensorRTReport,
-    engine: EngineMetadata | None,
-) -> dict[str, Any]:
-    tables = catalog.prefix_tables()
-    return {
-        "generator": f"ugt-ensemble {__version__}",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "host": {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine()},
-        "models": names,
-        "ensemble": config.triton.ensemble_name,
-        "engine": config.export.engine,
-        "model_config": model_config.to_dict(),
-        "weights": str(config.checkpoint) if config.checkpoint else f"seeded initialisation (seed {config.seed})",
-        "catalog": {
-            "source": catalog.source,
-            "items": len(catalog),
-            "max_l2_children": tables.max_l2_children,
-            "max_l3_children": tables.max_l3_children,
-        },
-        "export": dataclasses.asdict(config.export),
-        "triton": dataclasses.asdict(config.triton),
-        "validation": [dataclasses.asdict(c) for c in checks],
-        "tensorrt_static_check": {
-            "ok": trt_report.ok,
-            "problems": trt_report.problems,
-            "opset": trt_report.opset,
-            "ops": trt_report.op_counts,
-        },
-        "tensorrt_engine": dataclasses.asdict(engine) if engine else None,
-    }
+    step: _Steps,
+    folder: Path,
+    model: torch.nn.Module | None = None,
+    catalog: Catalog | None = None,
+) -> PreparedStep:
+    """Steps 1-10: the model step's files in `folder` (its version directory), checked."""
+    if config.triton.platform == "tensorrt_plan":
+        from ugt_ensemble.export.tensorrt_build import require_tensorrt
+
+        require_tensorrt()  # one line on what is missing, before any work
+    with step(detail=str(config.export.catalog_path or ("from the model" if model is not None else "synthetic"))):
+        catalog = catalog or _catalog(config, model)
+    with step():
+        chosen = given_module(model) if model is not None else step_model(config, catalog)
+    LOGGER.info("model step: %s", chosen.source)
+    prepared = PreparedStep(folder, catalog, chosen, folder / ONNX_FILE)
+    index, reference = catalog.index(), chosen.runner()
+    if reference is not None:
+        with step():
+            _check_eager_contract(reference, index, config, chosen.source)
+    with step():
+        _export_or_copy(config, chosen, prepared.onnx_path, index)
+    with step():
+        prepared.signature = check_onnx_signature(prepared.onnx_path, config.export.num_recommendations)
+        candidate = onnx_runner(prepared.onnx_path)
+        _check_eager_contract(candidate, index, config, f"ONNX model {prepared.onnx_path.name}")
+    if reference is not None:
+        with step():
+            prepared.validation = _validate(reference, candidate, str(prepared.onnx_path), index, config)
+    with step():
+        prepared.tensorrt_check = require_tensorrt_parsable(prepared.onnx_path, config.triton.needs_tensorrt_parser)
+    with step():
+        prepared.validity = probe_catalog_validity(candidate, index, config.packing, seed=config.seed)
+        LOGGER.info("catalog validity: %s", prepared.validity.describe())
+        require_validity(prepared.validity, config.export.min_catalog_validity, chosen.source)
+    if config.triton.platform == "tensorrt_plan":
+        _build_engine(config, prepared, step, reference or candidate)
+    return prepared
+
+
+class _Steps:
+    """Numbered progress steps whose titles come from `plan` (one source for the count and the titles)."""
+
+    def __init__(self, progress: StepProgress, titles: list[str]) -> None:
+        self.progress, self.titles = progress, iter(titles)
+
+    def __call__(self, detail: str = "") -> ContextManager[None]:
+        title = next(self.titles)
+        return self.progress.step(f"{title} ({detail})" if detail else title)
+
+
+def _catalog(config: BuildConfig, model: torch.nn.Module | None) -> Catalog:
+    e = config.export
+    if e.catalog_path is not None:
+        return load_catalog(e.catalog_path, e.codebook_sizes)
+    if model is not None:
+        catalog = catalog_of_module(model, e.codebook_sizes)
+        if catalog is None:
+            raise ConfigError(
+                f"{type(model).__name__} has no catalog tables: name the catalog its codes refer to "
+                "(ExportConfig(catalog_path=...), or build --catalog FILE)"
+            )
+        return catalog
+    if config.model_file is not None or config.serves_bare_onnx:
+        raise ConfigError("a model of your own needs the catalog its codes refer to: --catalog FILE (CSV or Parquet)")
+    return synthetic_catalog(config.synthetic_items, config.seed, e.codebook_sizes)
+
+
+def _check_eager_contract(run, index, config: BuildConfig, source: str) -> None:  # noqa: ANN001
+    for batch, length in ((1, 1), (3, min(17, config.export.max_seq_length))):
+        feed = random_encoder_batch(index, batch, length, np.random.default_rng(config.seed))
+        check_outputs(run(feed), batch, config.export.num_recommendations, source)
+
+
+def _export_or_copy(config: BuildConfig, chosen: StepModel, onnx_path: Path, index) -> None:  # noqa: ANN001
+    if config.onnx_path is not None:
+        onnx_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(config.onnx_path, onnx_path)
+    else:
+        export_onnx(chosen.exportable, onnx_path, config.export, index)
+
+
+def _validate(reference, candidate, label: str, index, config: BuildConfig) -> list[ShapeCheck]:  # noqa: ANN001
+    e = config.export
+    return validate_runner(
+        reference, candidate, label, index, e.validation_shapes, e.score_atol, e.num_recommendations, config.seed
+    )
+
+
+def _build_engine(config: BuildConfig, prepared: PreparedStep, step: _Steps, reference) -> None:  # noqa: ANN001
+    from ugt_ensemble.export.tensorrt_build import build_engine
+    from ugt_ensemble.export.tensorrt_plan import int8_calibration
+    from ugt_ensemble.export.tensorrt_run import TensorRTRunner
+
+    e, index = config.export, prepared.catalog.index()
+    engine_path = prepared.folder / PLAN_FILE
+    with step():
+        if config.plan_path is not None:
+            shutil.copyfile(config.plan_path, engine_path)
+            prepared.engine = f"taken from {config.plan_path}"
+        else:
+            prepared.engine = build_engine(prepared.onnx_path, engine_path, e, int8_calibration(index, e, config.seed))
+    with step():
+        runner = TensorRTRunner(engine_path)
+        validate_runner(
+            reference, runner, str(engine_path), index, e.validation_shapes, e.engine_atol, e.num_recommendations
+        )
+
+
+def _write_naive_peer(root: Path, config: BuildConfig, prepared: PreparedStep) -> None:
+    if not config.triton.naive_peer:
+        return
+    from ugt_ensemble.model.checkpoint import save_checkpoint
+    from ugt_ensemble.model.ugt import UGT
+
+    if not isinstance(prepared.step.eager, UGT):
+        raise ConfigError("the naive peer (--naive-peer) runs the reference UGT; leave it out for another model")
+    save_checkpoint(prepared.step.eager, root / config.triton.naive_peer_name / "1" / CHECKPOINT_FILE)

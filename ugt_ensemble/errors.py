@@ -1,25 +1,42 @@
 """Exception hierarchy: every error this package raises on purpose derives from `UgtEnsembleError`.
 
-The CLI prints these as one line (no traceback) and exits non-zero; anything else is a bug.
+The root is defined in the runtime (`ugt_ensemble.runtime.errors`) so that the errors of the code
+copied into the Triton models share it. The CLI prints these as one line (no traceback) and exits
+non-zero; anything else is a bug.
 """
 
 from __future__ import annotations
 
+from ugt_ensemble.runtime.errors import ConfigError, RequestError, UgtEnsembleError
 
-class UgtEnsembleError(Exception):
-    """Root of all ugt-ensemble errors."""
-
-
-class ConfigError(UgtEnsembleError):
-    """A configuration value is invalid (names the field and the allowed values)."""
+__all__ = [
+    "ConfigError",
+    "ExportError",
+    "InputFileError",
+    "MissingDependencyError",
+    "MissingFileError",
+    "RepositoryError",
+    "RequestError",
+    "ServerError",
+    "StepContractError",
+    "UgtEnsembleError",
+]
 
 
 class InputFileError(UgtEnsembleError):
     """A user-supplied file (catalog, checkpoint, model config, histories) is unreadable or invalid."""
 
 
-class ExportError(UgtEnsembleError):
-    """Exporting or validating the exported model failed."""
+class MissingFileError(InputFileError, FileNotFoundError):
+    """A file the user named does not exist (also a FileNotFoundError, as the seeds' API promises)."""
+
+
+class ExportError(UgtEnsembleError, RuntimeError):
+    """Exporting, building or validating the model step failed (also a RuntimeError, as in the seeds)."""
+
+
+class StepContractError(ExportError):
+    """A model does not follow the model-step contract (names the tensor, dtype or shape)."""
 
 
 class RepositoryError(UgtEnsembleError):

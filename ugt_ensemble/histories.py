@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
+from ugt_ensemble.runtime.errors import ConfigError
 from ugt_ensemble.runtime.contract import EVENT_TYPES
 from ugt_ensemble.runtime.history import History
 from ugt_ensemble.runtime.packing import PackingConfig, pack_histories
@@ -50,3 +53,32 @@ def random_encoder_batch(
         histories.append(History(ids.astype(np.int64), types.astype(np.int64)))
     packed = pack_histories(histories, index, PackingConfig(max_seq_length=length, buckets=(length,)))
     return packed.tensors
+
+
+@dataclass(frozen=True)
+class LengthDistribution:
+    """History lengths: "100" (fixed), "32-1024" (log-uniform), or "32,128,1024" (uniform choice)."""
+
+    spec: str
+    values: tuple[int, ...] = field(init=False, repr=False)
+    log_uniform: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        spec = self.spec.replace(" ", "")
+        if not re.fullmatch(r"\d+(-\d+|(,\d+)+)?", spec):
+            raise ConfigError(f"history lengths {self.spec!r}: use N, LOW-HIGH or N1,N2,...")
+        values = tuple(int(v) for v in re.split(r"[-,]", spec))
+        if "-" in spec and values[0] > values[1]:
+            raise ConfigError(f"history lengths {self.spec!r}: LOW must be <= HIGH")
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "log_uniform", "-" in spec)
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        return min(self.values), max(self.values)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if self.log_uniform:
+            low, high = self.bounds
+            return np.exp(rng.uniform(np.log(max(low, 1)), np.log(high + 1), n)).astype(np.int64).clip(low, high)
+        return rng.choice(np.array(self.values), n)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.decoding import decode_recommendations
@@ -30,3 +31,14 @@ def test_history_items_are_excluded_per_row():
     assert out.item_ids.tolist() == [[100, 102, -1], [100, 101, -1]]
     assert np.all(np.diff(out.scores[:, :2], axis=1) <= 0)
     assert out.rows(1, 2)["ITEM_IDS"].shape == (1, 3)
+
+
+def test_repeated_items_keep_their_best_score_and_the_answer_is_sorted():
+    """A model that is not catalog-constrained may return an item twice, unknown codes, and any order."""
+    index = CatalogIndex(np.array([10, 20, 30]), np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0]]))
+    codes = np.array([[[0, 0, 1], [0, 0, 0], [0, 0, 1], [5, 5, 5], [0, 1, 0]]])
+    scores = np.array([[-1.0, -0.5, -0.2, -0.1, -3.0]], dtype=np.float32)
+    decoded = decode_recommendations(codes, scores, index)
+    assert decoded.item_ids.tolist() == [[20, 10, 30, -1, -1]]
+    assert decoded.scores.tolist()[0][:3] == pytest.approx([-0.2, -0.5, -3.0]) and np.isneginf(decoded.scores[0, 3:]).all()
+    assert decoded.semantic_ids.tolist()[0][:3] == [[0, 0, 1], [0, 0, 0], [0, 1, 0]]

@@ -7,10 +7,10 @@ from ugt_ensemble.config import ExportConfig
 from ugt_ensemble.errors import ExportError
 from ugt_ensemble.export.onnx_export import export_onnx
 from ugt_ensemble.export.validate import validate_onnx
-from ugt_ensemble.model import build_model
+from ugt_ensemble.model.ugt import build_model
 from ugt_ensemble.runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS
 
-SMALL_RANGE = ExportConfig(max_batch_size=16, max_seq_length=128)
+SMALL_RANGE = ExportConfig(max_batch_size=16, max_seq_length=128, precision="fp32")
 
 
 @pytest.fixture(scope="module")

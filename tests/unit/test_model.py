@@ -5,7 +5,9 @@ import torch
 from ugt_ensemble.catalog import synthetic_catalog
 from ugt_ensemble.errors import ConfigError, InputFileError
 from ugt_ensemble.histories import random_encoder_batch
-from ugt_ensemble.model import UGTConfig, build_model, load_checkpoint, save_checkpoint
+from ugt_ensemble.config import UGTConfig
+from ugt_ensemble.model.checkpoint import load_checkpoint, save_checkpoint
+from ugt_ensemble.model.ugt import build_model
 from ugt_ensemble.runtime.contract import ENCODER_INPUTS
 
 
@@ -98,16 +100,16 @@ def test_checkpoint_with_code_is_refused(tmp_path, catalog, tiny_config):
 
 def test_shape_mismatch_is_reported(tmp_path, catalog, tiny_model, tiny_config):
     state = dict(tiny_model.state_dict())
-    state["decoder.head1.bias"] = torch.zeros(3)
+    state["scorer.head1.bias"] = torch.zeros(3)
     path = tmp_path / "shape.pt"
     torch.save({"state_dict": state, "model_config": tiny_config.to_dict()}, path)
-    with pytest.raises(InputFileError, match=r"decoder.head1.bias \(3,\) \(model expects \(1024,\)\)"):
+    with pytest.raises(InputFileError, match=r"scorer.head1.bias \(3,\) \(model expects \(1024,\)\)"):
         load_checkpoint(path, catalog.prefix_tables())
 
 
 @pytest.mark.parametrize(
     ("fields", "message"),
-    [({"num_heads": 3}, "must divide"), ({"beam_size": 10}, "beam_size"), ({"num_recommendations": 10}, "fixed at 50")],
+    [({"num_heads": 3}, "must divide"), ({"beam_size": 10}, "beam_size"), ({"num_recommendations": 0}, "positive")],
 )
 def test_model_config_validation(fields, message):
     with pytest.raises(ConfigError, match=message):

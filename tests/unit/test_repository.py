@@ -6,16 +6,20 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from ugt_ensemble.config import BuildConfig, TritonConfig
-from ugt_ensemble.model import UGTConfig
+from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig, target_server_settings
+from ugt_ensemble.errors import RepositoryError
 from ugt_ensemble.repository.render import render_configs, render_template
 from ugt_ensemble.repository.rules import check_repository, parse_config
 from ugt_ensemble.repository.writer import write_models
 
 
+def cpu_build(export: dict | None = None, **triton) -> BuildConfig:
+    return BuildConfig(export=ExportConfig(precision="fp32", **(export or {})), triton=TritonConfig.cpu(**triton))
+
+
 @pytest.fixture
 def configs():
-    return render_configs(BuildConfig(triton=TritonConfig(preferred_batch_sizes=(4, 16))), UGTConfig())
+    return render_configs(cpu_build(preferred_batch_sizes=(4, 16)))
 
 
 def test_every_config_parses_into_triton_model_config(configs):
@@ -32,15 +36,15 @@ def test_every_config_parses_into_triton_model_config(configs):
 
 
 def test_exclude_history_wires_the_packed_history_into_postprocess():
-    configs = render_configs(BuildConfig(triton=TritonConfig(exclude_history=True)), UGTConfig())
+    configs = render_configs(cpu_build(exclude_history=True))
     post = parse_config(configs["postprocess"], "postprocess")
     assert {i.name for i in post.input} >= {"encoder_l1_ids", "encoder_mask"}
     assert post.parameters["exclude_history"].string_value == "true"
 
 
 def test_custom_names_flow_into_every_config():
-    names = dict(ensemble_name="reco", preprocess_name="pre", model_name="engine", postprocess_name="post")
-    configs = render_configs(BuildConfig(triton=TritonConfig(**names)), UGTConfig())
+    names = dict(preprocess_name="pre", step_name="engine", postprocess_name="post")
+    configs = render_configs(cpu_build({"model_name": "reco"}, **names))
     assert set(configs) == {"reco", "pre", "engine", "post"}
     steps = parse_config(configs["reco"], "reco").ensemble_scheduling.step
     assert [s.model_name for s in steps] == ["pre", "engine", "post"]
@@ -52,14 +56,13 @@ def test_missing_template_values_fail_loudly():
 
 
 def test_misspelt_fields_are_rejected():
-    with pytest.raises(ValueError, match="bad.pbtxt"):
+    with pytest.raises(RepositoryError, match="bad.pbtxt"):
         parse_config('name: "x"\nmax_batch_sise: 4\n', "bad.pbtxt")
 
 
 @pytest.fixture
 def repository(tmp_path, catalog):
-    config = BuildConfig()
-    write_models(tmp_path, config, UGTConfig(), catalog.index())
+    write_models(tmp_path, cpu_build(), catalog.index())
     (tmp_path / "ugt_trt" / "1" / "model.onnx").write_bytes(b"placeholder for the file check")
     return tmp_path
 
@@ -129,13 +132,10 @@ def test_missing_model_files_are_caught(repository):
     ],
 )
 def test_native_engines_emit_valid_repositories(tmp_path, catalog, engine, precision, platform, model_file):
-    from ugt_ensemble.config import ExportConfig
-
-    config = BuildConfig(
-        export=ExportConfig(engine=engine, precision=precision),
-        triton=TritonConfig(cuda_graphs=True, gpus=(0,), version_policy="latest:2"),
-    )
-    write_models(tmp_path, config, UGTConfig(), catalog.index())
+    _, base = target_server_settings("ngc", engine)
+    triton = base.with_changes(cuda_graphs=True, version_policy="latest:2")
+    config = BuildConfig(export=ExportConfig(precision=precision), triton=triton)
+    write_models(tmp_path, config, catalog.index())
     (tmp_path / "ugt_trt" / "1" / model_file).write_bytes(b"engine placeholder for the file check")
     report = check_repository(tmp_path)
     assert report.valid, report.errors
@@ -148,3 +148,25 @@ def test_native_engines_emit_valid_repositories(tmp_path, catalog, engine, preci
     assert names == {"onnxruntime-trt": ["tensorrt"], "onnxruntime-openvino": ["openvino"]}.get(engine, [])
     if engine == "onnxruntime-trt":
         assert dict(accelerators.gpu_execution_accelerator[0].parameters)["precision_mode"] == "FP16"
+
+
+def test_the_queue_policy_and_preprocess_isolation_are_rendered():
+    parsed = {n: parse_config(t, n) for n, t in render_configs(cpu_build(max_queue_size=8, queue_timeout_us=5)).items()}
+    pre, step = parsed["preprocess"].dynamic_batching, parsed["ugt_trt"].dynamic_batching
+    assert list(pre.preferred_batch_size) == [1] and pre.max_queue_delay_microseconds == 0
+    assert pre.default_queue_policy.max_queue_size == 8 and step.default_queue_policy.default_timeout_microseconds == 5
+    plain = parse_config(render_configs(cpu_build())["ugt_trt"], "ugt_trt").dynamic_batching
+    assert not plain.HasField("default_queue_policy")  # off by default (RELIABILITY.md: it costs p99)
+
+
+def test_pinned_step_versions_reach_the_ensemble():
+    text = render_configs(cpu_build(), versions={"preprocess": 3, "ugt_trt": 3, "postprocess": 3})["ugt_recommend"]
+    steps = parse_config(text, "ugt_recommend").ensemble_scheduling.step
+    assert [s.model_version for s in steps] == [3, 3, 3]
+
+
+def test_k_recommendations_flow_into_every_shape():
+    parsed = {n: parse_config(t, n) for n, t in render_configs(cpu_build({"num_recommendations": 20})).items()}
+    assert list(parsed["ugt_recommend"].output[2].dims) == [20, 3]
+    assert list(parsed["ugt_trt"].output[0].dims) == [20, 3]
+    assert parsed["postprocess"].parameters["num_recommendations"].string_value == "20"

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 
 from ugt_ensemble.errors import InputFileError
-from ugt_ensemble.model.constraints import PrefixTables
+from ugt_ensemble.catalog.prefix_tables import PrefixTables
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.contract import CODEBOOK_SIZES, code_keys
 
@@ -56,6 +56,10 @@ class Catalog:
         if problems:
             raise InputFileError(f"{source}: invalid catalog:\n  " + "\n  ".join(problems))
         return cls(item_ids, codes, tuple(codebook_sizes), source)
+
+    def fingerprint(self) -> str:
+        """A short digest of the item -> code mapping (two catalogs with the same one match)."""
+        return self.index().fingerprint()
 
     def index(self) -> CatalogIndex:
         """The runtime lookup index (what the preprocess/postprocess models load)."""

@@ -1,4 +1,8 @@
-"""Command line: `python -m ugt_ensemble {build,serve,infer,demo,validate,bench}`; a thin layer over the library."""
+"""Command line: `python -m ugt_ensemble {build,serve,infer,demo,validate,bench}`; a thin layer over the library.
+
+Each command module declares its flags with nothing heavy imported; its `run` imports what it needs, so
+commands that do not export stay quick to start.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +14,25 @@ from ugt_ensemble.cli import bench, build, demo, infer, serve, validate
 from ugt_ensemble.cli.common import configure_logging
 from ugt_ensemble.errors import UgtEnsembleError
 
+COMMANDS = (build, serve, infer, demo, validate, bench)
+
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="print warnings and results only")
     common.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
-    parser = argparse.ArgumentParser(prog="python -m ugt_ensemble", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ugt_ensemble", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ugt-ensemble {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (build, serve, infer, demo, validate, bench):
+    for module in COMMANDS:
         module.add_parser(subparsers, [common])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(-1 if args.quiet else args.verbose)
     try:
+        args = build_parser().parse_args(argv)
+        configure_logging(-1 if args.quiet else args.verbose)
         return args.run(args)
     except UgtEnsembleError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,17 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ugt_ensemble.build import build_repository, build_steps
 from ugt_ensemble.cli.common import print_results
-from ugt_ensemble.cli.serve import ensemble_name, probe
-from ugt_ensemble.client.grpc_client import RecommendClient
-from ugt_ensemble.config import BuildConfig
-from ugt_ensemble.histories import history_json, random_history
-from ugt_ensemble.progress import StepProgress
-from ugt_ensemble.repository.manifest import MANIFEST
-from ugt_ensemble.repository.render import CATALOG_FILE
-from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.server import TritonServer
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
@@ -32,61 +22,70 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p.set_defaults(run=run)
 
 
-def sample_histories(index: CatalogIndex, seed: int = 7) -> dict[str, str]:
+def sample_histories(item_ids: np.ndarray, seed: int = 7) -> dict[str, str]:
     """A few labelled HISTORY documents over the catalog, and one malformed request."""
+    from ugt_ensemble.histories import history_json, random_history
+
     rng = np.random.default_rng(seed)
-    ids = index.item_ids
     return {
-        "3 bare item ids": history_json([int(i) for i in rng.choice(ids, 3)]),
-        "12 typed events": history_json(random_history(ids, 12, rng, typed_share=1.0)),
-        "300 mixed events": history_json(random_history(ids, 300, rng)),
+        "3 bare item ids": history_json([int(i) for i in rng.choice(item_ids, 3)]),
+        "12 typed events": history_json(random_history(item_ids, 12, rng, typed_share=1.0)),
+        "300 mixed events": history_json(random_history(item_ids, 300, rng)),
         "cold start (empty history)": "[]",
         "malformed (unknown event type)": '[{"item_id": 1, "type": "like"}]',
     }
 
 
 def run(args: argparse.Namespace) -> int:
+    from ugt_ensemble.client.grpc_client import RecommendClient
+    from ugt_ensemble.repository.inspect import RepositoryInfo
+    from ugt_ensemble.repository.manifest import MANIFEST
+    from ugt_ensemble.server import TritonServer
+    from ugt_ensemble.server.probe import probe_ensemble
+
     if args.rebuild or not (args.output_dir / MANIFEST).is_file():
-        config = BuildConfig(output_dir=args.output_dir)
-        build_repository(config, StepProgress(build_steps(config), enabled=not args.quiet))
-    model_name = ensemble_name(args.output_dir)
-    index = CatalogIndex.load(_preprocess_catalog(args.output_dir))
-    samples = sample_histories(index)
+        _build(args)
+    info = RepositoryInfo.read(args.output_dir)
+    samples = sample_histories(info.index.item_ids)
     print(f"Starting tritonserver on {args.output_dir} (loopback, free ports) ...", flush=True)
-    with TritonServer(args.output_dir, ready_models=[model_name]) as server:
-        probe(server, model_name)
-        with RecommendClient(server.grpc_url, model_name) as client:
+    with TritonServer(args.output_dir, ready_models=[info.ensemble]) as server:
+        probe_ensemble(server.grpc_url, info.ensemble)
+        with RecommendClient(server.grpc_url, info.ensemble) as client:
             results, latencies = [], []
             for history in samples.values():
                 start = time.perf_counter()
                 results.append(client.recommend_one(history))
                 latencies.append((time.perf_counter() - start) * 1e3)
             print_results(results, list(samples), args.top, latencies)
-            _check_items(dict(zip(samples, results)), index)
+            _check_items(dict(zip(samples, results)), set(info.index.item_ids.tolist()), info.num_recommendations)
             for label in ("3 bare item ids", "300 mixed events"):
                 _report_latency(client, label, samples[label])
         print("Stopping tritonserver ...", flush=True)
     return 0
 
 
-def _preprocess_catalog(repository: Path) -> Path:
-    matches = sorted(repository.glob(f"*/1/{CATALOG_FILE}"))
-    return matches[0] if matches else repository / "preprocess" / "1" / CATALOG_FILE
+def _build(args: argparse.Namespace) -> None:
+    from ugt_ensemble.build import build_repository, plan
+    from ugt_ensemble.config import BuildConfig, ExportConfig, target_server_settings
+    from ugt_ensemble.progress import StepProgress
+
+    export, triton = target_server_settings("cpu-wheel")
+    config = BuildConfig(output_dir=args.output_dir, export=ExportConfig(**export), triton=triton, target_server="cpu-wheel")
+    build_repository(config, StepProgress(len(plan(config)), enabled=not args.quiet))
 
 
-def _check_items(results: dict, index: CatalogIndex) -> None:
-    """One line per sample: are the answers 50 distinct catalog items (or the expected error)?"""
-    known = set(index.item_ids.tolist())
+def _check_items(results: dict, known: set[int], k: int) -> None:
+    """One line per sample: are the answers K distinct catalog items (or the expected error)?"""
     for label, result in results.items():
         if not result.ok:
             print(f"{'✓' if label.startswith('malformed') else 'x'} {label}: error returned to that request only")
             continue
         items = [item for item, _ in result.items()]
-        ok = len(items) == 50 and set(items) <= known and len(set(items)) == 50
+        ok = len(items) == k and set(items) <= known and len(set(items)) == k
         print(f"{'✓' if ok else 'x'} {label}: {len(set(items))} distinct catalog items")
 
 
-def _report_latency(client: RecommendClient, label: str, history: str, repeats: int = 20) -> None:
+def _report_latency(client, label: str, history: str, repeats: int = 20) -> None:  # noqa: ANN001
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

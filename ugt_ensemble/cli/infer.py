@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from ugt_ensemble.cli.common import print_json_results, print_results
-from ugt_ensemble.client.grpc_client import RecommendClient
 from ugt_ensemble.errors import InputFileError
 
 
@@ -40,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     histories = list(args.histories) + (read_histories(args.file) if args.file else [])
     if not histories:
         raise InputFileError("no histories: pass them inline or with --file FILE (one JSON list per line)")
+    from ugt_ensemble.client.grpc_client import RecommendClient
+
     with RecommendClient(args.url, args.model_name) as client:
         results = client.recommend(histories, concurrency=args.concurrency)
     if args.json:

@@ -8,13 +8,6 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ugt_ensemble.client.grpc_client import RecommendClient
-from ugt_ensemble.errors import InputFileError, ServerError
-from ugt_ensemble.repository.manifest import read_manifest
-from ugt_ensemble.server import Ports, TritonServer
-
-DEFAULT_ENSEMBLE = "ugt_recommend"
-
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p = subparsers.add_parser(
@@ -31,23 +24,11 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p.set_defaults(run=run)
 
 
-def ensemble_name(repository: Path) -> str:
-    """The ensemble a build wrote into `repository` (from its manifest), else the default name."""
-    try:
-        return read_manifest(repository)["ensemble"]
-    except (InputFileError, KeyError):
-        return DEFAULT_ENSEMBLE
-
-
-def probe(server: TritonServer, model_name: str) -> None:
-    """A real inference (readiness can report 200 while a Python-backend stub is dead)."""
-    with RecommendClient(server.grpc_url, model_name) as client:
-        result = client.recommend_one("[]")
-    if not result.ok:
-        raise ServerError(f"tritonserver is up but a probe request to {model_name!r} failed: {result.error}")
-
-
 def run(args: argparse.Namespace) -> int:
+    from ugt_ensemble.repository.manifest import ensemble_name
+    from ugt_ensemble.server import Ports, TritonServer
+    from ugt_ensemble.server.probe import probe_ensemble
+
     model_name = args.model_name or ensemble_name(args.model_repository)
     free = Ports.free(args.host if args.host != "0.0.0.0" else "127.0.0.1")
     ports = Ports(args.http_port or free.http, args.grpc_port or free.grpc, args.metrics_port or free.metrics)
@@ -59,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"Starting {server.install.describe()} on {args.model_repository} ...", flush=True)
     try:
         server.start()
-        probe(server, model_name)
+        probe_ensemble(server.grpc_url, model_name)
         print(
             f"Serving {model_name!r} (pid {server.process.pid}): gRPC {server.grpc_url}, "  # type: ignore[union-attr]
             f"HTTP {server.http_url}, metrics {server.metrics_url}\nLog: {log_file}. Press Ctrl-C to stop.",

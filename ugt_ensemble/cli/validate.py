@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ugt_ensemble.deployment import validate_deployment
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
@@ -18,9 +17,13 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ugt_ensemble.repository.deployment import validate_deployment
+
     result = validate_deployment(args.model_repository, args.model_name)
     for name, info in result["info"].get("models", {}).items():
         print(f"  {name + '/':<16} {info['backend']:<16} versions {info['versions']}")
+    for kind, reasons in result["info"].get("loadable_on", {}).items():
+        print(f"  {kind + ':':<11} " + ("loadable" if not reasons else "not loadable: " + "; ".join(reasons[:3])))
     if result["valid"]:
         models = len(result["info"].get("models", {}))
         print(f"✓ {args.model_repository}: {models} models; configs parse, the ensemble is consistent, files are there")

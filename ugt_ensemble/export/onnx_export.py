@@ -1,4 +1,5 @@
-"""Export a UGT to ONNX with dynamic batch and sequence axes (torch dynamo exporter)."""
+"""Export a model step (a module, or a `torch.export` program) to ONNX with dynamic batch and sequence
+axes (torch's dynamo exporter)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,22 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from torch.export import Dim
+from torch.export import Dim, ExportedProgram
 
 from ugt_ensemble.config import ExportConfig
 from ugt_ensemble.errors import ConfigError, ExportError
 from ugt_ensemble.histories import random_encoder_batch
-from ugt_ensemble.model.ugt import UGT
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS
 
 LOGGER = logging.getLogger(__name__)
 
 
-def export_onnx(model: UGT, path: str | Path, config: ExportConfig, index: CatalogIndex) -> Path:
-    """Write `model` as ONNX to `path`; batch in [min, max]_batch_size, sequence in [min, max]_seq_length."""
+def export_onnx(
+    model: torch.nn.Module | ExportedProgram, path: str | Path, config: ExportConfig, index: CatalogIndex
+) -> Path:
+    """Write `model` as ONNX to `path`; batch in [min, max]_batch_size, sequence in [min, max]_seq_length
+    (a program keeps the dynamic axes it was exported with)."""
     if config.max_batch_size < 2 or config.max_seq_length < 2:
         raise ConfigError("dynamic export needs `max_batch_size` >= 2 and `max_seq_length` >= 2")
     path = Path(path)
@@ -32,6 +35,7 @@ def export_onnx(model: UGT, path: str | Path, config: ExportConfig, index: Catal
     args = tuple(torch.from_numpy(sample[name]) for name in ENCODER_INPUTS)
     batch = Dim("batch", min=config.min_batch_size, max=config.max_batch_size)
     sequence = Dim("sequence", min=config.min_seq_length, max=config.max_seq_length)
+    dynamic = None if isinstance(model, ExportedProgram) else tuple({0: batch, 1: sequence} for _ in ENCODER_INPUTS)
     try:
         with _quiet_exporter(), torch.no_grad():
             program = torch.onnx.export(
@@ -40,8 +44,9 @@ def export_onnx(model: UGT, path: str | Path, config: ExportConfig, index: Catal
                 dynamo=True,
                 input_names=list(ENCODER_INPUTS),
                 output_names=list(MODEL_OUTPUTS),
-                dynamic_shapes=tuple({0: batch, 1: sequence} for _ in ENCODER_INPUTS),
-                optimize=True,
+                dynamic_shapes=dynamic,
+                opset_version=config.opset_version,
+                optimize=config.do_constant_folding,
                 verbose=False,
             )
             program.save(str(path))

@@ -27,6 +27,9 @@ from ugt_ensemble.export.tensorrt_plan import (
 from ugt_ensemble.runtime.contract import ENCODER_INPUTS
 
 LOGGER = logging.getLogger(__name__)
+CPU_ALTERNATIVE = (
+    "on CPU use TritonConfig.cpu() with ExportConfig(precision='fp32') (CLI: build --target-server cpu-wheel)"
+)
 
 
 def require_tensorrt():  # noqa: ANN201 - the tensorrt module
@@ -35,13 +38,13 @@ def require_tensorrt():  # noqa: ANN201 - the tensorrt module
         import tensorrt as trt
     except ImportError:
         raise MissingDependencyError(
-            "--engine tensorrt needs the TensorRT Python package (pip install 'ugt-ensemble[tensorrt]') "
-            "and an NVIDIA GPU; build with --engine onnxruntime on this machine"
+            f"platform tensorrt_plan (--engine tensorrt) needs TensorRT 10 and an NVIDIA GPU, and this machine has "
+            f"no TensorRT (pip install 'ugt-ensemble[tensorrt]'); {CPU_ALTERNATIVE}"
         ) from None
     import torch
 
     if not torch.cuda.is_available():
-        raise MissingDependencyError("--engine tensorrt needs a CUDA GPU, and torch sees none on this machine")
+        raise MissingDependencyError(f"platform tensorrt_plan needs an NVIDIA GPU, and torch sees none; {CPU_ALTERNATIVE}")
     if int(trt.__version__.split(".")[0]) < 10:
         raise MissingDependencyError(f"TensorRT {trt.__version__} found; ugt-ensemble needs TensorRT 10 or newer")
     return trt
@@ -67,7 +70,7 @@ def build_engine(
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ExportError(f"TensorRT could not parse {onnx_path}: {errors}")
     build_config = builder.create_builder_config()
-    build_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_mib << 20)
+    build_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_bytes)
     shapes = ProfileShapes.from_export(config)
     _add_profile(trt, builder, build_config, shapes)
     pinned = _set_precision(trt, network, build_config, config.precision, fp32_node_names(onnx_path))
@@ -87,7 +90,7 @@ def build_engine(
         gpu=torch.cuda.get_device_name(0),
         precision=config.precision,
         profile=dataclasses.asdict(shapes),
-        workspace_mib=config.workspace_mib,
+        workspace_gb=config.workspace_size_gb,
         fp32_layers=pinned,
         onnx_sha256=file_sha256(onnx_path),
         build_seconds=round(time.perf_counter() - start, 1),

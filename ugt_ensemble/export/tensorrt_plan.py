@@ -128,7 +128,7 @@ class EngineMetadata:
     gpu: str
     precision: str
     profile: dict
-    workspace_mib: int
+    workspace_gb: float
     fp32_layers: int
     onnx_sha256: str
     build_seconds: float

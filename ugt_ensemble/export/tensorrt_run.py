@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ugt_ensemble.errors import ExportError
 from ugt_ensemble.export.tensorrt_build import require_tensorrt
 from ugt_ensemble.runtime.contract import MODEL_OUTPUTS
 
@@ -22,6 +23,7 @@ class TensorRTRunner:
         import torch
 
         self._torch = torch
+        self.engine_path = Path(engine_path)
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
         self.context = self.engine.create_execution_context()
@@ -48,6 +50,6 @@ class TensorRTRunner:
             outputs[name] = torch.empty(shape, dtype=dtype, device="cuda")
             self.context.set_tensor_address(name, outputs[name].data_ptr())
         if not self.context.execute_async_v3(stream.cuda_stream):
-            raise RuntimeError("TensorRT execution failed")
+            raise ExportError(f"TensorRT execution of {self.engine_path} failed")
         stream.synchronize()
         return [outputs[name].cpu().numpy() for name in MODEL_OUTPUTS]

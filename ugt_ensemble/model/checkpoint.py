@@ -10,12 +10,13 @@ from pathlib import Path
 
 import torch
 
+from ugt_ensemble.catalog.prefix_tables import PrefixTables
+from ugt_ensemble.config.model import UGTConfig
 from ugt_ensemble.errors import InputFileError
-from ugt_ensemble.model.config import UGTConfig
-from ugt_ensemble.model.constraints import PrefixTables
 from ugt_ensemble.model.ugt import UGT
 
-FORMAT = "ugt-ensemble/checkpoint-v1"
+#: v2: the decoder's parameters live under `scorer.` (v1, under `decoder.`, predates the building block).
+FORMAT = "ugt-ensemble/checkpoint-v2"
 _MAX_LISTED = 5
 
 
@@ -39,6 +40,8 @@ def read_checkpoint(
         state, embedded = payload, None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputFileError(f'checkpoint {path}: expected a state dict (name -> tensor) or a dict with "state_dict"')
+    if isinstance(payload, dict) and payload.get("format") == "ugt-ensemble/checkpoint-v1":
+        state = {("scorer." + k[len("decoder.") :] if k.startswith("decoder.") else k): v for k, v in state.items()}
     config = _resolve_config(path, embedded, model_config)
     return config, state
 

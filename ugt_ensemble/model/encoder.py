@@ -11,10 +11,15 @@ import math
 import torch
 from torch import nn
 
-from ugt_ensemble.model.config import UGTConfig
+from ugt_ensemble.config.model import UGTConfig
 
 #: Additive attention bias for padded keys.
 MASK_BIAS = -1e9
+
+
+def feed_forward(d_model: int, hidden: int) -> nn.Sequential:
+    """The feed-forward block of the encoder layers and decoder cells."""
+    return nn.Sequential(nn.Linear(d_model, hidden), nn.GELU(), nn.Linear(hidden, d_model))
 
 
 class SelfAttention(nn.Module):
@@ -44,11 +49,7 @@ class EncoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(config.d_model)
         self.attention = SelfAttention(config.d_model, config.num_heads)
         self.norm2 = nn.LayerNorm(config.d_model)
-        self.ffn = nn.Sequential(
-            nn.Linear(config.d_model, config.ffn_dim),
-            nn.GELU(),
-            nn.Linear(config.ffn_dim, config.d_model),
-        )
+        self.ffn = feed_forward(config.d_model, config.ffn_dim)
 
     def forward(self, x: torch.Tensor, key_bias: torch.Tensor) -> torch.Tensor:
         x = x + self.attention(self.norm1(x), key_bias)

@@ -1,4 +1,4 @@
-"""The UGT recommender: history encoder + catalog-constrained beam-search decoder."""
+"""The UGT reference recommender: its history encoder and per-level scorers on `ConstrainedRecommender`."""
 
 from __future__ import annotations
 
@@ -7,40 +7,59 @@ import math
 import torch
 from torch import nn
 
-from ugt_ensemble.model.config import UGTConfig
-from ugt_ensemble.model.constraints import PrefixTables
-from ugt_ensemble.model.decoder import ConstrainedBeamDecoder
-from ugt_ensemble.model.encoder import HistoryEncoder
+from ugt_ensemble.catalog.prefix_tables import PrefixTables
+from ugt_ensemble.config.model import UGTConfig
+from ugt_ensemble.model.constrained import CandidateHead, ConstrainedRecommender, expand_beams
+from ugt_ensemble.model.encoder import HistoryEncoder, feed_forward
 
 
-class UGT(nn.Module):
-    """(six encoder tensors, each (B, T)) -> recommendations (B, 50, 3) int64, scores (B, 50) fp32."""
+class DecoderCell(nn.Module):
+    """Advances a beam's state with the embedding of the code it chose."""
+
+    def __init__(self, d_model: int, ffn_dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.ffn = feed_forward(d_model, ffn_dim)
+
+    def forward(self, state: torch.Tensor, code_embedding: torch.Tensor) -> torch.Tensor:
+        return state + self.ffn(self.norm(state + code_embedding))
+
+
+class UGTScorer(nn.Module):
+    """Level logits from the user state: a dense head at level 1; at levels 2 and 3 the state advanced by
+    the chosen codes' embeddings, scored on the candidates' rows of the output projection."""
 
     def __init__(self, config: UGTConfig, tables: PrefixTables) -> None:
         super().__init__()
-        self.config = config
-        self.tables = tables  # the catalog's constraint tables (numpy), kept for exporters and tests
-        self.encoder = HistoryEncoder(config)
-        self.decoder = ConstrainedBeamDecoder(config, tables)
+        v1, v2, v3 = config.codebook_sizes
+        d = config.d_model
+        self.norm = nn.LayerNorm(d)
+        self.head1 = nn.Linear(d, v1)
+        self.head2 = CandidateHead(v2, d, tables.max_l2_children)
+        self.head3 = CandidateHead(v3, d, tables.max_l3_children)
+        self.embed1 = nn.Embedding(v1, d)
+        self.embed2 = nn.Embedding(v2, d)
+        self.cell1 = DecoderCell(d, config.ffn_dim)
+        self.cell2 = DecoderCell(d, config.ffn_dim)
 
-    def forward(
-        self,
-        encoder_l1_ids: torch.Tensor,
-        encoder_l2_ids: torch.Tensor,
-        encoder_l3_ids: torch.Tensor,
-        encoder_positions: torch.Tensor,
-        encoder_token_types: torch.Tensor,
-        encoder_mask: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        user = self.encoder(
-            encoder_l1_ids,
-            encoder_l2_ids,
-            encoder_l3_ids,
-            encoder_positions,
-            encoder_token_types,
-            encoder_mask,
+    def forward(self, level: int, user: torch.Tensor, prefix: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        state = self.norm(user)
+        if level == 0:
+            return torch.gather(self.head1(state).unsqueeze(1), -1, candidates)
+        state = self.cell1(expand_beams(state, prefix.shape[1]), self.embed1(prefix[..., 0]))
+        if level == 1:
+            return self.head2(state, candidates)
+        return self.head3(self.cell2(state, self.embed2(prefix[..., 1])), candidates)
+
+
+class UGT(ConstrainedRecommender):
+    """The reference model: (six encoder tensors, each (B, T)) -> recommendations (B, K, 3), scores (B, K)."""
+
+    def __init__(self, config: UGTConfig, tables: PrefixTables) -> None:
+        super().__init__(
+            HistoryEncoder(config), UGTScorer(config, tables), tables, config.beam_size, config.num_recommendations
         )
-        return self.decoder(user)
+        self.config = config
 
 
 def build_model(config: UGTConfig, tables: PrefixTables, seed: int = 0) -> UGT:
@@ -61,9 +80,5 @@ def initialise(model: nn.Module, seed: int) -> None:
             elif "norm" in name:
                 param.fill_(1.0)
             else:
-                std = 1.0 / math.sqrt(param.shape[-1]) if _is_output_head(name) else 0.02
+                std = 1.0 / math.sqrt(param.shape[-1]) if name.startswith("scorer.head") else 0.02
                 param.copy_(torch.randn(param.shape, generator=generator) * std)
-
-
-def _is_output_head(name: str) -> bool:
-    return name.startswith("decoder.head")

@@ -50,6 +50,15 @@ def write_manifest(repository: Path, manifest: dict[str, Any]) -> Path:
     return path
 
 
+def ensemble_name(repository: Path, default: str = "ugt_recommend") -> str:
+    """The ensemble a build wrote into `repository` (from its manifest), else `default`."""
+    try:
+        name = read_manifest(repository).get("ensemble")
+    except (InputFileError, AttributeError):
+        return default
+    return name if isinstance(name, str) else default
+
+
 @dataclass(frozen=True)
 class PreviousBuild:
     """The model folders and files a previous build recorded (empty when there was none)."""

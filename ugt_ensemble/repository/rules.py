@@ -15,6 +15,8 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
+from ugt_ensemble.errors import RepositoryError
+
 #: The file a version directory needs, by backend / platform.
 MODEL_FILES = {
     "python": "model.py",
@@ -40,11 +42,25 @@ class RepositoryReport:
 
 
 def parse_config(text: str, source: str) -> mc.ModelConfig:
-    """Parse config.pbtxt text; raises ValueError naming `source` and the parser's complaint."""
+    """Parse config.pbtxt text; raises RepositoryError naming `source` and the parser's complaint."""
     try:
         return text_format.Parse(text, mc.ModelConfig())
     except text_format.ParseError as exc:
-        raise ValueError(f"{source}: {exc}") from None
+        raise RepositoryError(f"{source}: {exc}") from None
+
+
+def read_config(path: Path) -> mc.ModelConfig:
+    """Read and parse a config.pbtxt; RepositoryError naming the file if it is unreadable or invalid."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RepositoryError(f"{path}: cannot read ({exc})") from None
+    return parse_config(text, str(path))
+
+
+def string_parameters(config: mc.ModelConfig) -> dict[str, str]:
+    """A config's `parameters` as plain strings (what `StepParameters.from_config` reads)."""
+    return {key: value.string_value for key, value in config.parameters.items()}
 
 
 def check_repository(root: str | Path) -> RepositoryReport:
@@ -70,8 +86,8 @@ def _load_model(model_dir: Path, report: RepositoryReport) -> None:
         report.errors.append(f"{model_dir.name}: no config.pbtxt")
         return
     try:
-        config = parse_config(config_path.read_text(encoding="utf-8"), str(config_path))
-    except ValueError as exc:
+        config = read_config(config_path)
+    except RepositoryError as exc:
         report.errors.append(str(exc))
         return
     if config.name and config.name != model_dir.name:

@@ -1,10 +1,10 @@
-"""The tensors of each emitted model and the ensemble's wiring, derived from the contract."""
+"""The tensors of each emitted model and the ensemble's wiring, derived from the contract and the build."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ugt_ensemble.config import TritonConfig
+from ugt_ensemble.config import BuildConfig
 from ugt_ensemble.runtime import contract as c
 
 
@@ -20,11 +20,12 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class EnsembleStep:
-    """One `ensemble_scheduling.step`: (model tensor, ensemble tensor) pairs in and out."""
+    """One `ensemble_scheduling.step`: the model and version, and (model tensor, ensemble tensor) pairs."""
 
     model_name: str
     input_map: tuple[tuple[str, str], ...]
     output_map: tuple[tuple[str, str], ...]
+    model_version: int = -1
 
 
 @dataclass(frozen=True)
@@ -42,30 +43,44 @@ class Batching:
     queue_timeout_us: int = 0
 
 
-def step_batching(triton: TritonConfig, step: str) -> Batching:
-    """The batching of `step` ("preprocess", "model" or "postprocess")."""
-    one_per_execute = step == "preprocess" and not triton.preprocess_batch_requests
-    preferred = triton.preferred_batch_sizes if step == "model" else ()
+def step_batching(config: BuildConfig, step: str) -> Batching:
+    """The batching of `step` ("preprocess", "model" or "postprocess").
+
+    Preprocess takes one request per execute() (unless `preprocess_batch_requests`), and the model
+    step's queue delay and preferred sizes are the seeds' `max_queue_delay_us` / `preferred_batch_sizes`.
+    """
+    t = config.triton
+    one_per_execute = step == "preprocess" and not t.preprocess_batch_requests
+    model = step == "model"
     return Batching(
-        max_queue_delay_us=0 if one_per_execute else triton.max_queue_delay_us,
-        preferred_batch_sizes=(1,) if one_per_execute else tuple(preferred),
-        max_queue_size=triton.max_queue_size,
-        queue_timeout_us=triton.queue_timeout_us,
+        enabled=t.enable_dynamic_batching,
+        max_queue_delay_us=t.max_queue_delay_us if model else 0,
+        preferred_batch_sizes=(1,) if one_per_execute else (config.preferred_batch_sizes if model else ()),
+        max_queue_size=t.max_queue_size,
+        queue_timeout_us=t.queue_timeout_us,
     )
 
 
 _TRITON_TYPES = {"int64": "TYPE_INT64", "float32": "TYPE_FP32"}
 
 HISTORY_INPUT = TensorSpec(c.HISTORY, "TYPE_STRING", (1,))
-RECOMMENDATION_OUTPUTS = (
-    TensorSpec(c.ITEM_IDS, "TYPE_INT64", (c.NUM_RECOMMENDATIONS,)),
-    TensorSpec(c.SCORES, "TYPE_FP32", (c.NUM_RECOMMENDATIONS,)),
-    TensorSpec(c.SEMANTIC_IDS, "TYPE_INT64", (c.NUM_RECOMMENDATIONS, 3)),
-)
-MODEL_OUTPUTS = (
-    TensorSpec(c.RECOMMENDATIONS, "TYPE_INT64", (c.NUM_RECOMMENDATIONS, 3)),
-    TensorSpec(c.MODEL_SCORES, "TYPE_FP32", (c.NUM_RECOMMENDATIONS,)),
-)
+
+
+def recommendation_outputs(k: int) -> tuple[TensorSpec, ...]:
+    """The ensemble's (and postprocess's) outputs for K recommendations."""
+    return (
+        TensorSpec(c.ITEM_IDS, "TYPE_INT64", (k,)),
+        TensorSpec(c.SCORES, "TYPE_FP32", (k,)),
+        TensorSpec(c.SEMANTIC_IDS, "TYPE_INT64", (k, 3)),
+    )
+
+
+def model_outputs(k: int) -> tuple[TensorSpec, ...]:
+    """The model step's outputs for K recommendations."""
+    return (
+        TensorSpec(c.RECOMMENDATIONS, "TYPE_INT64", (k, 3)),
+        TensorSpec(c.MODEL_SCORES, "TYPE_FP32", (k,)),
+    )
 
 
 def encoder_tensors(ragged: bool = False) -> tuple[TensorSpec, ...]:
@@ -75,17 +90,22 @@ def encoder_tensors(ragged: bool = False) -> tuple[TensorSpec, ...]:
     )
 
 
-def postprocess_inputs(triton: TritonConfig) -> tuple[TensorSpec, ...]:
+def postprocess_inputs(config: BuildConfig) -> tuple[TensorSpec, ...]:
     """Model outputs, plus the packed history when recommendations exclude it."""
     history = tuple(t for t in encoder_tensors(ragged=True) if t.name in c.HISTORY_CODE_INPUTS)
-    return MODEL_OUTPUTS + (history if triton.exclude_history else ())
+    return model_outputs(config.export.num_recommendations) + (history if config.triton.exclude_history else ())
 
 
-def ensemble_steps(triton: TritonConfig) -> tuple[EnsembleStep, ...]:
-    """preprocess -> model step -> postprocess, with ensemble tensors named like model tensors."""
-    same = lambda specs: tuple((t.name, t.name) for t in specs)  # noqa: E731
-    return (
-        EnsembleStep(triton.preprocess_name, same((HISTORY_INPUT,)), same(encoder_tensors())),
-        EnsembleStep(triton.model_name, same(encoder_tensors()), same(MODEL_OUTPUTS)),
-        EnsembleStep(triton.postprocess_name, same(postprocess_inputs(triton)), same(RECOMMENDATION_OUTPUTS)),
+def ensemble_steps(config: BuildConfig, versions: dict[str, int] | None = None) -> tuple[EnsembleStep, ...]:
+    """preprocess -> model step -> postprocess, with ensemble tensors named like model tensors.
+
+    `versions` pins a step's version (model name -> version); the others use the latest (-1).
+    """
+    t, k, pins = config.triton, config.export.num_recommendations, versions or {}
+    same = lambda specs: tuple((s.name, s.name) for s in specs)  # noqa: E731
+    steps = (
+        (t.preprocess_name, same((HISTORY_INPUT,)), same(encoder_tensors())),
+        (t.step_name, same(encoder_tensors()), same(model_outputs(k))),
+        (t.postprocess_name, same(postprocess_inputs(config)), same(recommendation_outputs(k))),
     )
+    return tuple(EnsembleStep(name, inputs, outputs, pins.get(name, -1)) for name, inputs, outputs in steps)

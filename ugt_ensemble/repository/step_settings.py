@@ -12,10 +12,10 @@ from pathlib import Path
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from ugt_ensemble.deployment import validate_deployment
 from ugt_ensemble.errors import ConfigError, InputFileError
 from ugt_ensemble.repository.manifest import read_manifest, write_manifest
-from ugt_ensemble.repository.rules import parse_config
+from ugt_ensemble.repository.deployment import validate_deployment
+from ugt_ensemble.repository.rules import parse_config, read_config
 
 THREADS_PARAMETER = "intra_op_threads"
 
@@ -40,21 +40,16 @@ class StepSettings:
         return f"{self.instances} inst{threads_text}, delay {self.max_queue_delay_us} us"
 
     def build_flags(self) -> str:
-        """The `build` options that emit these settings (the queue delay option applies to every step)."""
-        flags = f"--model-instances {self.instances}"
+        """The `build` options that emit these settings."""
+        flags = f"--instance-count {self.instances}"
         if self.intra_op_threads is not None:
             flags += f" --intra-op-threads {self.intra_op_threads}"
         return flags + f" --max-queue-delay-us {self.max_queue_delay_us}"
 
 
 def read_step_config(repository: Path, model_name: str) -> mc.ModelConfig:
-    """The model step's parsed config.pbtxt (a clear error if it is missing or does not parse)."""
-    path = Path(repository) / model_name / "config.pbtxt"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the model step's config ({exc.strerror})") from None
-    return parse_config(text, str(path))
+    """The model step's parsed config.pbtxt (RepositoryError naming the file if it is missing or invalid)."""
+    return read_config(Path(repository) / model_name / "config.pbtxt")
 
 
 def settings_of(config: mc.ModelConfig) -> StepSettings:
@@ -115,7 +110,8 @@ def _record_in_manifest(repository: Path, settings: StepSettings, note: str) -> 
     except InputFileError:
         return  # not written by `build`; the config itself is the record
     triton = manifest.setdefault("triton", {})
-    triton["model_instances"] = settings.instances  # the queue delay stays: it is every step's there
+    triton["instance_count"] = settings.instances
+    triton["max_queue_delay_us"] = settings.max_queue_delay_us
     if settings.intra_op_threads is not None:
         triton["intra_op_threads"] = settings.intra_op_threads
     manifest["tuned"] = {**asdict(settings), "note": note}

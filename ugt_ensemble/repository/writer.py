@@ -1,71 +1,81 @@
-"""Write the model repository's files: configs, Python-backend adapters, the runtime copy, catalogs.
+"""Write the model repository's files: configs, the Python-backend models and their runtime, catalogs.
 
-`build` writes them into a staging directory (`repository.staging`) that replaces the previous build
-only after every check passed.
+The Python-backend steps' `model.py` files are committed sources in the top-level `ensemble/` folder
+(shipped with the package as `ugt_ensemble.ensemble`); a build copies them, and the numpy runtime as
+`ugt_runtime/`, into each version folder, so the repository needs nothing of this package to run.
+`build` writes into a staging directory (`repository.staging`) that replaces the previous build only
+after every check passed.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
+import py_compile
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from ugt_ensemble.config import PYTHON_ENGINES, BuildConfig
-from ugt_ensemble.model.config import UGTConfig
-from ugt_ensemble.repository.render import CATALOG_FILE, render_configs
+from ugt_ensemble.config import BuildConfig
+from ugt_ensemble.repository.render import render_configs
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
+from ugt_ensemble.runtime.contract import CATALOG_FILE
 
 RUNTIME_PACKAGE = "ugt_runtime"
+#: The committed model.py of each Python-backend step, by role (in `ensemble/<step>/1/`).
+STEP_SOURCES = {"preprocess": "preprocess", "model": "ugt_trt", "postprocess": "postprocess"}
 
 
-def python_models(config: BuildConfig) -> dict[str, str]:
-    """model name -> adapter source in `ugt_ensemble/backends/` for the Python-backend models."""
+def step_source(role: str) -> Traversable:
+    """The committed `model.py` of a Python-backend step: "preprocess", "model" or "postprocess"."""
+    return importlib.resources.files("ugt_ensemble.ensemble") / STEP_SOURCES[role] / "1" / "model.py"
+
+
+def python_models(config: BuildConfig) -> dict[str, Traversable]:
+    """model name -> the model.py source of each Python-backend model of the build."""
     t = config.triton
-    models = {t.preprocess_name: "preprocess.py", t.postprocess_name: "postprocess.py"}
-    if config.export.engine in PYTHON_ENGINES:
-        models[t.model_name] = "model_step.py"
+    models = {t.preprocess_name: step_source("preprocess"), t.postprocess_name: step_source("postprocess")}
+    if t.python_model_step:
+        models[t.step_name] = step_source("model")
     if t.naive_peer:
-        models[t.naive_peer_name] = "naive_peer.py"
+        models[t.naive_peer_name] = importlib.resources.files("ugt_ensemble.bench") / "naive_peer_model.py"
     return models
 
 
-def write_models(root: Path, config: BuildConfig, model: UGTConfig, index: CatalogIndex) -> list[Path]:
-    """Write every config.pbtxt and each Python model's files under `root`; returns the files written."""
-    written = []
-    for name, text in render_configs(config, model).items():
-        (root / name / "1").mkdir(parents=True, exist_ok=True)
-        path = root / name / "config.pbtxt"
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    written += _copy_static_files(root, config)
-    with_catalog = [config.triton.preprocess_name, config.triton.postprocess_name]
-    if config.triton.naive_peer:
-        with_catalog.append(config.triton.naive_peer_name)
-    for name in with_catalog:
-        path = root / name / "1" / CATALOG_FILE
-        index.save(path)
-        written.append(path)
-    return written
-
-
 def static_files(config: BuildConfig) -> dict[str, bytes]:
-    """Relative path -> bytes of the files a build of `config` copies unchanged into its Python models:
-    each `model.py` adapter, `triton_io.py` and the runtime package."""
-    backends = importlib.resources.files("ugt_ensemble") / "backends"
+    """Relative path -> bytes of the files a build of `config` copies unchanged: each `model.py`, and the
+    runtime package beside those that import it (all but the naive peer, which imports ugt_ensemble)."""
     runtime = [s for s in (importlib.resources.files("ugt_ensemble") / "runtime").iterdir() if s.name.endswith(".py")]
     files = {}
-    for name, adapter in python_models(config).items():
-        files[f"{name}/1/model.py"] = (backends / adapter).read_bytes()
-        files[f"{name}/1/triton_io.py"] = (backends / "triton_io.py").read_bytes()
-        for source in runtime:
-            files[f"{name}/1/{RUNTIME_PACKAGE}/{source.name}"] = source.read_bytes()
+    for name, source in python_models(config).items():
+        files[f"{name}/1/model.py"] = source.read_bytes()
+        if name != config.triton.naive_peer_name:
+            for module in runtime:
+                files[f"{name}/1/{RUNTIME_PACKAGE}/{module.name}"] = module.read_bytes()
     return files
 
 
-def _copy_static_files(root: Path, config: BuildConfig) -> list[Path]:
-    written = []
+def write_models(root: Path, config: BuildConfig, index: CatalogIndex, versions: dict[str, int] | None = None) -> None:
+    """Write every config.pbtxt, the Python models' files and the catalog indices under `root`."""
+    for name, text in render_configs(config, versions).items():
+        (root / name / "1").mkdir(parents=True, exist_ok=True)
+        (root / name / "config.pbtxt").write_text(text, encoding="utf-8")
     for relative, data in static_files(config).items():
         target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-        written.append(target)
-    return written
+    t = config.triton
+    for name in [t.preprocess_name, t.postprocess_name] + ([t.naive_peer_name] if t.naive_peer else []):
+        index.save(root / name / "1" / CATALOG_FILE)
+    precompile(root, config)
+
+
+def precompile(root: Path, config: BuildConfig) -> None:
+    """Write the bytecode of every copied module now (hash-checked, so it stays valid after the move):
+    a stub that writes it later changes its version folder's time, and Triton then reloads that version
+    in full on the next load."""
+    for relative in static_files(config):
+        source = root / relative
+        target = importlib.util.cache_from_source(str(source))
+        py_compile.compile(
+            str(source), cfile=target, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
+        )

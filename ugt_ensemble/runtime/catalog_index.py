@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from .contract import CODEBOOK_SIZES, PAD_ITEM_ID, code_keys
+from .errors import UgtEnsembleError
 
 _ARRAYS = ("item_ids", "codes", "code_keys", "items_by_code")
 
 
-class CatalogIndexError(ValueError):
+class CatalogIndexError(UgtEnsembleError, ValueError):
     """A catalog index file is missing, unreadable, or inconsistent."""
 
 
@@ -43,6 +45,13 @@ class CatalogIndex:
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+    def fingerprint(self) -> str:
+        """A short digest of the item -> code mapping and the codebook sizes."""
+        digest = hashlib.sha256(np.array(self.codebook_sizes, dtype=np.int64).tobytes())
+        digest.update(np.ascontiguousarray(self.item_ids).tobytes())
+        digest.update(np.ascontiguousarray(self.codes).tobytes())
+        return digest.hexdigest()[:16]
 
     def positions_of(self, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows of `item_ids` in `codes` (clipped for missing ids) and a bool mask of those found."""

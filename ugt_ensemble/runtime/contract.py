@@ -17,6 +17,8 @@ EVENT_TYPES: tuple[str, ...] = ("view", "click", "cart", "purchase")
 TOKEN_TYPE_OF_EVENT: dict[str, int] = {name: i + 1 for i, name in enumerate(EVENT_TYPES)}
 #: Event type of a bare integer event.
 DEFAULT_EVENT_TYPE = "view"
+#: Token types of the encoder: padding and each event type.
+NUM_TOKEN_TYPES = 1 + len(EVENT_TYPES)
 
 #: Ensemble tensors.
 HISTORY = "HISTORY"
@@ -49,3 +51,9 @@ def code_keys(codes: np.ndarray, codebook_sizes: tuple[int, int, int] = CODEBOOK
     """One int64 per (l1, l2, l3) triple: (l1 * V2 + l2) * V3 + l3 (unique for in-range codes)."""
     codes = np.asarray(codes, dtype=np.int64)
     return (codes[..., 0] * codebook_sizes[1] + codes[..., 1]) * codebook_sizes[2] + codes[..., 2]
+
+#: File names inside a model's version directory.
+CATALOG_FILE = "catalog.npz"
+ONNX_FILE = "model.onnx"
+PLAN_FILE = "model.plan"
+CHECKPOINT_FILE = "checkpoint.pt"

@@ -1,8 +1,10 @@
-"""Decode the model step's (n, 50, 3) codes into catalog item ids, vectorised over the batch.
+"""Decode the model step's (n, K, 3) codes into catalog item ids, vectorised over the batch.
 
-A slot is kept when its code triple is a catalog item and (with `exclude_history`) the item is
-not among the request's packed history. Kept items move to the front in score order; the rest
-is padding: item id -1, semantic ids -1, score -inf (so SCORES stays non-increasing).
+A slot is kept when its code triple is a catalog item, it is the best-scored slot of that item in
+its row (a model that returns an item twice keeps one), and (with `exclude_history`) the item is not
+among the request's packed history. Kept items move to the front in score order; the rest is padding:
+item id -1, semantic ids -1, score -inf (so SCORES stays non-increasing). Every answer is distinct
+catalog items, whatever the model returns.
 """
 
 from __future__ import annotations
@@ -51,7 +53,22 @@ def decode_recommendations(
     if history_codes is not None:
         history_mask = np.asarray(history_mask) > 0
         keep &= ~_in_history(codes, np.asarray(history_codes), history_mask, index.codebook_sizes)
+    keep &= ~_repeats(items, scores, keep)
     return _compact(items, scores, codes, keep)
+
+
+def _repeats(items: np.ndarray, scores: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """(n, K) bool: kept slots whose item the row already holds at a better (or equal, earlier) score."""
+    masked = np.where(keep, items, -2 - np.arange(items.shape[1]))  # dropped slots never match anything
+    ordered = np.sort(masked, axis=1)
+    if not np.any(ordered[:, 1:] == ordered[:, :-1]):  # the common case: no item twice
+        return np.zeros(items.shape, dtype=bool)
+    order = np.lexsort((-scores, masked), axis=-1)  # by item, then best score first (stable)
+    rows = np.arange(len(items))[:, None]
+    by_item = masked[rows, order]
+    repeated = np.zeros(items.shape, dtype=bool)
+    repeated[rows, order[:, 1:]] = by_item[:, 1:] == by_item[:, :-1]
+    return repeated
 
 
 def _in_history(
@@ -69,10 +86,14 @@ def _in_history(
 
 
 def _compact(items: np.ndarray, scores: np.ndarray, codes: np.ndarray, keep: np.ndarray) -> Recommendations:
-    """Move kept slots to the front (stable, so score order holds) and pad the rest."""
-    if keep.all():  # the common case: nothing to move
+    """Move kept slots to the front in score order (stable among equal scores) and pad the rest."""
+    in_order = bool(np.all(scores[:, 1:] <= scores[:, :-1]))
+    if keep.all() and in_order:  # the common case: nothing to move
         return Recommendations(item_ids=items, scores=scores, semantic_ids=codes)
-    order = np.argsort(~keep, axis=1, kind="stable")
+    if in_order:
+        order = np.argsort(~keep, axis=1, kind="stable")
+    else:
+        order = np.argsort(np.where(keep, -scores.astype(np.float64), np.inf), axis=1, kind="stable")
     rows = np.arange(len(items))[:, None]
     items, scores, codes, padding = items[rows, order], scores[rows, order], codes[rows, order], ~keep[rows, order]
     items[padding] = PAD_ITEM_ID

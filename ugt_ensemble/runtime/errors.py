@@ -1,6 +1,8 @@
-"""Errors a request can earn, and how their messages are kept short.
+"""The root of every error this package raises, the errors a request can earn, and short messages.
 
-A `RequestError` is the client's fault (Triton status INVALID_ARG, HTTP 400); anything else raised
+`UgtEnsembleError` lives here, in the numpy-only runtime that is copied into each emitted model, so
+that runtime errors (a malformed request, a bad catalog index) derive from it as well;
+`ugt_ensemble.errors` adds the build-time kinds. A `RequestError` is the client's fault (Triton status INVALID_ARG, HTTP 400); anything else raised
 while answering a request is a server fault (INTERNAL, HTTP 500). Messages never echo a client's
 value whole: `clip` cuts it and states its full length, so a 16 KB event type cannot overflow
 gRPC's metadata limit or come back as a 16 KB error body.
@@ -17,7 +19,15 @@ CLIENT_ERROR = "INVALID_ARG"
 SERVER_ERROR = "INTERNAL"
 
 
-class RequestError(ValueError):
+class UgtEnsembleError(Exception):
+    """Root of all ugt-ensemble errors: the CLI prints them as one line and exits non-zero."""
+
+
+class ConfigError(UgtEnsembleError, ValueError):
+    """A configuration value is invalid (names the field and the allowed values)."""
+
+
+class RequestError(UgtEnsembleError, ValueError):
     """The client's request is invalid; the message is returned to that client."""
 
 

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from .batching import row_bounds
-from .contract import CODEBOOK_SIZES, ENCODER_INPUTS, EVENT_TYPES, MODEL_OUTPUTS
+from .contract import CODEBOOK_SIZES, ENCODER_INPUTS, MODEL_OUTPUTS, NUM_TOKEN_TYPES
 from .errors import RequestError
 
 Tensors = dict[str, np.ndarray]
@@ -25,7 +25,7 @@ class EncoderLimits:
 
     codebook_sizes: tuple[int, int, int] = CODEBOOK_SIZES
     max_seq_length: int = 1024
-    num_token_types: int = 1 + len(EVENT_TYPES)  # token type 0 is padding
+    num_token_types: int = NUM_TOKEN_TYPES  # token type 0 is padding
 
     def ranges(self) -> dict[str, int]:
         """Exclusive upper bound of each int64 encoder tensor (lower bound 0)."""

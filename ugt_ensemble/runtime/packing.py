@@ -18,6 +18,7 @@ import numpy as np
 
 from .catalog_index import CatalogIndex
 from .contract import ENCODER_INPUTS
+from .errors import ConfigError
 from .history import History
 
 #: Default length buckets (capped at, and always ending with, max_seq_length).
@@ -33,9 +34,9 @@ class PackingConfig:
 
     def __post_init__(self) -> None:
         if self.max_seq_length < 1:
-            raise ValueError(f"max_seq_length must be >= 1, got {self.max_seq_length}")
+            raise ConfigError(f"`max_seq_length` must be >= 1, got {self.max_seq_length}")
         if any(b < 1 for b in self.buckets):
-            raise ValueError(f"length buckets must be >= 1, got {self.buckets}")
+            raise ConfigError(f"`length_buckets` must be >= 1, got {self.buckets}")
         kept = sorted({b for b in self.buckets if b < self.max_seq_length} | {self.max_seq_length})
         object.__setattr__(self, "buckets", tuple(kept))
         object.__setattr__(self, "_table", np.array(kept, dtype=np.int64))

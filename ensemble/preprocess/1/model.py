@@ -1,26 +1,27 @@
-"""Triton Python backend `preprocess`: HISTORY (one JSON document per row) -> six encoder tensors.
+"""Triton Python backend `preprocess`: HISTORY (one JSON document per row) -> the six encoder tensors.
 
-A thin adapter: parsing and packing are `ugt_runtime.history` and `ugt_runtime.packing`.
+A thin adapter: parsing and packing are `ugt_runtime.history` and `ugt_runtime.packing`, copied beside
+this file by `python -m ugt_ensemble build` with the catalog index it reads.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from triton_io import input_array, model_parameters, to_responses, version_dir
 from ugt_runtime.batching import answer_batch, row_bounds
 from ugt_runtime.catalog_index import CatalogIndex
 from ugt_runtime.contract import HISTORY
 from ugt_runtime.history import History, HistoryError, HistoryLimits, parse_history
 from ugt_runtime.packing import PackingConfig, pack_histories
+from ugt_runtime.parameters import PreprocessParameters
+from ugt_runtime.triton_io import input_array, model_config, to_responses, version_dir
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        params = model_parameters(args)
-        self.index = CatalogIndex.load(version_dir(args) / params["catalog_file"])
-        self.limits = HistoryLimits(int(params["max_request_bytes"]), int(params["max_events"]))
-        buckets = tuple(int(b) for b in params["length_buckets"].split(","))
-        self.packing = PackingConfig(int(params["max_seq_length"]), buckets)
+        params = PreprocessParameters.from_model_config(model_config(args), f"{version_dir(args)}/../config.pbtxt")
+        self.index = CatalogIndex.load(version_dir(args) / params.catalog_file)
+        self.limits = HistoryLimits(params.max_request_bytes, params.max_events)
+        self.packing = PackingConfig(params.max_seq_length, params.length_buckets)
 
     def execute(self, requests: list) -> list:
         return to_responses(answer_batch(requests, self._parse, self._pack))

@@ -1,34 +1,38 @@
-"""Triton Python backend `postprocess`: (50, 3) codes and scores -> ITEM_IDS, SCORES, SEMANTIC_IDS.
+"""Triton Python backend `postprocess`: (K, 3) codes and scores -> ITEM_IDS, SCORES, SEMANTIC_IDS.
 
-A thin adapter over `ugt_runtime.decoding`. With `exclude_history`, the packed history (the
-encoder tensors) comes in too and items the user already has are dropped.
+A thin adapter over `ugt_runtime.decoding` (copied beside this file by `python -m ugt_ensemble build`
+with the catalog index it reads): unknown codes become padding and repeated items are dropped, so every
+answer is distinct catalog items. With `exclude_history`, the packed history (the encoder tensors)
+comes in too and items the user already has are dropped.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from triton_io import input_array, model_parameters, to_responses, version_dir
 from ugt_runtime.batching import answer_batch, row_bounds
 from ugt_runtime.catalog_index import CatalogIndex
-from ugt_runtime.contract import HISTORY_CODE_INPUTS, MODEL_SCORES, NUM_RECOMMENDATIONS, RECOMMENDATIONS
+from ugt_runtime.contract import HISTORY_CODE_INPUTS, MODEL_SCORES, RECOMMENDATIONS
 from ugt_runtime.decoding import decode_recommendations
 from ugt_runtime.errors import RequestError
+from ugt_runtime.parameters import PostprocessParameters
+from ugt_runtime.triton_io import input_array, model_config, to_responses, version_dir
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        params = model_parameters(args)
-        self.index = CatalogIndex.load(version_dir(args) / params["catalog_file"])
-        self.exclude_history = params["exclude_history"] == "true"
+        params = PostprocessParameters.from_model_config(model_config(args), f"{version_dir(args)}/../config.pbtxt")
+        self.index = CatalogIndex.load(version_dir(args) / params.catalog_file)
+        self.exclude_history = params.exclude_history
+        self.k = params.num_recommendations
 
     def execute(self, requests: list) -> list:
         return to_responses(answer_batch(requests, self._parse, self._decode))
 
     def _parse(self, request) -> dict[str, np.ndarray]:  # noqa: ANN001
         codes, scores = input_array(request, RECOMMENDATIONS), input_array(request, MODEL_SCORES)
-        if codes.shape[1:] != (NUM_RECOMMENDATIONS, 3) or scores.shape != codes.shape[:2]:
+        if codes.shape[1:] != (self.k, 3) or scores.shape != codes.shape[:2]:
             raise RequestError(
-                f"expected recommendations [rows, 50, 3] and scores [rows, 50], "
+                f"expected recommendations [rows, {self.k}, 3] and scores [rows, {self.k}], "
                 f"got {list(codes.shape)} and {list(scores.shape)}"
             )
         parsed = {"codes": codes, "scores": scores}

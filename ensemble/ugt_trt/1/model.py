@@ -1,41 +1,38 @@
-"""Triton Python backend model step: encoder tensors -> recommendations (50, 3) and scores (50).
+"""Triton Python backend model step: encoder tensors -> recommendations (K, 3) and scores (K).
 
-Runs the exported ONNX model with ONNX Runtime on CPU (for servers without an onnxruntime or
-TensorRT backend). Input checks and length grouping are `ugt_runtime.model_step`.
+Runs the exported ONNX model with ONNX Runtime on CPU (for servers without an onnxruntime or TensorRT
+backend). Input checks and length grouping are `ugt_runtime.model_step`, copied beside this file by
+`python -m ugt_ensemble build` with the model.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
-from triton_io import input_array, model_parameters, to_responses, version_dir
 from ugt_runtime.batching import answer_batch
-from ugt_runtime.contract import ENCODER_INPUTS
+from ugt_runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS
 from ugt_runtime.model_step import EncoderLimits, check_encoder_inputs, run_by_length
+from ugt_runtime.parameters import ModelStepParameters
+from ugt_runtime.triton_io import input_array, model_config, to_responses, version_dir
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        params = model_parameters(args)
+        params = ModelStepParameters.from_model_config(model_config(args), f"{version_dir(args)}/../config.pbtxt")
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(params["intra_op_threads"])
+        options.intra_op_num_threads = params.intra_op_threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Spinning worker threads burn the cores that preprocess/postprocess need between batches.
-        spinning = params.get("allow_spinning", "false") == "true"
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if params.allow_spinning else "0")
         # The arena keeps its peak for good; max_batch_tokens bounds that peak. Memory patterns are cached
         # per input shape, and the ragged batches bring hundreds of shapes: off.
-        options.enable_cpu_mem_arena = params.get("memory_arena", "true") == "true"
+        options.enable_cpu_mem_arena = params.memory_arena
         options.enable_mem_pattern = False
-        self.max_tokens = int(params.get("max_batch_tokens", 0)) or None
-        model_path = str(version_dir(args) / params["model_file"])
+        model_path = str(version_dir(args) / params.model_file)
         self.session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-        self.limits = EncoderLimits(
-            codebook_sizes=tuple(int(v) for v in params["codebook_sizes"].split(",")),
-            max_seq_length=int(params["max_seq_length"]),
-            num_token_types=int(params["num_token_types"]),
-        )
+        self.max_tokens = params.max_batch_tokens
+        self.limits = EncoderLimits(params.codebook_sizes, params.max_seq_length, params.num_token_types)
 
     def execute(self, requests: list) -> list:
         return to_responses(answer_batch(requests, self._parse, self._infer))
@@ -46,4 +43,4 @@ class TritonPythonModel:
         return tensors
 
     def _infer(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-        return run_by_length(requests, lambda feed: self.session.run(None, feed), self.max_tokens)
+        return run_by_length(requests, lambda feed: self.session.run(list(MODEL_OUTPUTS), feed), self.max_tokens)

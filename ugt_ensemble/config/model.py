@@ -1,4 +1,4 @@
-"""`UGTConfig`: the architecture of the UGT recommender, validated on construction."""
+"""`UGTConfig`: the architecture of the reference UGT recommender, validated on construction."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ugt_ensemble.config.checks import require_positive_int
 from ugt_ensemble.errors import ConfigError, InputFileError
-from ugt_ensemble.runtime.contract import CODEBOOK_SIZES, EVENT_TYPES, NUM_RECOMMENDATIONS
+from ugt_ensemble.runtime.contract import CODEBOOK_SIZES, EVENT_TYPES, NUM_RECOMMENDATIONS, NUM_TOKEN_TYPES
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class UGTConfig:
     num_layers: int = 2
     ffn_dim: int = 256
     max_seq_length: int = 1024
-    num_token_types: int = 1 + len(EVENT_TYPES)
+    num_token_types: int = NUM_TOKEN_TYPES
     beam_size: int = 50
     num_recommendations: int = NUM_RECOMMENDATIONS
 
@@ -46,10 +47,9 @@ class UGTConfig:
             raise ConfigError(f"`codebook_sizes` must be three positive ints, got {self.codebook_sizes}")
         if self.d_model % self.num_heads:
             raise ConfigError(f"`num_heads` ({self.num_heads}) must divide `d_model` ({self.d_model})")
-        if self.num_token_types != 1 + len(EVENT_TYPES):
-            raise ConfigError(f"`num_token_types` must be {1 + len(EVENT_TYPES)} (padding + {', '.join(EVENT_TYPES)})")
-        if self.num_recommendations != NUM_RECOMMENDATIONS:
-            raise ConfigError(f"`num_recommendations` is fixed at {NUM_RECOMMENDATIONS} by the wire contract")
+        if self.num_token_types != NUM_TOKEN_TYPES:
+            raise ConfigError(f"`num_token_types` must be {NUM_TOKEN_TYPES} (padding + {', '.join(EVENT_TYPES)})")
+        require_positive_int("num_recommendations", self.num_recommendations)
         if self.beam_size < self.num_recommendations:
             raise ConfigError(
                 f"`beam_size` ({self.beam_size}) must be >= `num_recommendations` ({self.num_recommendations})"
@@ -90,8 +90,3 @@ class UGTConfig:
         except ConfigError as exc:
             raise InputFileError(str(exc)) from None
 
-
-def require_positive_int(name: str, value: object) -> None:
-    """ConfigError unless `value` is an int >= 1 (bools are not ints here)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"`{name}` must be a positive int, got {value!r}")

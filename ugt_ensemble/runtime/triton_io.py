@@ -1,20 +1,22 @@
-"""Glue between Triton's Python backend and the numpy runtime (copied beside each model.py)."""
+"""Glue between Triton's Python backend and the numpy runtime: the one module here that imports
+`triton_python_backend_utils`, which only the server provides (nothing outside a model.py imports it)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from ugt_runtime.batching import Outcome
-from ugt_runtime.errors import RequestError
+
+from .batching import Outcome
+from .errors import RequestError
 
 
-def model_parameters(args: dict) -> dict[str, str]:
-    """The string `parameters` of the model's config.pbtxt."""
-    config = json.loads(args["model_config"])
-    return {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
+def model_config(args: dict) -> dict[str, Any]:
+    """The model's config (Triton's ModelConfig as JSON), from `initialize(args)`."""
+    return json.loads(args["model_config"])
 
 
 def version_dir(args: dict) -> Path:

@@ -1,8 +1,9 @@
-"""`validate_deployment`: is a model repository ready to serve? Offline, no server needed.
+"""`validate_deployment`: is a model repository ready to serve, and on which servers? Offline.
 
 On top of `repository.rules` (configs parse into Triton's ModelConfig, ensemble rules, model files per
-version), it checks what this project's models need at load time: the modules a Python-backend
-`model.py` imports from its folder, and the catalog index named in a model's parameters.
+version), it checks what this project's models need at load time: the parameters each Python-backend
+step reads, the `ugt_runtime` package its `model.py` imports, the catalog index it loads; and it reports
+for which server kinds (`repository.servers`) the repository is loadable.
 """
 
 from __future__ import annotations
@@ -10,15 +11,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ugt_ensemble.errors import InputFileError
+from ugt_ensemble.errors import InputFileError, UgtEnsembleError
 from ugt_ensemble.repository.manifest import read_manifest
-from ugt_ensemble.repository.rules import check_repository
+from ugt_ensemble.repository.rules import check_repository, string_parameters
+from ugt_ensemble.repository.servers import loadable_on
 from ugt_ensemble.repository.writer import RUNTIME_PACKAGE
-from ugt_ensemble.runtime.catalog_index import CatalogIndex, CatalogIndexError
+from ugt_ensemble.runtime.catalog_index import CatalogIndex
+
+#: A summary of the build manifest, in `info["build"]`.
+MANIFEST_KEYS = ("generator", "created", "ensemble", "engine", "target_server", "catalog", "weights", "model_source")
 
 
 def validate_deployment(model_repository: str | Path, model_name: str | None = None) -> dict[str, Any]:
-    """{"valid": bool, "errors": [...], "info": {...}} for the repository (and `model_name` in it)."""
+    """{"valid": bool, "errors": [...], "info": {...}} for the repository (and `model_name` in it).
+
+    `info` holds the models found ("models"), each ensemble's steps ("ensembles"), the server kinds that
+    can load it ("loadable_on": kind -> reasons it cannot, empty when it can) and the build summary.
+    """
     root = Path(model_repository)
     report = check_repository(root)
     errors = list(report.errors)
@@ -30,14 +39,14 @@ def validate_deployment(model_repository: str | Path, model_name: str | None = N
         for name, config in report.configs.items() if config.platform == "ensemble"
     }  # fmt: skip
     for name, config in report.configs.items():
-        versions = info["models"].get(name, {}).get("versions", [])
-        params = {key: value.string_value for key, value in config.parameters.items()}
-        for version in versions:
+        params = string_parameters(config)
+        for version in info["models"].get(name, {}).get("versions", []):
             folder = root / name / str(version)
             if config.backend == "python":
                 errors.extend(_python_model_files(folder))
             if "catalog_file" in params:
                 errors.extend(_catalog(folder / params["catalog_file"]))
+    info["loadable_on"] = loadable_on(root, report.configs) if root.is_dir() else {}
     info["build"] = _manifest_summary(root)
     return {"valid": not errors, "errors": errors, "info": info}
 
@@ -47,18 +56,15 @@ def _python_model_files(folder: Path) -> list[str]:
     if not source.is_file():
         return []  # reported by the repository rules
     text = source.read_text(encoding="utf-8", errors="replace")
-    missing = []
-    if "from triton_io import" in text and not (folder / "triton_io.py").is_file():
-        missing.append(f"{folder}: model.py imports triton_io, which is missing")
     if RUNTIME_PACKAGE in text and not (folder / RUNTIME_PACKAGE / "__init__.py").is_file():
-        missing.append(f"{folder}: model.py imports {RUNTIME_PACKAGE}, which is missing")
-    return missing
+        return [f"{folder}: model.py imports {RUNTIME_PACKAGE}, which is missing"]
+    return []
 
 
 def _catalog(path: Path) -> list[str]:
     try:
         CatalogIndex.load(path)
-    except CatalogIndexError as exc:
+    except UgtEnsembleError as exc:
         return [str(exc)]
     return []
 
@@ -68,5 +74,4 @@ def _manifest_summary(root: Path) -> dict[str, Any]:
         manifest = read_manifest(root)
     except InputFileError:
         return {}
-    keys = ("generator", "created", "ensemble", "engine", "catalog", "weights", "tensorrt_static_check")
-    return {key: manifest.get(key) for key in keys}
+    return {key: manifest.get(key) for key in MANIFEST_KEYS if key in manifest}

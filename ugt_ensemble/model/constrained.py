@@ -1,0 +1,206 @@
+"""Catalog-constrained beam search over three semantic-ID levels: a building block for any recommender.
+
+`ConstrainedRecommender(encoder, scorer, tables)` is a model step (see README, "The step contract"):
+- `encoder(l1, l2, l3, positions, token_types, mask)` maps the six encoder tensors to one user state
+  per history (any tensor with the batch first);
+- `scorer(level, user, prefix, candidates)` gives logits (B, K, C) for candidate codes (B, K, C) of
+  `level` (0, 1, 2) after the codes `prefix` (B, K, level) chosen at the earlier levels; at level 0
+  the candidates are all codes 0..V1-1 in order, at levels 1 and 2 they are the catalog's children of
+  each beam's prefix (`PerLevelScorer` wraps three independent modules);
+- each level's distribution is renormalised over the children the catalog allows, so every returned
+  triple is a catalog item, and its score is log p(l1) + log p(l2 | l1) + log p(l3 | l1, l2);
+- the three steps are unrolled into static shapes with ops that TensorRT's ONNX parser takes
+  (Gather, GatherElements, TopK with sorted output, Where, Less): no Loop, no Scan.
+Slots without a catalog item (catalogs smaller than K) hold codes -1 and score -inf.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ugt_ensemble.catalog.prefix_tables import PrefixTables
+from ugt_ensemble.errors import ConfigError
+
+#: Score given to candidates outside the catalog: finite (no NaN in log-sum-exp) and, at three levels
+#: summed, still within fp16's range for reduced-precision engines.
+INVALID_SCORE = -1e4
+_EXACT_FLOAT_INTS = 2**24
+
+
+class PerLevelScorer(nn.Module):
+    """A scorer made of three modules, one per level, each called as `module(user, prefix, candidates)`."""
+
+    def __init__(self, level1: nn.Module, level2: nn.Module, level3: nn.Module) -> None:
+        super().__init__()
+        self.levels = nn.ModuleList([level1, level2, level3])
+
+    def forward(self, level: int, user: torch.Tensor, prefix: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        return self.levels[level](user, prefix, candidates)
+
+
+class CandidateHead(nn.Module):
+    """An output projection (vocab x d) scored on the candidates' rows only, or densely when the widest
+    fan-out is a large share of the vocabulary (then one matmul is cheaper than the gather)."""
+
+    def __init__(self, vocab: int, d_model: int, max_candidates: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(vocab, d_model))
+        self.bias = nn.Parameter(torch.zeros(vocab))
+        self.dense = max_candidates * 4 > vocab
+
+    def forward(self, state: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """state (B, K, D), candidates (B, K, C) codes -> logits (B, K, C)."""
+        if self.dense:
+            logits = state @ self.weight.t() + self.bias
+            return torch.gather(logits, -1, candidates)
+        rows = self.weight[candidates]
+        return (rows @ state.unsqueeze(-1)).squeeze(-1) + self.bias[candidates]
+
+
+class ConstrainedRecommender(nn.Module):
+    """(six encoder tensors, each (B, T)) -> recommendations (B, K, 3) int64, scores (B, K) float32."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        scorer: nn.Module,
+        tables: PrefixTables,
+        beam_size: int = 50,
+        num_recommendations: int = 50,
+    ) -> None:
+        super().__init__()
+        if beam_size < num_recommendations:
+            raise ConfigError(f"`beam_size` ({beam_size}) must be >= `num_recommendations` ({num_recommendations})")
+        self.encoder = encoder
+        self.scorer = scorer
+        self.tables = tables  # numpy, kept for exporters and tests (the catalog can be rebuilt from it)
+        self.vocab1 = len(tables.l1_valid)
+        self.c2, self.c3 = tables.max_l2_children, tables.max_l3_children
+        self.k1 = min(beam_size, self.vocab1)
+        self.k2 = min(beam_size, self.k1 * self.c2)
+        self.k3 = min(num_recommendations, self.k2 * self.c3)
+        self.num_recommendations = num_recommendations
+        if max(self.k1 * self.c2, self.k2 * self.c3) >= _EXACT_FLOAT_INTS:
+            raise ConfigError(f"`beam_size` {beam_size} x the catalog's widest fan-out exceeds 2**24 candidates")
+        for name in ("l1_valid", "l2_offset", "l2_count", "l3_offset", "l3_count"):
+            self.register_buffer(name, torch.from_numpy(getattr(tables, name).copy()), persistent=False)
+        # Child tables padded by one fan-out width, so `offset + slot` never runs past the end (no clamp:
+        # TensorRT's Clip takes no integers).
+        for name, width in (("pair_l2", self.c2), ("item_l3", self.c3)):
+            padded = np.concatenate([getattr(tables, name), np.zeros(width, dtype=np.int64)])
+            self.register_buffer(name, torch.from_numpy(padded), persistent=False)
+
+    def forward(
+        self,
+        encoder_l1_ids: torch.Tensor,
+        encoder_l2_ids: torch.Tensor,
+        encoder_l3_ids: torch.Tensor,
+        encoder_positions: torch.Tensor,
+        encoder_token_types: torch.Tensor,
+        encoder_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        user = self.encoder(
+            encoder_l1_ids, encoder_l2_ids, encoder_l3_ids, encoder_positions, encoder_token_types, encoder_mask
+        )
+        return self.decode(user)
+
+    def decode(self, user: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Beam search from the user states (B, ...) to codes (B, K, 3) and scores (B, K), best first."""
+        batch = user.shape[0]
+        codes = torch.arange(self.vocab1, device=user.device).expand(batch, 1, self.vocab1)
+        logits = self.scorer(0, user, codes[..., :0], codes).squeeze(1)
+        logp1 = _masked_log_softmax(logits, self.l1_valid.unsqueeze(0))
+        score1, code1 = torch.topk(logp1, self.k1, dim=-1)
+        valid1 = self.l1_valid[code1]
+
+        prefix1 = code1.unsqueeze(-1)
+        pair, code2, score2, parent, valid2 = self._expand(
+            1, user, prefix1, code1, score1, valid1, self.l2_offset, self.l2_count, self.pair_l2, self.c2, self.k2
+        )
+        prefix2 = torch.stack((torch.gather(code1, 1, parent), code2), dim=-1)
+        _, code3, score3, parent, valid3 = self._expand(
+            2, user, prefix2, pair, score2, valid2, self.l3_offset, self.l3_count, self.item_l3, self.c3, self.k3
+        )
+        chosen = _gather_rows(prefix2, parent)
+        return self._finalise(torch.cat((chosen, code3.unsqueeze(-1)), dim=-1), score3, valid3)
+
+    def _expand(
+        self,
+        level: int,
+        user: torch.Tensor,
+        prefix: torch.Tensor,
+        parent_index: torch.Tensor,
+        score: torch.Tensor,
+        valid: torch.Tensor,
+        offset: torch.Tensor,
+        count: torch.Tensor,
+        child_codes: torch.Tensor,
+        width: int,
+        keep: int,
+    ) -> tuple[torch.Tensor, ...]:
+        """Score every catalog child of every beam and keep the best `keep` (beam, child) pairs.
+
+        `parent_index` (B, K) indexes the CSR tables (the level-1 code, or the level-2 pair). Returns
+        (child index into `child_codes`, child code, score, parent beam, valid), each (B, keep).
+        """
+        slots = torch.arange(width, device=parent_index.device)
+        child = offset[parent_index].unsqueeze(-1) + slots
+        child_valid = (slots < count[parent_index].unsqueeze(-1)) & valid.unsqueeze(-1)
+        candidates = child_codes[child]
+        logp = _masked_log_softmax(self.scorer(level, user, prefix, candidates), child_valid)
+        total = torch.where(child_valid, score.unsqueeze(-1) + logp, INVALID_SCORE)
+        best, flat = _select(total, keep)
+        pick = lambda t: torch.gather(t.flatten(1), 1, flat)  # noqa: E731
+        return pick(child), pick(candidates), best, _div(flat, width), pick(child_valid)
+
+    def _finalise(
+        self, codes: torch.Tensor, scores: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        codes = torch.where(valid.unsqueeze(-1), codes, -1)
+        scores = torch.where(valid, scores, float("-inf"))
+        missing = self.num_recommendations - self.k3
+        if missing:
+            codes = torch.nn.functional.pad(codes, (0, 0, 0, missing), value=-1)
+            scores = torch.nn.functional.pad(scores, (0, missing), value=float("-inf"))
+        return codes, scores
+
+
+def expand_beams(user: torch.Tensor, beams: int) -> torch.Tensor:
+    """user (B, D) -> (B, K, D): the same state for each of K beams (a helper for scorers)."""
+    return user.unsqueeze(1).expand(-1, beams, -1)
+
+
+def _masked_log_softmax(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """log-softmax over the `valid` entries of the last dim; invalid entries get INVALID_SCORE."""
+    masked = torch.where(valid, logits, INVALID_SCORE)
+    peak = masked.max(dim=-1, keepdim=True).values
+    log_norm = peak + torch.log(torch.exp(masked - peak).sum(dim=-1, keepdim=True))
+    return torch.where(valid, masked - log_norm, INVALID_SCORE)
+
+
+def _select(total: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top `keep` of (B, K, C) scores -> (values, flat indices into K*C), best first.
+
+    When C > keep, a per-beam top-`keep` first (two-stage top-k: same answer, smaller sort).
+    """
+    beams, width = total.shape[1], total.shape[2]
+    if width <= keep:
+        return torch.topk(total.flatten(1), min(keep, beams * width), dim=-1)
+    values, child = torch.topk(total, keep, dim=-1)
+    best, index = torch.topk(values.flatten(1), keep, dim=-1)
+    parent = _div(index, keep)
+    return best, parent * width + torch.gather(child.flatten(1), 1, index)
+
+
+def _div(index: torch.Tensor, divisor: int) -> torch.Tensor:
+    """index // divisor for non-negative ints. Floor division exports with sign fix-ups that compare
+    booleans (TensorRT refuses them); truncating division exports through float32, exact for the
+    < 2**24 candidate indices the constructor guarantees."""
+    return torch.div(index, divisor, rounding_mode="trunc")
+
+
+def _gather_rows(state: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """state (B, K, D), index (B, K') -> (B, K', D)."""
+    return torch.gather(state, 1, index.unsqueeze(-1).expand(-1, -1, state.shape[-1]))

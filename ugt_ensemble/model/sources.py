@@ -1,0 +1,154 @@
+"""The user's own model step from a file: a `torch.export` archive (.pt2), loaded without running code.
+
+A .pt2 holds the graph as JSON and the weights as raw tensor bytes, which `torch.export.load` reads
+without unpickling; but the format also allows pickled weights, pickled constants and a pickled
+fallback for its sample inputs. `load_step_archive` refuses every archive that would need one before
+loading it, so an archive runs no code. Pickled modules (`torch.save(model)`) are refused with the way
+to make a .pt2 instead: `save_step_model`, or `torch.export.save`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+from torch.export import Dim, ExportedProgram
+
+from ugt_ensemble.errors import InputFileError, StepContractError
+from ugt_ensemble.histories import random_encoder_batch
+from ugt_ensemble.runtime.catalog_index import CatalogIndex
+from ugt_ensemble.runtime.contract import ENCODER_DTYPES, ENCODER_INPUTS
+
+LOGGER = logging.getLogger(__name__)
+HOW_TO_SAVE = (
+    "save the model with ugt_ensemble.model.save_step_model(model, 'model.pt2', catalog_index) or "
+    "torch.export.save(torch.export.export(model, example_inputs, dynamic_shapes=...), 'model.pt2')"
+)
+#: Files a tensor-only archive holds, below its one top folder (any other file is refused).
+_ALLOWED = (
+    "archive_format",
+    "archive_version",
+    "byteorder",
+    ".data/*",
+    "models/*.json",
+    "data/weights/weight_*",
+    "data/weights/*_weights_config.json",
+    "data/constants/tensor_*",
+    "data/constants/*_constants_config.json",
+    "data/sample_inputs/*.pt",
+)
+
+
+def save_step_model(
+    model: torch.nn.Module, path: str | Path, index: CatalogIndex, max_batch_size: int = 64, max_seq_length: int = 1024
+) -> Path:
+    """Write `model` (a step-contract module) as a .pt2 that `build --model` takes: exported with a dynamic
+    batch (1..max_batch_size) and sequence (1..max_seq_length), traced on packed histories of `index`."""
+    sample = random_encoder_batch(index, batch=2, length=min(8, max_seq_length), rng=np.random.default_rng(0))
+    args = tuple(torch.from_numpy(sample[name]) for name in ENCODER_INPUTS)
+    batch, sequence = Dim("batch", min=1, max=max_batch_size), Dim("sequence", min=1, max=max_seq_length)
+    with torch.no_grad():
+        program = torch.export.export(model.eval(), args, dynamic_shapes=tuple({0: batch, 1: sequence} for _ in args))
+    path = Path(path)
+    torch.export.save(program, str(path))
+    return path
+
+
+def load_step_archive(path: str | Path) -> ExportedProgram:
+    """The ExportedProgram of a .pt2 (InputFileError naming the file if it is not a tensor-only archive)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"model {path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise InputFileError(f"model {path}: not a torch.export archive (.pt2); {HOW_TO_SAVE}")
+    with zipfile.ZipFile(path) as archive:
+        _check_archive(path, archive)
+    try:
+        return torch.export.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad archive
+        raise InputFileError(f"model {path}: cannot load the archive ({type(exc).__name__}: {exc})") from None
+
+
+def check_program_signature(program: ExportedProgram, source: str, batch: tuple[int, int], seq: tuple[int, int]) -> None:
+    """StepContractError unless `program` takes the six encoder tensors (dtypes, rank 2) with a batch and a
+    sequence axis that cover the build's ranges `batch` and `seq` (min, max)."""
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    inputs = list(program.graph_signature.user_inputs)
+    if len(inputs) != len(ENCODER_INPUTS):
+        raise StepContractError(
+            f"{source} takes {len(inputs)} inputs; the step contract wants the six encoder tensors {list(ENCODER_INPUTS)}"
+        )
+    for contract_name, name in zip(ENCODER_INPUTS, inputs):
+        value = placeholders[name].meta["val"]
+        want = torch.from_numpy(np.zeros(0, dtype=ENCODER_DTYPES[contract_name])).dtype
+        if value.dtype != want or value.dim() != 2:
+            raise StepContractError(
+                f"{source}: input {contract_name} is {value.dtype} of rank {value.dim()}; the contract wants {want} [batch, sequence]"
+            )
+        for axis, (label, (low, high)) in enumerate((("batch", batch), ("sequence", seq))):
+            _check_axis(program, source, contract_name, value.shape[axis], label, low, high)
+
+
+def _check_axis(program: ExportedProgram, source: str, name: str, size: object, label: str, low: int, high: int) -> None:
+    if isinstance(size, int):
+        raise StepContractError(
+            f"{source}: input {name} has a fixed {label} axis of {size}; export it with a dynamic {label} "
+            f"(Dim('{label}', min={low}, max={high})), or use ugt_ensemble.model.save_step_model"
+        )
+    bounds = program.range_constraints.get(size.node.expr)  # type: ignore[attr-defined]
+    if bounds is not None and (int(bounds.lower) > low or (bounds.upper.is_finite and int(bounds.upper) < high)):
+        raise StepContractError(
+            f"{source}: the {label} axis of {name} covers {bounds.lower}-{bounds.upper}, and the build asks for "
+            f"{low}-{high}: export it with Dim('{label}', min={low}, max={high}) or build with a smaller range"
+        )
+
+
+def refuse_pickled_module(path: Path) -> InputFileError:
+    """The error for a file that is not a .pt2: a pickled module, a state dict, or something else."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - unpickling refused (a pickled module) or not a torch file at all
+        return InputFileError(
+            f"model {path}: not a torch.export archive; it looks like a pickled module, and loading one would "
+            f"run its code. To serve it, {HOW_TO_SAVE}"
+        )
+    if isinstance(payload, dict):
+        return InputFileError(
+            f"model {path}: holds weights, not a model; --model takes a torch.export archive ({HOW_TO_SAVE}); "
+            "weights of the reference UGT go to --checkpoint"
+        )
+    return InputFileError(f"model {path}: not a torch.export archive; {HOW_TO_SAVE}")
+
+
+def _check_archive(path: Path, archive: zipfile.ZipFile) -> None:
+    names = [n for n in archive.namelist() if not n.endswith("/")]
+    roots = {PurePosixPath(n).parts[0] for n in names}
+    if len(roots) != 1 or f"{next(iter(roots))}/archive_format" not in names:
+        raise refuse_pickled_module(path)
+    root = next(iter(roots))
+    for name in names:
+        inside = PurePosixPath(name).relative_to(root)
+        if not any(inside.match(pattern) for pattern in _ALLOWED):
+            raise InputFileError(f"model {path}: holds {name}, which a tensor-only .pt2 does not; refused")
+        if name.endswith("_config.json"):
+            _check_payload_config(path, name, archive.read(name))
+        elif inside.match("data/sample_inputs/*.pt"):
+            try:
+                torch.load(io.BytesIO(archive.read(name)), weights_only=True)
+            except Exception:  # noqa: BLE001
+                raise InputFileError(f"model {path}: its sample inputs {name} are pickled objects; refused") from None
+
+
+def _check_payload_config(path: Path, name: str, data: bytes) -> None:
+    try:
+        entries = json.loads(data)["config"].values()
+    except (ValueError, KeyError, AttributeError):
+        raise InputFileError(f"model {path}: {name} is not a payload config") from None
+    for entry in entries:
+        if entry.get("use_pickle") or not str(entry.get("path_name", "")).startswith(("weight_", "tensor_")):
+            raise InputFileError(f"model {path}: {name} lists pickled or custom objects; refused (they would run code)")

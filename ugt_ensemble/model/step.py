@@ -1,0 +1,113 @@
+"""The model step a build serves, from whichever way the user brought it.
+
+Four ways in: a `torch.nn.Module` (the Python API), a `torch.export` archive (`build --model x.pt2`), an
+ONNX file with the contract's signature and no PyTorch model (`build --onnx x.onnx`), or the reference
+UGT (a checkpoint, or seeded weights) when none of them is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.export import ExportedProgram
+
+from ugt_ensemble.catalog import Catalog
+from ugt_ensemble.config import BuildConfig, UGTConfig
+from ugt_ensemble.errors import ConfigError, StepContractError
+from ugt_ensemble.model.checkpoint import model_from_state, read_checkpoint
+from ugt_ensemble.model.contract import Runner, check_forward_signature, torch_runner
+from ugt_ensemble.model.sources import check_program_signature, load_step_archive
+from ugt_ensemble.model.ugt import UGT, build_model
+
+
+@dataclass
+class StepModel:
+    """A model step: what to export (None: the ONNX file is served as it is), and its eager form.
+
+    Attributes:
+        source: what it is, for logs and the manifest.
+        exportable: the module or program to export to ONNX.
+        eager: runs in PyTorch for the contract and parity checks (None for a bare ONNX file).
+        ugt_config: the architecture when it is the reference UGT.
+    """
+
+    source: str
+    exportable: torch.nn.Module | ExportedProgram | None
+    eager: torch.nn.Module | None
+    ugt_config: UGTConfig | None = None
+
+    def runner(self) -> Runner | None:
+        """The eager model as a runner (None without one)."""
+        return torch_runner(self.eager, self.source) if self.eager is not None else None
+
+
+def given_module(model: torch.nn.Module) -> StepModel:
+    """A module from the Python API (put in eval mode; its forward must take the six encoder tensors)."""
+    if not isinstance(model, torch.nn.Module):
+        raise StepContractError(f"the model must be a torch.nn.Module, got {type(model).__name__}")
+    source = f"the given {type(model).__name__} module"
+    check_forward_signature(model, source)
+    return StepModel(source, model.eval(), model, getattr(model, "config", None) if isinstance(model, UGT) else None)
+
+
+def step_model(config: BuildConfig, catalog: Catalog) -> StepModel:
+    """The model step `config` names: a .pt2, a bare ONNX file, or the reference UGT."""
+    e = config.export
+    if config.model_file is not None:
+        program = load_step_archive(config.model_file)
+        source = f"{config.model_file} (torch.export archive)"
+        check_program_signature(
+            program, source, (e.min_batch_size, e.max_batch_size), (e.min_seq_length, e.max_seq_length)
+        )
+        return StepModel(source, program, program.module())
+    if config.serves_bare_onnx:
+        return StepModel(f"{config.onnx_path} (ONNX, no PyTorch model)", None, None)
+    return reference_ugt(config, catalog)
+
+
+def reference_ugt(config: BuildConfig, catalog: Catalog) -> StepModel:
+    """The reference UGT on `catalog`'s tables: checkpoint weights, or a seeded initialisation."""
+    if config.checkpoint is None:
+        ugt_config, state = config.model_config or UGTConfig(codebook_sizes=config.export.codebook_sizes), None
+    else:
+        ugt_config, state = read_checkpoint(config.checkpoint, config.model_config)
+    _check_fits(config, ugt_config)
+    if state is None:
+        model = build_model(ugt_config, catalog.prefix_tables(), seed=config.seed)
+        weights = f"seed {config.seed}"
+    else:
+        model = model_from_state(ugt_config, catalog.prefix_tables(), state, config.checkpoint)  # type: ignore[arg-type]
+        weights = f"weights from {config.checkpoint}"
+    source = f"reference UGT (d_model {ugt_config.d_model}, {ugt_config.num_layers} layers, {weights})"
+    return StepModel(source, model, model, ugt_config)
+
+
+def catalog_of_module(model: torch.nn.Module, codebook_sizes: tuple[int, int, int]) -> Catalog | None:
+    """The catalog a catalog-constrained module was built on (item ids 0..N-1), or None."""
+    tables = getattr(model, "tables", None)
+    if tables is None or not hasattr(tables, "codes"):
+        return None
+    codes = tables.codes()
+    return Catalog.from_arrays(
+        np.arange(len(codes), dtype=np.int64), codes, codebook_sizes, "catalog reconstructed from the model's tables"
+    )
+
+
+def _check_fits(config: BuildConfig, model: UGTConfig) -> None:
+    if config.export.max_seq_length > model.max_seq_length:
+        raise ConfigError(
+            f"export `max_seq_length` ({config.export.max_seq_length}) exceeds the model's "
+            f"`max_seq_length` ({model.max_seq_length})"
+        )
+    if tuple(model.codebook_sizes) != tuple(config.export.codebook_sizes):
+        raise ConfigError(
+            f"the model's `codebook_sizes` {model.codebook_sizes} differ from the export's {config.export.codebook_sizes}"
+        )
+    if model.num_recommendations != config.export.num_recommendations:
+        raise ConfigError(
+            f"the model returns {model.num_recommendations} recommendations, the export asks for "
+            f"{config.export.num_recommendations} (`num_recommendations`)"
+        )
+
