@@ -93,7 +93,7 @@ def build_repository(
     titles = plan(config, model is not None)
     progress = progress or StepProgress.silent()
     progress.total = len(titles)
-    step = _Steps(progress, titles)
+    step = BuildSteps(progress, titles)
     ours = static_files(config)
     check_replaceable(config.output_dir, config.model_names, ours)  # before any work: never lose files
     with StagedRepository(config.output_dir, ours) as staged:
@@ -136,7 +136,7 @@ def plan(config: BuildConfig, module_given: bool = False) -> list[str]:
 
 def prepare_step(
     config: BuildConfig,
-    step: _Steps,
+    step: BuildSteps,
     folder: Path,
     model: torch.nn.Module | None = None,
     catalog: Catalog | None = None,
@@ -176,7 +176,7 @@ def prepare_step(
     return prepared
 
 
-class _Steps:
+class BuildSteps:
     """Numbered progress steps whose titles come from `plan` (one source for the count and the titles)."""
 
     def __init__(self, progress: StepProgress, titles: list[str]) -> None:
@@ -225,7 +225,7 @@ def _validate(reference, candidate, label: str, index, config: BuildConfig) -> l
     )
 
 
-def _build_engine(config: BuildConfig, prepared: PreparedStep, step: _Steps, reference) -> None:  # noqa: ANN001
+def _build_engine(config: BuildConfig, prepared: PreparedStep, step: BuildSteps, reference) -> None:  # noqa: ANN001
     from ugt_ensemble.export.tensorrt_build import build_engine
     from ugt_ensemble.export.tensorrt_plan import int8_calibration
     from ugt_ensemble.export.tensorrt_run import TensorRTRunner

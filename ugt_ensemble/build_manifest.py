@@ -32,6 +32,8 @@ def build_manifest(config: BuildConfig, prepared: PreparedStep) -> dict[str, Any
         "model_source": prepared.step.source,
         "model_config": prepared.step.ugt_config.to_dict() if prepared.step.ugt_config else None,
         "weights": str(config.checkpoint) if config.checkpoint else None,
+        "seed": config.seed,
+        "model_file": str(config.model_file) if config.model_file else None,
         "catalog": {
             "source": prepared.catalog.source,
             "items": len(prepared.catalog),

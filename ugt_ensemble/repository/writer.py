@@ -41,39 +41,45 @@ def python_models(config: BuildConfig) -> dict[str, Traversable]:
     return models
 
 
-def static_files(config: BuildConfig) -> dict[str, bytes]:
+def static_files(config: BuildConfig, version: int = 1) -> dict[str, bytes]:
     """Relative path -> bytes of the files a build of `config` copies unchanged: each `model.py`, and the
     runtime package beside those that import it (all but the naive peer, which imports ugt_ensemble)."""
     runtime = [s for s in (importlib.resources.files("ugt_ensemble") / "runtime").iterdir() if s.name.endswith(".py")]
     files = {}
     for name, source in python_models(config).items():
-        files[f"{name}/1/model.py"] = source.read_bytes()
+        files[f"{name}/{version}/model.py"] = source.read_bytes()
         if name != config.triton.naive_peer_name:
             for module in runtime:
-                files[f"{name}/1/{RUNTIME_PACKAGE}/{module.name}"] = module.read_bytes()
+                files[f"{name}/{version}/{RUNTIME_PACKAGE}/{module.name}"] = module.read_bytes()
     return files
 
 
 def write_models(root: Path, config: BuildConfig, index: CatalogIndex, versions: dict[str, int] | None = None) -> None:
-    """Write every config.pbtxt, the Python models' files and the catalog indices under `root`."""
+    """Write every config.pbtxt, and version 1 of each model's files, under `root`."""
     for name, text in render_configs(config, versions).items():
         (root / name / "1").mkdir(parents=True, exist_ok=True)
         (root / name / "config.pbtxt").write_text(text, encoding="utf-8")
-    for relative, data in static_files(config).items():
+    write_version_files(root, config, index, 1)
+
+
+def write_version_files(root: Path, config: BuildConfig, index: CatalogIndex, version: int) -> None:
+    """The files of one version of each model: the Python models' sources and runtime, the catalogs."""
+    for relative, data in static_files(config, version).items():
         target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     t = config.triton
     for name in [t.preprocess_name, t.postprocess_name] + ([t.naive_peer_name] if t.naive_peer else []):
-        index.save(root / name / "1" / CATALOG_FILE)
-    precompile(root, config)
+        (root / name / str(version)).mkdir(parents=True, exist_ok=True)
+        index.save(root / name / str(version) / CATALOG_FILE)
+    precompile(root, config, version)
 
 
-def precompile(root: Path, config: BuildConfig) -> None:
+def precompile(root: Path, config: BuildConfig, version: int = 1) -> None:
     """Write the bytecode of every copied module now (hash-checked, so it stays valid after the move):
     a stub that writes it later changes its version folder's time, and Triton then reloads that version
     in full on the next load."""
-    for relative in static_files(config):
+    for relative in static_files(config, version):
         source = root / relative
         target = importlib.util.cache_from_source(str(source))
         py_compile.compile(

@@ -1,0 +1,160 @@
+"""A watchdog for a running tritonserver: it heals a Python-backend step whose stub died.
+
+Since Triton 24.06 a dead stub is not restarted, and the health endpoints keep answering 200, so the
+watchdog checks two things every `interval_s`: that each loaded Python-backend model version has its
+stub processes, and that a real inference through the ensemble answers. When a step is broken it
+reloads that step through the repository API (explicit model-control mode), after touching its loaded
+version folders: Triton skips the reload of an unchanged version, and a touched one gets a new stub
+(measured: about 1.5 s). If healing fails `max_failed_heals` times in a row, `fatal` is set and
+`on_fatal` is called, so that `serve` exits non-zero and a supervisor can restart the whole server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ugt_ensemble.errors import ServerError
+from ugt_ensemble.server.probe import probe_ensemble
+from ugt_ensemble.server.stubs import stubs_of
+
+LOGGER = logging.getLogger(__name__)
+_UNHEALTHY = re.compile(r"Stub process '(.+?)_\d+_\d+' is not healthy")
+
+
+@dataclass
+class Heal:
+    """One healing: which model, why, how long it took, and whether answers came back."""
+
+    model: str
+    reason: str
+    seconds: float
+    ok: bool
+
+
+@dataclass
+class Watchdog:
+    """Watches the server at `grpc_url` (process `server_pid`) serving `ensemble` from `repository`."""
+
+    grpc_url: str
+    server_pid: int
+    repository: Path
+    ensemble: str
+    interval_s: float = 2.0
+    max_failed_heals: int = 3
+    on_fatal: Callable[[str], None] | None = None
+    heals: list[Heal] = field(default_factory=list)
+    fatal: str | None = None
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def start(self) -> Watchdog:
+        self._thread = threading.Thread(target=self._run, name="ugt-watchdog", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def check_once(self) -> list[Heal]:
+        """One round: find broken steps and heal them; returns the heals it made."""
+        broken = self.broken_steps()
+        made = [self._heal(model, reason) for model, reason in broken.items()]
+        self.heals += made
+        return made
+
+    def broken_steps(self) -> dict[str, str]:
+        """model -> why it needs healing (a stub missing, or the probe failing because of it)."""
+        broken = {model: f"{missing} stub(s) missing" for model, missing in self._missing_stubs().items()}
+        if broken:
+            return broken
+        try:
+            probe_ensemble(self.grpc_url, self.ensemble, timeout_s=max(5.0, self.interval_s))
+        except ServerError as exc:
+            named = _UNHEALTHY.findall(str(exc))
+            return {model: f"probe failed: {exc}" for model in (named or self._python_models())}
+        return {}
+
+    def _run(self) -> None:
+        failed = 0
+        while not self._stop.wait(self.interval_s):
+            try:
+                made = self.check_once()
+            except Exception as exc:  # noqa: BLE001 - the watchdog must outlive a bad round
+                LOGGER.warning("watchdog round failed: %s", exc)
+                continue
+            failed = failed + 1 if any(not h.ok for h in made) else 0
+            if failed >= self.max_failed_heals:
+                self.fatal = f"healing failed {failed} times in a row; last: {made[-1]}"
+                LOGGER.error("watchdog: %s", self.fatal)
+                if self.on_fatal is not None:
+                    self.on_fatal(self.fatal)
+                return
+
+    def _heal(self, model: str, reason: str) -> Heal:
+        import tritonclient.grpc as grpcclient
+
+        LOGGER.warning("watchdog: %s is broken (%s); reloading it", model, reason)
+        start = time.perf_counter()
+        ok = False
+        try:
+            with grpcclient.InferenceServerClient(self.grpc_url) as client:
+                for version in self._loaded_versions(client, model):
+                    folder = self.repository / model / version
+                    if folder.is_dir():
+                        os.utime(folder)  # changed: Triton reloads it with a new stub
+                client.load_model(model)
+            probe_ensemble(self.grpc_url, self.ensemble)
+            ok = True
+        except Exception as exc:  # noqa: BLE001 - recorded; the next round tries again
+            LOGGER.error("watchdog: reloading %s failed: %s", model, exc)
+        heal = Heal(model, reason, time.perf_counter() - start, ok)
+        LOGGER.warning("watchdog: %s %s after %.1f s", model, "answers again" if ok else "still broken", heal.seconds)
+        return heal
+
+    def _missing_stubs(self) -> dict[str, int]:
+        import tritonclient.grpc as grpcclient
+
+        running: dict[tuple[str, str], int] = {}
+        for stub in stubs_of(self.server_pid):
+            running[(stub.model, stub.version)] = running.get((stub.model, stub.version), 0) + 1
+        missing = {}
+        with grpcclient.InferenceServerClient(self.grpc_url) as client:
+            for model, count in self._python_instances(client).items():
+                for version in self._loaded_versions(client, model):
+                    short = count - running.get((model, version), 0)
+                    if short > 0:
+                        missing[model] = missing.get(model, 0) + short
+        return missing
+
+    def _python_instances(self, client) -> dict[str, int]:  # noqa: ANN001 - tritonclient's client
+        """Python-backend model -> stub processes per loaded version (its instance count)."""
+        counts = {}
+        for model in self._python_models(client):
+            config = client.get_model_config(model, as_json=True)["config"]
+            counts[model] = sum(int(g.get("count", 1)) for g in config.get("instance_group", [])) or 1
+        return counts
+
+    def _python_models(self, client=None) -> list[str]:  # noqa: ANN001
+        import tritonclient.grpc as grpcclient
+
+        if client is None:
+            with grpcclient.InferenceServerClient(self.grpc_url) as own:
+                return self._python_models(own)
+        names = {m["name"] for m in client.get_model_repository_index(as_json=True).get("models", [])}
+        return sorted(
+            name for name in names if client.get_model_config(name, as_json=True)["config"].get("backend") == "python"
+        )
+
+    @staticmethod
+    def _loaded_versions(client, model: str) -> list[str]:  # noqa: ANN001
+        index = client.get_model_repository_index(as_json=True).get("models", [])
+        return sorted({m.get("version", "") for m in index if m["name"] == model and m.get("state") == "READY"} - {""})

@@ -1,0 +1,112 @@
+"""Build version N+1 of a repository beside the versions it serves (`serving.versions`): the same checked
+pipeline as `build` (contract, export, parity, validity probe), written into new version folders only.
+
+A new version brings a model (a .pt2, an ONNX file, or reference-UGT weights) and/or a catalog; what is
+not given is kept: the catalog of the served version, and for a repository of the reference UGT its
+seed and weights (re-exported on a new catalog, since its constraint tables come from the catalog). The
+serving settings stay those of the repository: a version whose configs would differ is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ugt_ensemble.build import BuildSteps, plan, prepare_step
+from ugt_ensemble.catalog import Catalog
+from ugt_ensemble.config import BuildConfig
+from ugt_ensemble.errors import ConfigError, RepositoryError
+from ugt_ensemble.progress import StepProgress
+from ugt_ensemble.repository.inspect import RepositoryInfo
+from ugt_ensemble.repository.render import render_configs
+from ugt_ensemble.repository.rules import parse_config, read_config
+from ugt_ensemble.repository.writer import write_version_files
+from ugt_ensemble.runtime.catalog_index import CatalogIndex
+from ugt_ensemble.runtime.contract import CATALOG_FILE
+from ugt_ensemble.serving.versions import VersionedRepository
+
+MODEL_SOURCES = ("model_file", "onnx_path", "checkpoint", "model_config")
+
+
+def add_version(
+    repository: str | Path,
+    changes: dict[str, Any],
+    catalog_path: Path | None = None,
+    number: int | None = None,
+    progress: StepProgress | None = None,
+) -> int:
+    """Build and write version `number` (default: the next) of `repository`; returns it.
+
+    `changes` are BuildConfig fields naming the new model (model_file, onnx_path, checkpoint, model_config).
+    The new version is written, listed in the steps' version policies and recorded in the manifest, not
+    yet served: `VersionedRepository.pin` (or `serving.rollout`) switches the ensemble to it.
+    """
+    repo = VersionedRepository(repository)
+    number = number or max(repo.numbers()) + 1
+    if number in repo.numbers() or number < 1:
+        raise ConfigError(f"version {number} exists already in {repo.path} (versions {repo.numbers()})")
+    config = _config(repo, changes, catalog_path)
+    catalog = None if catalog_path else _served_catalog(repo)
+    steps = BuildSteps(progress or StepProgress.silent(), plan(config))
+    staging = Path(tempfile.mkdtemp(prefix=f".{repo.path.name}.version-", dir=repo.path.parent))
+    try:
+        prepared = prepare_step(config, steps, staging / config.triton.step_name / str(number), catalog=catalog)
+        with steps(detail=f"version {number}"):
+            write_version_files(staging, config, prepared.catalog.index(), number)
+        with steps():
+            _check_same_configs(repo.path, config)
+        files = _move_in(staging, repo.path, repo.steps, number)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    repo.keep_loaded(repo.loaded_policy() + [number])
+    catalog = prepared.catalog
+    repo.record(number, prepared.step.source, {"source": catalog.source, "items": len(catalog), "fingerprint": catalog.fingerprint()}, files)
+    return number
+
+
+def _config(repo: VersionedRepository, changes: dict[str, Any], catalog_path: Path | None) -> BuildConfig:
+    unknown = sorted(set(changes) - set(MODEL_SOURCES))
+    if unknown:
+        raise ConfigError(f"a version takes a new model ({', '.join(MODEL_SOURCES)}), not {unknown}")
+    manifest = repo.manifest
+    if not changes:
+        if manifest.get("model_file") or str(manifest.get("model_source", "")).startswith(("ONNX", "the given")):
+            raise ConfigError("name the new version's model: --model FILE.pt2, --onnx FILE.onnx or --checkpoint")
+        changes = {"checkpoint": manifest.get("weights")} if manifest.get("weights") else {}
+    config = repo.build_config(seed=int(manifest.get("seed") or 0), **changes)
+    if catalog_path is None:
+        return config
+    return dataclasses.replace(config, export=dataclasses.replace(config.export, catalog_path=Path(catalog_path)))
+
+
+def _served_catalog(repo: VersionedRepository) -> Catalog:
+    info = RepositoryInfo.read(repo.path)
+    index = CatalogIndex.load(repo.path / info.preprocess / str(repo.pinned()) / CATALOG_FILE)
+    return Catalog(index.item_ids, index.codes, index.codebook_sizes, f"the catalog of version {repo.pinned()}")
+
+
+def _check_same_configs(root: Path, config: BuildConfig) -> None:
+    """RepositoryError unless the new version's step configs equal the served ones (policies aside)."""
+    rendered = render_configs(config)
+    for name in (config.triton.preprocess_name, config.triton.step_name, config.triton.postprocess_name):
+        current, new = read_config(root / name / "config.pbtxt"), parse_config(rendered[name], name)
+        for message in (current, new):
+            message.ClearField("version_policy")
+        if current != new:
+            raise RepositoryError(
+                f"the new version would change {name}'s serving settings; a version keeps them (build a new "
+                "repository for new settings)"
+            )
+
+
+def _move_in(staging: Path, root: Path, steps: tuple[str, ...], number: int) -> list[str]:
+    files = []
+    for step in steps:
+        source, target = staging / step / str(number), root / step / str(number)
+        files += [f"{step}/{number}/{p.relative_to(source).as_posix()}" for p in source.rglob("*") if p.is_file()]
+        shutil.move(str(source), str(target))
+    return files
+

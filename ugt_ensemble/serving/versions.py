@@ -1,0 +1,156 @@
+"""Versions of a built repository, on disk: the steps hold numbered version folders side by side, and the
+ensemble pins one version of all three steps, so a request never mixes versions.
+
+A version N is `preprocess/N/` (its catalog), `<step>/N/` (its model file) and `postprocess/N/` (its
+catalog): one model and one catalog together. The steps' configs list the versions Triton keeps loaded
+(`version_policy: specific`), and the ensemble's config pins `model_version: N` for each of its steps.
+The configs are shared by all versions, so a new version keeps the serving settings (K, engine, batch,
+lengths) and brings a new model and/or catalog. `serving.rollout` drives a running server through the
+same changes in an order that never fails a request.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig
+from ugt_ensemble.errors import RepositoryError
+from ugt_ensemble.repository.manifest import read_manifest, write_manifest
+from ugt_ensemble.repository.rules import read_config
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of the repository, as the manifest records it."""
+
+    number: int
+    created: str
+    model_source: str
+    catalog: dict[str, Any]
+    pinned: bool
+
+
+class VersionedRepository:
+    """The versions of the ensemble that `repository`'s manifest names (see the module docstring)."""
+
+    def __init__(self, repository: str | Path) -> None:
+        self.path = Path(repository)
+        self.manifest = read_manifest(self.path)
+        try:
+            triton = self.manifest["triton"]
+            self.ensemble = self.manifest["ensemble"]
+            self.steps = (triton["preprocess_name"], triton["step_name"], triton["postprocess_name"])
+        except (KeyError, TypeError) as exc:
+            raise RepositoryError(f"{self.path}: its manifest lacks {exc}; rebuild it with this version") from None
+
+    def build_config(self, **changes: Any) -> BuildConfig:
+        """The settings the repository was built with (from its manifest), with `changes`."""
+        export, triton = dict(self.manifest["export"]), dict(self.manifest["triton"])
+        export["validation_shapes"] = tuple(tuple(s) for s in export.get("validation_shapes") or ()) or None
+        return BuildConfig(
+            output_dir=self.path,
+            export=ExportConfig(**export),
+            triton=TritonConfig(**triton),
+            target_server=self.manifest.get("target_server"),
+            **changes,
+        )
+
+    def numbers(self) -> list[int]:
+        """The versions every step has a folder for, oldest first."""
+        sets = [{int(p.name) for p in (self.path / s).iterdir() if p.is_dir() and p.name.isdigit()} for s in self.steps]
+        return sorted(set.intersection(*sets))
+
+    def pinned(self) -> int:
+        """The version the ensemble serves: its pin, or (unpinned, -1) the latest version."""
+        pins = {step.model_version for step in self._ensemble_config().ensemble_scheduling.step}
+        if len(pins) != 1:
+            raise RepositoryError(f"{self.path}/{self.ensemble}: its steps pin different versions {sorted(pins)}")
+        pin = pins.pop()
+        return pin if pin != -1 else max(self.numbers())
+
+    def pins_explicitly(self) -> bool:
+        """True when the ensemble pins a version (not -1, the latest)."""
+        return all(step.model_version != -1 for step in self._ensemble_config().ensemble_scheduling.step)
+
+    def has_specific_policy(self) -> bool:
+        """True when every step's version policy lists its versions."""
+        return all(read_config(self.path / s / "config.pbtxt").version_policy.HasField("specific") for s in self.steps)
+
+    def versions(self) -> list[Version]:
+        """Every version, with what the manifest says about it."""
+        records, pinned = self.manifest.get("versions", {}), self.pinned()
+        first = {"created": self.manifest.get("created", ""), "model_source": self.manifest.get("model_source", "")}
+        result = []
+        for number in self.numbers():
+            record = records.get(str(number)) or (first | {"catalog": self.manifest.get("catalog", {})})
+            result.append(
+                Version(number, record["created"], record["model_source"], record.get("catalog", {}), number == pinned)
+            )
+        return result
+
+    def pin(self, version: int) -> None:
+        """Make the ensemble pin `version` of all three steps (a file change; `rollout` loads it)."""
+        if version not in self.numbers():
+            raise RepositoryError(f"{self.path}: no version {version} (there are {self.numbers()})")
+        config = self._ensemble_config()
+        for step in config.ensemble_scheduling.step:
+            step.model_version = version
+        _write_config(self.path / self.ensemble / "config.pbtxt", config)
+
+    def keep_loaded(self, versions: list[int]) -> None:
+        """Set the steps' version policy to exactly `versions`."""
+        for step in self.steps:
+            path = self.path / step / "config.pbtxt"
+            config = read_config(path)
+            config.version_policy.CopyFrom(mc.ModelVersionPolicy(specific={"versions": sorted(set(versions))}))
+            _write_config(path, config)
+
+    def loaded_policy(self) -> list[int]:
+        """The versions the steps' policies keep loaded (all of them when the policy is not `specific`)."""
+        config = read_config(self.path / self.steps[0] / "config.pbtxt")
+        if config.version_policy.HasField("specific"):
+            return sorted(config.version_policy.specific.versions)
+        return [max(self.numbers())] if not config.version_policy.HasField("all") else self.numbers()
+
+    def record(self, number: int, model_source: str, catalog: dict[str, Any], files: list[str]) -> None:
+        """Add version `number` to the manifest (its files too, so a later build can replace them)."""
+        created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        self.manifest.setdefault("versions", {})[str(number)] = {
+            "created": created,
+            "model_source": model_source,
+            "catalog": catalog,
+        }
+        self.manifest["files"] = sorted(set(self.manifest.get("files", [])) | set(files))
+        write_manifest(self.path, self.manifest)
+
+    def remove(self, number: int) -> None:
+        """Delete version `number`'s folders (only those; the manifest forgets their files)."""
+        if number == self.pinned():
+            raise RepositoryError(f"version {number} is the one the ensemble serves; pin another first")
+        prefixes = tuple(f"{step}/{number}/" for step in self.steps)
+        for step in self.steps:
+            folder = self.path / step / str(number)
+            if folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder)
+        self.manifest["files"] = [f for f in self.manifest.get("files", []) if not f.startswith(prefixes)]
+        self.manifest.get("versions", {}).pop(str(number), None)
+        write_manifest(self.path, self.manifest)
+
+    def _ensemble_config(self) -> mc.ModelConfig:
+        return read_config(self.path / self.ensemble / "config.pbtxt")
+
+
+def _write_config(path: Path, config: mc.ModelConfig) -> None:
+    """Rewrite a config.pbtxt (keeping its comment header), atomically."""
+    header = [line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("#")]
+    partial = path.with_name(f".config.pbtxt.{os.getpid()}.tmp")
+    partial.write_text("\n".join([*header, text_format.MessageToString(config)]), encoding="utf-8")
+    os.replace(partial, path)
