@@ -30,7 +30,9 @@ _API = {
     ),
     "TritonBenchmark": "ugt_ensemble.api.benchmark",
     "BenchmarkResult": "ugt_ensemble.bench.stats",
-    **dict.fromkeys(("ExportConfig", "TritonConfig", "BenchmarkConfig", "BuildConfig", "UGTConfig"), "ugt_ensemble.config"),
+    **dict.fromkeys(
+        ("ExportConfig", "TritonConfig", "BenchmarkConfig", "BuildConfig", "UGTConfig"), "ugt_ensemble.config"
+    ),
     "validate_deployment": "ugt_ensemble.repository.deployment",
     "build_repository": "ugt_ensemble.build",
     **dict.fromkeys(("ConstrainedRecommender", "PerLevelScorer", "CandidateHead"), "ugt_ensemble.model.constrained"),

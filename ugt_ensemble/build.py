@@ -90,10 +90,7 @@ def build_repository(
 
     `model` and `catalog`, when given, are used as they are (the Python API's deploy_full_pipeline).
     """
-    titles = plan(config, model is not None)
-    progress = progress or StepProgress.silent()
-    progress.total = len(titles)
-    step = BuildSteps(progress, titles)
+    step = BuildSteps(progress or StepProgress.silent(), plan(config, model is not None))
     ours = static_files(config)
     check_replaceable(config.output_dir, config.model_names, ours)  # before any work: never lose files
     with StagedRepository(config.output_dir, ours) as staged:
@@ -181,6 +178,7 @@ class BuildSteps:
 
     def __init__(self, progress: StepProgress, titles: list[str]) -> None:
         self.progress, self.titles = progress, iter(titles)
+        progress.total = len(titles)
 
     def __call__(self, detail: str = "") -> ContextManager[None]:
         title = next(self.titles)

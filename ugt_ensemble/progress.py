@@ -15,7 +15,7 @@ class StepProgress:
     On a terminal, a step that runs longer than a few seconds shows its elapsed time while it runs.
     """
 
-    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True) -> None:
+    def __init__(self, total: int = 0, stream: TextIO | None = None, enabled: bool = True) -> None:
         self.total = total
         self.stream = stream or sys.stderr
         self.enabled = enabled

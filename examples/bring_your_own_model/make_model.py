@@ -28,7 +28,9 @@ def main() -> None:
     model = make_recommender(catalog, max_length=args.max_seq_length)
     first, last = train(model, catalog, steps=args.train_steps)
     print(f"trained {args.train_steps} steps: loss {first:.2f} -> {last:.2f}")
-    save_step_model(model, args.out / "model.pt2", catalog.index(), max_batch_size=64, max_seq_length=args.max_seq_length)
+    save_step_model(
+        model, args.out / "model.pt2", catalog.index(), max_batch_size=64, max_seq_length=args.max_seq_length
+    )
     rng = np.random.default_rng(1)
     lines = [json.dumps(random_history(catalog.item_ids, int(n), rng)) for n in (0, 3, 20, 120)]
     (args.out / "histories.jsonl").write_text("\n".join(lines) + "\n")

@@ -80,7 +80,9 @@ class DotProductScorer(nn.Module):
         return (rows @ query.unsqueeze(-1)).squeeze(-1)
 
 
-def make_recommender(catalog: Catalog, d_model: int = 32, max_length: int = 256, seed: int = 0) -> ConstrainedRecommender:
+def make_recommender(
+    catalog: Catalog, d_model: int = 32, max_length: int = 256, seed: int = 0
+) -> ConstrainedRecommender:
     """The recommender over `catalog`, seeded, in eval mode."""
     torch.manual_seed(seed)
     sizes = catalog.codebook_sizes

@@ -40,5 +40,6 @@ def test_repeated_items_keep_their_best_score_and_the_answer_is_sorted():
     scores = np.array([[-1.0, -0.5, -0.2, -0.1, -3.0]], dtype=np.float32)
     decoded = decode_recommendations(codes, scores, index)
     assert decoded.item_ids.tolist() == [[20, 10, 30, -1, -1]]
-    assert decoded.scores.tolist()[0][:3] == pytest.approx([-0.2, -0.5, -3.0]) and np.isneginf(decoded.scores[0, 3:]).all()
+    assert decoded.scores.tolist()[0][:3] == pytest.approx([-0.2, -0.5, -3.0])
+    assert np.isneginf(decoded.scores[0, 3:]).all()
     assert decoded.semantic_ids.tolist()[0][:3] == [[0, 0, 1], [0, 0, 0], [0, 1, 0]]

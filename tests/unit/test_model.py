@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from ugt_ensemble.catalog import synthetic_catalog
+from ugt_ensemble.config import UGTConfig
 from ugt_ensemble.errors import ConfigError, InputFileError
 from ugt_ensemble.histories import random_encoder_batch
-from ugt_ensemble.config import UGTConfig
 from ugt_ensemble.model.checkpoint import load_checkpoint, save_checkpoint
 from ugt_ensemble.model.ugt import build_model
 from ugt_ensemble.runtime.contract import ENCODER_INPUTS

@@ -9,6 +9,7 @@ import onnx
 import pytest
 import torch
 from recommender import make_recommender
+from step_models import RepeatingCodes
 
 from ugt_ensemble.config import ExportConfig
 from ugt_ensemble.errors import ExportError, InputFileError, StepContractError
@@ -34,21 +35,6 @@ def sasrec(catalog):
 @pytest.fixture(scope="module")
 def sasrec_onnx(tmp_path_factory, sasrec, index):
     return export_onnx(sasrec, tmp_path_factory.mktemp("sasrec") / "model.onnx", RANGE, index)
-
-
-class RandomCodes(torch.nn.Module):
-    """A model step that half ignores the catalog: 25 codes of real items, each twice over, then 25 codes that
-    are no item (what postprocess must clean up)."""
-
-    def __init__(self, catalog_codes: np.ndarray) -> None:
-        super().__init__()
-        self.real = torch.from_numpy(catalog_codes[:13]).repeat(2, 1)[:25]
-        self.unknown = torch.full((25, 3), 1023)
-
-    def forward(self, l1, l2, l3, positions, token_types, mask):  # noqa: ANN001, ANN201
-        batch = l1.shape[0]
-        codes = torch.cat([self.real, self.unknown]).expand(batch, 50, 3).contiguous()
-        return codes, torch.linspace(0, -5, 50).expand(batch, 50).contiguous()
 
 
 def test_the_constrained_decoder_returns_only_distinct_catalog_items_for_a_non_ugt_encoder(sasrec, index, rng):
@@ -116,7 +102,9 @@ def test_forward_signatures_and_outputs_are_checked():
     codes, scores = np.zeros((2, 50, 3), np.int64), np.zeros((2, 50), np.float32)
     with pytest.raises(StepContractError, match="recommendations is float32"):
         check_outputs([codes.astype(np.float32), scores], 2, 50, "m")
-    with pytest.raises(StepContractError, match=r"recommendations is int64 \[2, 50, 3\]; the contract wants int64 \[2, 20, 3\]"):
+    with pytest.raises(
+        StepContractError, match=r"recommendations is int64 \[2, 50, 3\]; the contract wants int64 \[2, 20, 3\]"
+    ):
         check_outputs([codes, scores], 2, 20, "m")
     with pytest.raises(StepContractError, match="NaN"):
         check_outputs([codes, np.full((2, 50), np.nan, np.float32)], 2, 50, "m")
@@ -143,7 +131,7 @@ def test_onnx_files_that_break_the_contract_name_the_tensor(tmp_path, sasrec_onn
 
 
 def test_the_validity_probe_measures_a_model_that_ignores_the_catalog(index):
-    run = torch_runner(RandomCodes(index.codes), "random")
+    run = torch_runner(RepeatingCodes(index.codes), "repeating")
     validity = probe_catalog_validity(run, index, PackingConfig(64), histories=32)
     assert validity.valid_share == 0.5 and validity.rows_with_duplicates == 1.0 and validity.empty_share == 0
     with pytest.raises(ExportError, match="below the required 90.0%"):

@@ -4,6 +4,7 @@ and `create_calibration_data_generator` (INT8 calibration batches)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -20,6 +21,7 @@ from ugt_ensemble.export.tensorrt_plan import calibration_batches
 from ugt_ensemble.export.validate import ShapeCheck, onnx_runner, validate_runner
 from ugt_ensemble.model.step import catalog_of_module, given_module
 
+LOGGER = logging.getLogger(__name__)
 Batches = Iterable[dict[str, np.ndarray]]
 
 
@@ -28,7 +30,14 @@ def catalog_for(config: ExportConfig, model: torch.nn.Module | None = None) -> C
     if config.catalog_path is not None:
         return load_catalog(config.catalog_path, config.codebook_sizes)
     own = catalog_of_module(model, config.codebook_sizes) if model is not None else None
-    return own or synthetic_catalog(10_000, 0, config.codebook_sizes)
+    if own is not None:
+        LOGGER.warning(
+            "no catalog_path: using the codes of the model's constraint tables with item ids 0..%d; name the "
+            "catalog (ExportConfig(catalog_path=...)) to serve your item ids",
+            len(own) - 1,
+        )
+        return own
+    return synthetic_catalog(10_000, 0, config.codebook_sizes)
 
 
 class ONNXExporter:
@@ -48,9 +57,9 @@ class ONNXExporter:
         if verify:
             c = self.config
             check_onnx_signature(path, c.num_recommendations)
-            self.validation = validate_runner(
-                step.runner(), onnx_runner(path), str(path), index, c.validation_shapes, c.score_atol, c.num_recommendations
-            )  # fmt: skip
+            candidate = onnx_runner(path)
+            shapes, atol, k = c.validation_shapes, c.score_atol, c.num_recommendations
+            self.validation = validate_runner(step.runner(), candidate, str(path), index, shapes, atol, k)
             require_tensorrt_parsable(path, self.triton_config.needs_tensorrt_parser)
         return str(path)
 
@@ -90,7 +99,10 @@ class TritonConfigGenerator:
     catalog, the model file) through the checked build, and returns the ensemble's config path."""
 
     def __init__(
-        self, config: TritonConfig | None = None, export_config: ExportConfig | None = None, catalog: Catalog | None = None
+        self,
+        config: TritonConfig | None = None,
+        export_config: ExportConfig | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         self.config = config or TritonConfig()
         self.export_config = export_config or ExportConfig()

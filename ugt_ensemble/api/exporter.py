@@ -99,10 +99,10 @@ class ServingExporter(ServingExporterInterface):
         the repository (copied to `onnx_path` / `engine_path` when given), plus validate_deployment's
         valid / errors / info and the build's catalog_validity.
         """
-        from ugt_ensemble.build import build_repository, plan
+        from ugt_ensemble.build import build_repository
 
         config = BuildConfig(output_dir=Path(model_repository), export=self.export_config, triton=self.triton_config)
-        progress = StepProgress(len(plan(config, True)), enabled=self.show_progress)
+        progress = StepProgress(enabled=self.show_progress)
         result = build_repository(config, progress, model=model, catalog=catalog_for(self.export_config, model))
         served_onnx, served_engine = result.prepared.onnx_path, result.prepared.engine_path
         report = _validate_deployment(result.repository, self.export_config.model_name)

@@ -1,4 +1,4 @@
-"""Command line: `python -m ugt_ensemble {build,serve,infer,demo,validate,bench}`; a thin layer over the library.
+"""Command line: `python -m ugt_ensemble COMMAND`; a thin layer over the library.
 
 Each command module declares its flags with nothing heavy imported; its `run` imports what it needs, so
 commands that do not export stay quick to start.
@@ -10,11 +10,11 @@ import argparse
 import sys
 
 from ugt_ensemble import __version__
-from ugt_ensemble.cli import bench, build, demo, infer, serve, validate
+from ugt_ensemble.cli import bench, build, demo, infer, serve, stats, validate, versions
 from ugt_ensemble.cli.common import configure_logging
 from ugt_ensemble.errors import UgtEnsembleError
 
-COMMANDS = (build, serve, infer, demo, validate, bench)
+COMMANDS = (build, serve, infer, demo, validate, bench, versions, stats)
 
 
 def build_parser() -> argparse.ArgumentParser:

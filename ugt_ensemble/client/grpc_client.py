@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 import tritonclient.grpc as grpcclient
@@ -16,6 +16,10 @@ from ugt_ensemble.runtime.contract import HISTORY, ITEM_IDS, SCORES, SEMANTIC_ID
 OUTPUTS = (ITEM_IDS, SCORES, SEMANTIC_IDS)
 
 
+class Router(Protocol):
+    def route(self, user_id: str | int) -> str: ...
+
+
 def history_input(payload: bytes) -> grpcclient.InferInput:
     """The HISTORY input of one request (shape [1, 1], BYTES)."""
     tensor = grpcclient.InferInput(HISTORY, [1, 1], "BYTES")
@@ -26,21 +30,29 @@ def history_input(payload: bytes) -> grpcclient.InferInput:
 class RecommendClient:
     """Sends each history as its own request, so a malformed one fails alone.
 
-    Use as a context manager, or call `close()`.
+    With a `router` (e.g. `ugt_ensemble.serving.variants.ABTestingRouter`), a request that names its
+    `user_id` goes to that user's variant. Use as a context manager, or call `close()`.
     """
 
-    def __init__(self, url: str, model_name: str = "ugt_recommend", timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, url: str, model_name: str = "ugt_recommend", timeout_s: float = 60.0, router: Router | None = None
+    ) -> None:
         self.url = url
         self.model_name = model_name
         self.timeout_s = timeout_s
+        self.router = router
         self._client = grpcclient.InferenceServerClient(url)
         self._outputs = [grpcclient.InferRequestedOutput(name) for name in OUTPUTS]
 
-    def recommend_one(self, history: HistoryLike) -> Result:
-        """Send one history and wait for its answer."""
+    def model_for(self, user_id: str | int | None = None) -> str:
+        """The ensemble a request of `user_id` goes to (its variant when there is a router)."""
+        return self.router.route(user_id) if self.router is not None and user_id is not None else self.model_name
+
+    def recommend_one(self, history: HistoryLike, user_id: str | int | None = None) -> Result:
+        """Send one history (of `user_id`, routed to its variant) and wait for its answer."""
         try:
             result = self._client.infer(
-                self.model_name,
+                self.model_for(user_id),
                 [history_input(history_payload(history))],
                 outputs=self._outputs,
                 client_timeout=self.timeout_s,

@@ -63,7 +63,12 @@ def add_version(
         shutil.rmtree(staging, ignore_errors=True)
     repo.keep_loaded(repo.loaded_policy() + [number])
     catalog = prepared.catalog
-    repo.record(number, prepared.step.source, {"source": catalog.source, "items": len(catalog), "fingerprint": catalog.fingerprint()}, files)
+    repo.record(
+        number,
+        prepared.step.source,
+        {"source": catalog.source, "items": len(catalog), "fingerprint": catalog.fingerprint()},
+        files,
+    )
     return number
 
 
@@ -109,4 +114,3 @@ def _move_in(staging: Path, root: Path, steps: tuple[str, ...], number: int) -> 
         files += [f"{step}/{number}/{p.relative_to(source).as_posix()}" for p in source.rglob("*") if p.is_file()]
         shutil.move(str(source), str(target))
     return files
-

@@ -40,7 +40,7 @@ class Rollout:
         self._pin_explicitly()
         number = add_version(self.repo.path, changes, catalog_path, number, progress)
         self.repo = VersionedRepository(self.repo.path)
-        self._load(*self.repo.steps)
+        self.load(*self.repo.steps)
         if switch:
             self.switch(number)
         return number
@@ -50,7 +50,7 @@ class Rollout:
         if version not in self.repo.loaded_policy():
             raise ConfigError(f"version {version} is not kept loaded (versions loaded: {self.repo.loaded_policy()})")
         self.repo.pin(version)
-        self._load(self.repo.ensemble)
+        self.load(self.repo.ensemble)
         LOGGER.info("%s now serves version %d", self.repo.ensemble, version)
 
     def rollback(self, version: int | None = None) -> int:
@@ -73,7 +73,7 @@ class Rollout:
         removed = [v for v in numbers if v not in kept]
         if removed:
             self.repo.keep_loaded(kept)
-            self._load(*self.repo.steps)
+            self.load(*self.repo.steps)
             for version in removed:
                 self.repo.remove(version)
         return removed
@@ -84,11 +84,11 @@ class Rollout:
             return
         served = self.repo.pinned()
         self.repo.pin(served)
-        self._load(self.repo.ensemble)
+        self.load(self.repo.ensemble)
         self.repo.keep_loaded([served])
-        self._load(*self.repo.steps)
+        self.load(*self.repo.steps)
 
-    def _load(self, *models: str) -> None:
+    def load(self, *models: str) -> None:
         if self.url is None:
             return
         import tritonclient.grpc as grpcclient
@@ -119,7 +119,11 @@ class ModelVersionManager:
         self.triton_url = triton_url
 
     def deploy_version(
-        self, model_name: str, model_file: str | Path, version: int | None = None, catalog_path: str | Path | None = None
+        self,
+        model_name: str,
+        model_file: str | Path,
+        version: int | None = None,
+        catalog_path: str | Path | None = None,
     ) -> int:
         """Build `model_file` as version `version` (default: the next) and serve it; returns the version."""
         rollout = self._rollout(model_name)

@@ -103,7 +103,7 @@ class VersionedRepository:
         config = self._ensemble_config()
         for step in config.ensemble_scheduling.step:
             step.model_version = version
-        _write_config(self.path / self.ensemble / "config.pbtxt", config)
+        write_config(self.path / self.ensemble / "config.pbtxt", config)
 
     def keep_loaded(self, versions: list[int]) -> None:
         """Set the steps' version policy to exactly `versions`."""
@@ -111,7 +111,7 @@ class VersionedRepository:
             path = self.path / step / "config.pbtxt"
             config = read_config(path)
             config.version_policy.CopyFrom(mc.ModelVersionPolicy(specific={"versions": sorted(set(versions))}))
-            _write_config(path, config)
+            write_config(path, config)
 
     def loaded_policy(self) -> list[int]:
         """The versions the steps' policies keep loaded (all of them when the policy is not `specific`)."""
@@ -148,7 +148,7 @@ class VersionedRepository:
         return read_config(self.path / self.ensemble / "config.pbtxt")
 
 
-def _write_config(path: Path, config: mc.ModelConfig) -> None:
+def write_config(path: Path, config: mc.ModelConfig) -> None:
     """Rewrite a config.pbtxt (keeping its comment header), atomically."""
     header = [line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("#")]
     partial = path.with_name(f".config.pbtxt.{os.getpid()}.tmp")

@@ -1,0 +1,92 @@
+"""`deploy`, `rollback`, `versions` and `variant`: versions of a built repository, live on a server with --url.
+
+`python -m ugt_ensemble deploy --model-repository R --model new.pt2 --url 127.0.0.1:8001` builds version
+N+1 beside the served one and switches the ensemble to it without failing a request; `rollback` serves an
+older version again; `versions` lists them (`--cleanup --keep 3` deletes the oldest); `variant` adds a
+second ensemble serving another version, for A/B tests. The server must run in explicit model-control
+mode (`serve` does by default); without --url only the files change.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model-repository", type=Path, default=Path("ensemble"), help="default: ensemble")
+    common.add_argument("--url", help="gRPC address of the running server to update (default: files only)")
+    p = subparsers.add_parser("deploy", parents=[*parents, common], help="build and serve a new version",
+                              description=__doc__)  # fmt: skip
+    p.add_argument("--model", type=Path, help="the new model step: a torch.export archive (.pt2)")
+    p.add_argument("--onnx", type=Path, help="the new model step as ONNX")
+    p.add_argument("--checkpoint", type=Path, help="new reference UGT weights")
+    p.add_argument("--catalog", type=Path, help="the new version's catalog (default: the served one's)")
+    p.add_argument("--version", type=int, help="its number (default: the next)")
+    p.add_argument("--no-switch", action="store_true", help="load it but keep serving the current version")
+    p.set_defaults(run=run_deploy)
+    p = subparsers.add_parser("rollback", parents=[*parents, common], help="serve an older version again")
+    p.add_argument("--version", type=int, help="the version to serve (default: the newest older one)")
+    p.set_defaults(run=run_rollback)
+    p = subparsers.add_parser("versions", parents=[*parents, common], help="list versions (and clean up)")
+    p.add_argument("--cleanup", action="store_true", help="delete all but the newest --keep and the served one")
+    p.add_argument("--keep", type=int, default=3, help="versions --cleanup keeps (default: 3)")
+    p.set_defaults(run=run_versions)
+    p = subparsers.add_parser("variant", parents=[*parents, common], help="add an A/B variant ensemble")
+    p.add_argument("--name", required=True, help="the variant ensemble's name, e.g. ugt_recommend_b")
+    p.add_argument("--version", type=int, required=True, help="the version it serves")
+    p.set_defaults(run=run_variant)
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    from ugt_ensemble.progress import StepProgress
+    from ugt_ensemble.serving.rollout import Rollout
+
+    changes = {
+        k: v for k, v in (("model_file", args.model), ("onnx_path", args.onnx), ("checkpoint", args.checkpoint)) if v
+    }
+    rollout = Rollout(args.model_repository, args.url)
+    number = rollout.deploy(
+        changes, args.catalog, not args.no_switch, args.version, StepProgress(enabled=not args.quiet)
+    )
+    state = "serving it" if not args.no_switch else f"still serving version {rollout.repo.pinned()}"
+    print(
+        f"Deployed version {number} to {args.model_repository}" + (f" on {args.url}" if args.url else "") + f"; {state}"
+    )
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from ugt_ensemble.serving.rollout import Rollout
+
+    version = Rollout(args.model_repository, args.url).rollback(args.version)
+    print(f"{args.model_repository} serves version {version}" + (f" on {args.url}" if args.url else ""))
+    return 0
+
+
+def run_versions(args: argparse.Namespace) -> int:
+    from ugt_ensemble.serving.rollout import Rollout
+
+    rollout = Rollout(args.model_repository, args.url)
+    if args.cleanup:
+        removed = rollout.cleanup(args.keep)
+        print(f"Deleted versions {removed}" if removed else "Nothing to delete")
+    for v in rollout.repo.versions():
+        catalog = f"{v.catalog.get('items', '?')} items {v.catalog.get('fingerprint', '')}".strip()
+        mark = "*" if v.pinned else " "
+        print(f"{mark} {v.number:>3}  {v.created:<25}  {catalog:<28}  {v.model_source}")
+    variants = rollout.repo.manifest.get("variants", {})
+    for name, version in variants.items():
+        print(f"  variant {name} serves version {version}")
+    return 0
+
+
+def run_variant(args: argparse.Namespace) -> int:
+    from ugt_ensemble.serving.rollout import Rollout
+    from ugt_ensemble.serving.variants import add_variant
+
+    path = add_variant(args.model_repository, args.name, args.version)
+    Rollout(args.model_repository, args.url).load(args.name)
+    print(f"Wrote {path}: {args.name} serves version {args.version}" + (f", loaded on {args.url}" if args.url else ""))
+    return 0
