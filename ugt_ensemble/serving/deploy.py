@@ -17,7 +17,7 @@ from typing import Any
 
 from ugt_ensemble.build import BuildSteps, plan, prepare_step
 from ugt_ensemble.catalog import Catalog
-from ugt_ensemble.config import BuildConfig
+from ugt_ensemble.config import BuildConfig, UGTConfig
 from ugt_ensemble.errors import ConfigError, RepositoryError
 from ugt_ensemble.progress import StepProgress
 from ugt_ensemble.repository.inspect import RepositoryInfo
@@ -80,7 +80,9 @@ def _config(repo: VersionedRepository, changes: dict[str, Any], catalog_path: Pa
     if not changes:
         if manifest.get("model_file") or str(manifest.get("model_source", "")).startswith(("ONNX", "the given")):
             raise ConfigError("name the new version's model: --model FILE.pt2, --onnx FILE.onnx or --checkpoint")
-        changes = {"checkpoint": manifest.get("weights")} if manifest.get("weights") else {}
+        changes = {"checkpoint": Path(manifest["weights"])} if manifest.get("weights") else {}
+        if manifest.get("model_config"):
+            changes["model_config"] = UGTConfig.from_dict(manifest["model_config"], source=f"{repo.path} manifest")
     config = repo.build_config(seed=int(manifest.get("seed") or 0), **changes)
     if catalog_path is None:
         return config
