@@ -24,8 +24,8 @@ def build(tmp_path_factory, **triton) -> tuple[BuildConfig, BuildResult]:
         output_dir=tmp_path_factory.mktemp("repository") / "ensemble",
         synthetic_items=3_000,
         seed=11,
-        export=ExportConfig(validation_shapes=((1, 1), (4, 64))),
-        triton=TritonConfig(max_queue_delay_us=QUEUE_DELAY_US, **triton),
+        export=ExportConfig(precision="fp32", validation_shapes=((1, 1), (4, 64))),
+        triton=TritonConfig.cpu(max_queue_delay_us=QUEUE_DELAY_US, **triton),
     )
     return config, build_repository(config)
 
@@ -45,7 +45,7 @@ def built(tmp_path_factory) -> tuple[BuildConfig, BuildResult]:
 def server(built, tmp_path_factory):
     config, result = built
     log = tmp_path_factory.mktemp("logs") / "tritonserver.log"
-    with TritonServer(result.repository, ready_models=[config.triton.ensemble_name], log_path=log) as running:
+    with TritonServer(result.repository, ready_models=[config.export.model_name], log_path=log) as running:
         yield running
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aioclient
-from raw_requests import POISON, RawGrpc, bytes_element, http_binary
+from ugt_ensemble.reliability.raw import POISON, RawGrpc, bytes_element, http_binary
 from tritonclient.utils import InferenceServerException
 
 from ugt_ensemble.histories import history_json, random_history
@@ -21,7 +21,7 @@ def test_a_poisoned_bytes_tensor_fails_alone_over_grpc_and_http(built, tmp_path)
     """A length prefix claiming 2 GiB: the Python backend checks a batch's strings together, so before
     preprocess ran one request per execute(), every good request batched with it got its error."""
     config, result = built
-    model = config.triton.ensemble_name
+    model = config.export.model_name
     rng = np.random.default_rng(3)
     good = [history_json(random_history(result.catalog.item_ids, int(n), rng)) for n in rng.integers(5, 200, 64)]
     failures, answered, poisoned = [], [0], []
@@ -78,7 +78,7 @@ def test_a_poisoned_bytes_tensor_fails_alone_over_grpc_and_http(built, tmp_path)
 )
 def test_client_mistakes_are_invalid_argument_not_server_errors(built, server, history, message):
     config, _ = built
-    model = config.triton.ensemble_name
+    model = config.export.model_name
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
         tensor = grpcclient.InferInput("HISTORY", [1, 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[history.encode()]], dtype=object))
@@ -93,7 +93,7 @@ def test_huge_bad_values_come_back_short(built, server):
     """A 16 KB event type once overflowed gRPC's metadata limit (`Stream removed`); a 1 MB one came back
     as a 1 MB HTTP error body."""
     config, _ = built
-    model = config.triton.ensemble_name
+    model = config.export.model_name
     raw = RawGrpc(server.grpc_url)
     code, message = raw.infer(model, bytes_element(json.dumps([{"item_id": 1, "type": "x" * 16_000}]).encode()))
     raw.close()
@@ -109,7 +109,7 @@ def test_overload_is_shed_with_unavailable_and_the_server_recovers(build_for_tes
     """A full step queue answers at once, and a request waiting past the queue timeout is refused, both
     with UNAVAILABLE, instead of queueing without bound."""
     config, result = build_for_test(max_queue_size=4, naive_peer=False)
-    model = config.triton.ensemble_name
+    model = config.export.model_name
     rng = np.random.default_rng(8)
     long_history = history_json(random_history(result.catalog.item_ids, 1000, rng))
 
@@ -149,6 +149,6 @@ def test_the_model_step_memory_stays_bounded_at_the_largest_shapes(built, server
         tensor = grpcclient.InferInput("HISTORY", [64, 1], "BYTES")
         tensor.set_data_from_numpy(np.array(rows, dtype=object).reshape(64, 1))
         for _ in range(2):
-            assert client.infer(config.triton.ensemble_name, [tensor]).as_numpy("ITEM_IDS").shape == (64, 50)
-    (step,) = [s for s in stubs_of(server.process.pid) if s.model == config.triton.model_name]
+            assert client.infer(config.export.model_name, [tensor]).as_numpy("ITEM_IDS").shape == (64, 50)
+    (step,) = [s for s in stubs_of(server.process.pid) if s.model == config.triton.step_name]
     assert step.rss_mib < 450, f"model step resident memory {step.rss_mib:.0f} MiB"

@@ -2,8 +2,14 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+from ugt_ensemble.repository.inspect import RepositoryInfo
+
+LATENCIES = ("latency_p50", "latency_p90", "latency_p95", "latency_p99", "latency_avg", "latency_min", "latency_max")
 
 
 def test_bench_reports_every_target_and_counts_failures(built, server, tmp_path):
@@ -21,11 +27,11 @@ def test_bench_reports_every_target_and_counts_failures(built, server, tmp_path)
     assert {r["target"] for r in rows} == {"ensemble", "model_step", "client_packing", "naive"}
     assert {int(r["concurrency"]) for r in rows} == {1, 2}
     for row in rows:
-        for field in ("throughput", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "avg_ms", "min_ms", "max_ms"):
+        for field in ("throughput", *LATENCIES):
             assert float(row[field]) >= 0
-        assert int(row["succeeded"]) + int(row["failed"]) == 12
-        assert int(row["failed"]) > 0 and row["first_error"]  # the malformed share is counted, not raised
-        assert float(row["p50_ms"]) <= float(row["p99_ms"]) <= float(row["max_ms"])
+        assert int(row["successful_requests"]) + int(row["failed_requests"]) == int(row["total_requests"]) == 12
+        assert int(row["failed_requests"]) > 0 and row["first_error"]  # the malformed share is counted, not raised
+        assert float(row["latency_p50"]) <= float(row["latency_p99"]) <= float(row["latency_max"])
     summary = json.loads((out / "results.json").read_text())
     assert len(summary["runs"]) == 8 and len(summary["checks"]) == 3
     assert (out / "bench.md").read_text().count("| ensemble |") == 2
@@ -33,10 +39,8 @@ def test_bench_reports_every_target_and_counts_failures(built, server, tmp_path)
 
 
 def test_benchmark_script_against_a_running_server(built, server, tmp_path):
-    import os
-    from pathlib import Path
-
     _, result = built
+    step = RepositoryInfo.read(result.repository).model_step
     script = Path(__file__).parents[2] / "scripts" / "benchmark.sh"
     env = {**os.environ, "MODEL_REPOSITORY": str(result.repository), "PYTHON": sys.executable}
     command = [
@@ -45,7 +49,7 @@ def test_benchmark_script_against_a_running_server(built, server, tmp_path):
         "--url",
         server.grpc_url,
         "--model",
-        "ugt_trt",
+        step,
         "--requests",
         "6",
         "--concurrency",
@@ -59,4 +63,4 @@ def test_benchmark_script_against_a_running_server(built, server, tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = list(csv.DictReader((tmp_path / "bench.csv").open()))
-    assert [(r["target"], r["model"], r["succeeded"]) for r in rows] == [("model_step", "ugt_trt", "6")]
+    assert [(r["target"], r["model"], r["successful_requests"]) for r in rows] == [("model_step", step, "6")]

@@ -14,7 +14,7 @@ from ugt_ensemble.server import TritonServer
 @pytest.fixture(scope="module")
 def excluding(build_for_test):
     config, result = build_for_test(exclude_history=True)
-    with TritonServer(result.repository, ready_models=[config.triton.ensemble_name]) as server:
+    with TritonServer(result.repository, ready_models=[config.export.model_name]) as server:
         yield config, result, server
 
 
@@ -26,7 +26,7 @@ def test_history_items_are_dropped_and_match_the_local_pipeline(excluding):
     # A history made of the cold-start favourites: most of them must disappear from the answer.
     favourites = [item for item, _ in empty.items()[:20]]
     histories = [history_json(favourites), history_json(favourites[:3] + [999_999]), "[]"]
-    with RecommendClient(server.grpc_url, config.triton.ensemble_name) as client:
+    with RecommendClient(server.grpc_url, config.export.model_name) as client:
         served = client.recommend(histories)
     for history, want, got in zip(histories, local.recommend(histories), served):
         assert got.ok, got.error

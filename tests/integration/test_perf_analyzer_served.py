@@ -9,6 +9,7 @@ import pytest
 
 from ugt_ensemble.bench.perf_analyzer import PerfAnalyzer, run, write_input_data
 from ugt_ensemble.errors import MissingDependencyError
+from ugt_ensemble.repository.inspect import RepositoryInfo
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +21,9 @@ def analyzer() -> PerfAnalyzer:
 
 
 def test_perf_analyzer_measures_every_ensemble_step(analyzer, server, built, tmp_path):
-    config, result = built
-    model = config.triton.ensemble_name
+    _, result = built
+    info = RepositoryInfo.read(result.repository)
+    model = info.ensemble
     ids = [int(i) for i in result.catalog.item_ids[:12]]
     histories = [json.dumps(ids[:3]), json.dumps(ids[3:8]), json.dumps([ids[8], {"item_id": ids[9], "type": "cart"}])]
     input_data = write_input_data(tmp_path / "input.json", [{"HISTORY": h} for h in histories])
@@ -46,7 +48,7 @@ def test_perf_analyzer_measures_every_ensemble_step(analyzer, server, built, tmp
         assert r.throughput > 0 and not math.isnan(r.p99_us)
         assert r.p99_us >= r.p95_us >= r.p90_us >= r.p50_us > 0
         assert r.server is not None and r.server.model == model and r.server.inference_count > 0
-        assert sorted(s.model for s in r.steps) == ["postprocess", "preprocess", "ugt_trt"]
+        assert sorted(s.model for s in r.steps) == sorted([info.preprocess, info.model_step, info.postprocess])
         for step in r.steps:
             assert step.inference_count > 0 and step.execution_count > 0 and step.avg_batch >= 1
             assert step.latency_us > 0 and step.compute_infer_us > 0
@@ -58,8 +60,8 @@ def test_perf_analyzer_measures_every_ensemble_step(analyzer, server, built, tmp
 
 def test_bench_perf_analyzer_runs_every_round(built, server, tmp_path):
     """`rounds` reaches perf_analyzer: one measurement per (round, concurrency, target), medians kept."""
-    from ugt_ensemble.bench.runner import BenchmarkConfig, run_benchmark
-    from ugt_ensemble.bench.workload import RepositoryInfo
+    from ugt_ensemble.bench.runner import run_benchmark
+    from ugt_ensemble.config import BenchmarkConfig
 
     try:
         PerfAnalyzer.locate()
@@ -67,6 +69,7 @@ def test_bench_perf_analyzer_runs_every_round(built, server, tmp_path):
         pytest.skip(str(exc))
     _, result = built
     config = BenchmarkConfig(
+        triton_url=server.grpc_url,
         targets=("model_step",),
         concurrency=(1,),
         history_lengths="8",
@@ -78,7 +81,6 @@ def test_bench_perf_analyzer_runs_every_round(built, server, tmp_path):
     )
     outcome = run_benchmark(
         config,
-        server.grpc_url,
         RepositoryInfo.read(result.repository),
         tmp_path,
         show_progress=False,

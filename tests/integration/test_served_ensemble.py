@@ -105,7 +105,7 @@ def test_the_model_step_alone_takes_packed_tensors_and_checks_them(built, server
             tensor = grpcclient.InferInput(name, list(array.shape), "FP32" if array.dtype == np.float32 else "INT64")
             tensor.set_data_from_numpy(array)
             inputs.append(tensor)
-        answer = c.infer(config.triton.model_name, inputs)
+        answer = c.infer(config.triton.step_name, inputs)
         codes, scores = answer.as_numpy("recommendations"), answer.as_numpy("scores")
         assert codes.shape == (1, 50, 3)
         want = local.recommend(histories)[0]
@@ -113,7 +113,7 @@ def test_the_model_step_alone_takes_packed_tensors_and_checks_them(built, server
         packed["encoder_l1_ids"][0, 0] = 5000
         inputs[0].set_data_from_numpy(packed["encoder_l1_ids"])
         try:
-            c.infer(config.triton.model_name, inputs)
+            c.infer(config.triton.step_name, inputs)
         except Exception as exc:  # noqa: BLE001
             assert "encoder_l1_ids has values outside [0, 1024)" in str(exc)
         else:

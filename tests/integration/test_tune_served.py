@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 from ugt_ensemble.client import RecommendClient
-from ugt_ensemble.deployment import validate_deployment
+from ugt_ensemble.repository.deployment import validate_deployment
+from ugt_ensemble.repository.inspect import RepositoryInfo
 from ugt_ensemble.repository.step_settings import StepSettings, read_step_config, settings_of
 from ugt_ensemble.server import TritonServer
 
@@ -19,9 +20,11 @@ def _bench(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_tune_measures_candidates_writes_the_winner_and_the_result_serves(built, tmp_path):
-    config, result = built
+    _, result = built
     repository = tmp_path / "ensemble"
     shutil.copytree(result.repository, repository)
+    info = RepositoryInfo.read(repository)
+    current = settings_of(read_step_config(repository, info.model_step))
     out = tmp_path / "tune"
     done = _bench(
         "--model-repository", str(repository), "--tune", "--tune-instances", "1,2", "--tune-threads", "1",
@@ -34,13 +37,13 @@ def test_tune_measures_candidates_writes_the_winner_and_the_result_serves(built,
     rows = [line for line in report.splitlines() if line.startswith("| ") and "inst" in line]
     assert len(rows) == 3, report  # the current settings and two candidates, all measured
     assert all("not loadable" not in row for row in rows) and "current" in report
-    chosen = settings_of(read_step_config(repository, config.triton.model_name))
-    assert chosen in {StepSettings(1, 2, 20_000), StepSettings(1, 1, 0), StepSettings(2, 1, 0)}
+    chosen = settings_of(read_step_config(repository, info.model_step))
+    assert chosen in {current, StepSettings(1, 1, 0), StepSettings(2, 1, 0)}
     assert f"{chosen.label()}" in report.split("Choice:")[1] or "kept the current" in report
     assert validate_deployment(repository)["valid"]
-    with TritonServer(repository, ready_models=[config.triton.ensemble_name]) as server:
-        with RecommendClient(server.grpc_url) as client:
-            assert len(client.recommend_one([1, 2, 3]).items()) == 50
+    with TritonServer(repository, ready_models=[info.ensemble]) as server:
+        with RecommendClient(server.grpc_url, model_name=info.ensemble) as client:
+            assert len(client.recommend_one([1, 2, 3]).items()) == info.num_recommendations
 
 
 def test_tune_refuses_a_remote_server(built):

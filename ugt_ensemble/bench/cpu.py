@@ -16,9 +16,12 @@ import tritonclient.grpc as grpcclient
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 STUB = "triton_python_backend_stub"
+#: (target, concurrency, process -> CPU ms per request): one row of `cpu_markdown`.
+CpuRow = tuple[str, int, dict[str, float]]
 
 
 def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` so far (None once it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
@@ -46,6 +49,7 @@ def server_processes(server_pid: int) -> dict[str, int]:
 
 
 def _served(url: str, model: str) -> int:
+    """Inferences `model` has served so far (Triton's statistics)."""
     with grpcclient.InferenceServerClient(url) as client:
         stats = client.get_inference_statistics(model, as_json=True).get("model_stats", [])
     return sum(int(s.get("inference_count", 0)) for s in stats)
@@ -78,7 +82,7 @@ class CpuMeter:
             result["total"] = sum(result.values())
 
 
-def cpu_markdown(rows: list[tuple[str, int, dict[str, float]]]) -> str:
+def cpu_markdown(rows: list[CpuRow]) -> str:
     """(target, concurrency, process -> ms) rows as a Markdown table with one column per process."""
     names = sorted({n for _, _, cpu in rows for n in cpu if n != "total"}) + ["total"]
     lines = ["| target | conc. | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]

@@ -11,32 +11,47 @@ from dataclasses import dataclass
 import tritonclient.grpc.aio as aioclient
 from tqdm import tqdm
 
-from ugt_ensemble.bench.stats import RunStats
+from ugt_ensemble.bench.stats import BenchmarkResult
 from ugt_ensemble.bench.targets import Target
+from ugt_ensemble.config import BenchmarkConfig
 from ugt_ensemble.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """How much load: `requests` (count) or `duration_s` (seconds) after `warmup` requests."""
+    """How much load in one run: `num_requests`, or `duration_s` seconds when that is set, after
+    `num_warmup_requests` (sent and discarded) at `concurrency` requests in flight."""
 
     concurrency: int
-    requests: int | None = 500
-    duration_s: float | None = None
-    warmup: int = 50
+    num_requests: int
+    duration_s: float | None
+    num_warmup_requests: int
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"`concurrency` must be >= 1, got {self.concurrency}")
-        if (self.requests is None) == (self.duration_s is None):
-            raise ConfigError("give exactly one of a request count and a duration")
-        if (self.requests is not None and self.requests < 1) or (self.duration_s is not None and self.duration_s <= 0):
+        if self.num_requests < 1 or (self.duration_s is not None and not self.duration_s > 0):
             raise ConfigError("the request count and duration must be positive")
+        if self.num_warmup_requests < 0:
+            raise ConfigError(f"`num_warmup_requests` must be >= 0, got {self.num_warmup_requests}")
+
+    @classmethod
+    def of(cls, config: BenchmarkConfig, concurrency: int) -> LoadSpec:
+        """The load of one run of `config` at `concurrency`."""
+        return cls(concurrency, config.num_requests, config.duration_s, config.num_warmup_requests)
+
+    @property
+    def count(self) -> int | None:
+        """Requests per run, or None when the run is timed."""
+        return None if self.duration_s is not None else self.num_requests
 
 
 class _Recorder:
-    def __init__(self, spec: LoadSpec, progress: tqdm | None) -> None:
-        self.spec = spec
+    """Hands out request indices until the run is over and collects latencies and failures."""
+
+    def __init__(self, count: int | None, duration_s: float | None, progress: tqdm | None = None) -> None:
+        self.count = count
+        self.duration_s = duration_s
         self.progress = progress
         self.latencies: list[float] = []
         self.failed = 0
@@ -45,10 +60,9 @@ class _Recorder:
         self.start = time.perf_counter()
 
     def next_index(self) -> int | None:
-        spec = self.spec
-        if spec.requests is not None and self.issued >= spec.requests:
+        if self.count is not None and self.issued >= self.count:
             return None
-        if spec.duration_s is not None and time.perf_counter() - self.start >= spec.duration_s:
+        if self.duration_s is not None and time.perf_counter() - self.start >= self.duration_s:
             return None
         self.issued += 1
         return self.issued - 1
@@ -58,7 +72,7 @@ class _Recorder:
             self.latencies.append(seconds)  # type: ignore[arg-type]
         else:
             self.failed += 1
-            self.first_error = self.first_error or str(error).strip().splitlines()[0][:300]
+            self.first_error = self.first_error or (str(error).strip().splitlines() or [""])[0][:300]
         if self.progress is not None:
             self.progress.update(1)
 
@@ -74,21 +88,31 @@ async def _worker(target: Target, client: aioclient.InferenceServerClient, recor
             recorder.record(time.perf_counter() - start)
 
 
-async def _drive(target: Target, url: str, spec: LoadSpec, show_progress: bool) -> RunStats:
+async def _run_workers(target: Target, client: aioclient.InferenceServerClient, n: int, recorder: _Recorder) -> None:
+    await asyncio.gather(*(_worker(target, client, recorder) for _ in range(n)))
+
+
+async def _drive(target: Target, url: str, spec: LoadSpec, show_progress: bool) -> BenchmarkResult:
     async with aioclient.InferenceServerClient(url) as client:
-        warmup = _Recorder(LoadSpec(spec.concurrency, requests=max(spec.warmup, 1), warmup=0), None)
-        await asyncio.gather(*(_worker(target, client, warmup) for _ in range(spec.concurrency)))
+        if spec.num_warmup_requests:
+            await _run_workers(target, client, spec.concurrency, _Recorder(spec.num_warmup_requests, None))
         label = f"{target.name} c={spec.concurrency}"
         hidden = not show_progress or not sys.stderr.isatty()  # a bar only on a terminal, never into logs
-        with tqdm(total=spec.requests, desc=label, unit="req", disable=hidden, leave=False) as bar:
-            recorder = _Recorder(spec, bar)
-            await asyncio.gather(*(_worker(target, client, recorder) for _ in range(spec.concurrency)))
+        with tqdm(total=spec.count, desc=label, unit="req", disable=hidden, leave=False) as bar:
+            recorder = _Recorder(spec.count, spec.duration_s, bar)
+            await _run_workers(target, client, spec.concurrency, recorder)
             elapsed = time.perf_counter() - recorder.start
-    return RunStats.from_samples(
-        target.name, target.model, spec.concurrency, recorder.latencies, recorder.failed, elapsed, recorder.first_error
+    return BenchmarkResult.from_samples(
+        recorder.latencies,
+        recorder.failed,
+        elapsed,
+        target=target.name,
+        model=target.model,
+        concurrency=spec.concurrency,
+        first_error=recorder.first_error,
     )
 
 
-def run_load(target: Target, url: str, spec: LoadSpec, show_progress: bool = True) -> RunStats:
+def run_load(target: Target, url: str, spec: LoadSpec, show_progress: bool = True) -> BenchmarkResult:
     """Measure `target` at `spec.concurrency` against the server at `url` (gRPC)."""
     return asyncio.run(_drive(target, url, spec, show_progress))

@@ -9,36 +9,37 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import tempfile
 from pathlib import Path
-from typing import Sequence
 
 from ugt_ensemble.bench import perf_analyzer as pa
-from ugt_ensemble.bench.cpu import CpuMeter
+from ugt_ensemble.bench.cpu import CpuMeter, CpuRow
 from ugt_ensemble.bench.perf_analyzer_output import PerfAnalyzerResult
-from ugt_ensemble.bench.stats import RunStats, median_run
-from ugt_ensemble.bench.workload import RepositoryInfo, Workload
+from ugt_ensemble.bench.stats import BenchmarkResult, median_run
+from ugt_ensemble.bench.targets import target_model
+from ugt_ensemble.bench.workload import Workload
+from ugt_ensemble.config import BenchmarkConfig
+from ugt_ensemble.repository.inspect import RepositoryInfo
 
 LOGGER = logging.getLogger(__name__)
 #: Targets perf_analyzer can drive (no client-side work).
 PERF_TARGETS = ("ensemble", "model_step", "naive")
 #: perf_analyzer's stability band (its default is 10 %); the median over rounds absorbs the rest.
 STABILITY_PERCENTAGE = 50
+#: One measurement: its result and the server CPU per request by process ({} without a meter).
+Attempt = tuple[PerfAnalyzerResult, dict[str, float]]
 
 
 def run_perf_analyzer(
-    url: str,
+    config: BenchmarkConfig,
     info: RepositoryInfo,
     workload: Workload,
-    targets: Sequence[str],
-    concurrency: Sequence[int],
     output_dir: Path,
-    measurement_ms: int = 4000,
     meter: CpuMeter | None = None,
-    cpu_rows: list | None = None,
-    rounds: int = 1,
+    cpu_rows: list[CpuRow] | None = None,
 ) -> dict[str, list[PerfAnalyzerResult]]:
-    """target -> results, for each of `targets` that perf_analyzer can drive.
+    """target -> results, for each target of `config` that perf_analyzer can drive.
 
     Each (round, concurrency, target) is its own perf_analyzer process, interleaved; per target and
     concurrency the median-throughput run is kept. With a `meter`, that run's server CPU per request
@@ -46,36 +47,42 @@ def run_perf_analyzer(
     """
     analyzer = pa.PerfAnalyzer.locate()
     output_dir.mkdir(parents=True, exist_ok=True)
-    valid = [i for i, packed in enumerate(workload.packed) if packed is not None]
-    models = {"ensemble": info.ensemble, "model_step": info.model_step, "naive": info.naive_peer}
-    chosen = [t for t in targets if t in PERF_TARGETS and models[t]]
-    attempts: dict[tuple[str, int], list] = {}
+    models = {t: target_model(t, info) for t in config.targets if t in PERF_TARGETS}
+    models = {t: m for t, m in models.items() if m}
+    attempts: dict[tuple[str, int], list[Attempt]] = {}
     with tempfile.TemporaryDirectory(prefix="ugt-perf-input-") as inputs:  # large; the reports stay small
-        data = {t: pa.write_input_data(Path(inputs) / f"{t}.json", _input_rows(t, workload, valid)) for t in chosen}
-        for round_no in range(rounds):
-            for value in concurrency:
-                for target in chosen:
-                    LOGGER.info(
-                        "perf_analyzer: %s (%s) at concurrency %d, round %d",
-                        target,
-                        models[target],
-                        value,
-                        round_no + 1,
-                    )
-                    folder = output_dir / f"c{value}" / f"round{round_no + 1}"
-                    with meter.measure(models[target]) if meter else contextlib.nullcontext({}) as cpu:
-                        measured = pa.run(
-                            analyzer,
-                            url,
-                            models[target],
-                            data[target],
-                            [value],
-                            folder,
-                            measurement_ms,
-                            stability_percentage=STABILITY_PERCENTAGE,
-                        )
+        data = {t: pa.write_input_data(Path(inputs) / f"{t}.json", _input_rows(t, workload)) for t in models}
+        for round_no in range(1, config.rounds + 1):
+            for value in config.concurrency:
+                for target, model in models.items():
+                    LOGGER.info("perf_analyzer: %s (%s) at concurrency %d, round %d", target, model, value, round_no)
+                    folder = output_dir / f"c{value}" / f"round{round_no}"
+                    with meter.measure(model) if meter else contextlib.nullcontext({}) as cpu:
+                        measured = _measure(analyzer, config, model, data[target], value, folder)
                     attempts.setdefault((target, value), []).extend((r, cpu) for r in measured if r.ok)
-    results: dict[str, list[PerfAnalyzerResult]] = {t: [] for t in chosen}
+    return _medians(attempts, list(models), config.rounds, cpu_rows)
+
+
+def _measure(
+    analyzer: pa.PerfAnalyzer, config: BenchmarkConfig, model: str, data: Path, concurrency: int, folder: Path
+) -> list[PerfAnalyzerResult]:
+    return pa.run(
+        analyzer,
+        config.triton_url,
+        model,
+        data,
+        [concurrency],
+        folder,
+        config.perf_measurement_ms,
+        stability_percentage=STABILITY_PERCENTAGE,
+    )
+
+
+def _medians(
+    attempts: dict[tuple[str, int], list[Attempt]], targets: list[str], rounds: int, cpu_rows: list[CpuRow] | None
+) -> dict[str, list[PerfAnalyzerResult]]:
+    """Per target, the median-throughput result at each concurrency (in concurrency order)."""
+    results: dict[str, list[PerfAnalyzerResult]] = {t: [] for t in targets}
     for (target, value), tries in sorted(attempts.items(), key=lambda item: item[0][1]):
         if not tries:
             LOGGER.warning(
@@ -89,8 +96,10 @@ def run_perf_analyzer(
     return results
 
 
-def _input_rows(target: str, workload: Workload, valid: list[int]) -> list[dict]:
-    """perf_analyzer input rows: raw histories for the ensemble and the naive peer, tensors for the model step."""
+def _input_rows(target: str, workload: Workload) -> list[dict]:
+    """perf_analyzer input rows: raw histories for the ensemble and the naive peer, tensors for the model step.
+    Malformed histories are left out (perf_analyzer stops at a failed request)."""
+    valid = [i for i, packed in enumerate(workload.packed) if packed is not None]
     if target == "model_step":
         return [_squeeze(workload.packed[i]) for i in valid]  # type: ignore[arg-type]
     return [{"HISTORY": workload.histories[i]} for i in valid]
@@ -101,31 +110,32 @@ def _squeeze(packed: dict) -> dict:
     return {name: array[0] for name, array in packed.items()}
 
 
-def as_run_stats(results: dict[str, list[PerfAnalyzerResult]]) -> list[RunStats]:
-    """perf_analyzer results in the bench's own shape (for tables and target checks)."""
-    stats = []
-    for target, runs in results.items():
-        for r in (r for r in runs if r.ok):
-            avg = (r.avg_latency_us or float("nan")) / 1e3
-            stats.append(
-                RunStats(
-                    target=target,
-                    model=r.model,
-                    concurrency=r.concurrency,
-                    succeeded=r.request_count,
-                    failed=0,
-                    seconds=float("nan"),
-                    throughput=r.throughput,
-                    p50_ms=r.p50_us / 1e3,
-                    p90_ms=r.p90_us / 1e3,
-                    p95_ms=r.p95_us / 1e3,
-                    p99_ms=r.p99_us / 1e3,
-                    avg_ms=avg,
-                    min_ms=float("nan"),
-                    max_ms=float("nan"),
-                )
-            )
-    return stats
+def as_benchmark_results(results: dict[str, list[PerfAnalyzerResult]]) -> list[BenchmarkResult]:
+    """perf_analyzer results in the bench's own shape (for tables and target checks); min, max and
+    the run's length are not reported by perf_analyzer (NaN)."""
+    return [_as_result(target, r) for target, runs in results.items() for r in runs if r.ok]
+
+
+def _as_result(target: str, r: PerfAnalyzerResult) -> BenchmarkResult:
+    nan = math.nan
+    avg = nan if r.avg_latency_us is None else r.avg_latency_us / 1e3
+    return BenchmarkResult(
+        throughput=r.throughput,
+        latency_p50=r.p50_us / 1e3,
+        latency_p90=r.p90_us / 1e3,
+        latency_p95=r.p95_us / 1e3,
+        latency_p99=r.p99_us / 1e3,
+        latency_avg=avg,
+        latency_min=nan,
+        latency_max=nan,
+        total_requests=r.request_count,
+        successful_requests=r.request_count,
+        failed_requests=0,
+        target=target,
+        model=r.model,
+        concurrency=r.concurrency,
+        seconds=nan,
+    )
 
 
 def breakdown_markdown(results: dict[str, list[PerfAnalyzerResult]]) -> str:

@@ -14,24 +14,30 @@ import shutil
 from pathlib import Path
 
 from ugt_ensemble.bench.machine import describe_machine
-from ugt_ensemble.bench.runner import BenchmarkConfig, BenchmarkResult, result_markdown, run_benchmark
-from ugt_ensemble.bench.targets import TARGETS
-from ugt_ensemble.bench.workload import RepositoryInfo
+from ugt_ensemble.bench.profiles import COMPARE_CONCURRENCY, COMPARE_HISTORY_LENGTHS, SuiteConfig
+from ugt_ensemble.bench.runner import BenchReport, result_markdown, run_benchmark
+from ugt_ensemble.config import BENCH_TARGETS, BenchmarkConfig
+from ugt_ensemble.repository.inspect import RepositoryInfo
 
 LOGGER = logging.getLogger(__name__)
 LOG_HEADING = "## Optimisation log"
 
 
-def suite_configs(
-    info: RepositoryInfo, duration_s: float, measurement_ms: int, rounds: int
-) -> dict[str, BenchmarkConfig]:
-    """The two parts of the suite."""
-    targets = tuple(t for t in TARGETS if t != "naive" or info.naive_peer)
+def suite_configs(url: str, info: RepositoryInfo, suite: SuiteConfig) -> dict[str, BenchmarkConfig]:
+    """The two parts of the suite against the server at `url`."""
+    targets = tuple(t for t in BENCH_TARGETS if t != "naive" or info.naive_peer)
     shared = dict(
-        requests=None, duration_s=duration_s, perf_analyzer=True, perf_measurement_ms=measurement_ms, rounds=rounds
+        triton_url=url,
+        duration_s=suite.duration_s,
+        perf_analyzer=True,
+        perf_measurement_ms=suite.perf_measurement_ms,
+        rounds=suite.rounds,
+        model_repository=info.path,
     )
     return {
-        "compare": BenchmarkConfig(targets=targets, concurrency=(1, 8), history_lengths="100", **shared),
+        "compare": BenchmarkConfig(
+            targets=targets, concurrency=COMPARE_CONCURRENCY, history_lengths=COMPARE_HISTORY_LENGTHS, **shared
+        ),
         "lengths": BenchmarkConfig(
             targets=("ensemble", "model_step"),
             concurrency=(1, 4, 8, 16),
@@ -48,25 +54,22 @@ def run_suite(
     info: RepositoryInfo,
     output_dir: Path,
     server_pid: int | None,
-    duration_s: float = 6.0,
-    measurement_ms: int = 3000,
-    rounds: int = 3,
+    suite: SuiteConfig = SuiteConfig(),
     show_progress: bool = True,
     command: str = "",
-) -> dict[str, BenchmarkResult]:
+) -> dict[str, BenchReport]:
     """Run both parts and write `report` (Markdown); raw files go under `output_dir`/<part>/."""
-    results = {}
-    for part, config in suite_configs(info, duration_s, measurement_ms, rounds).items():
+    reports = {}
+    for part, config in suite_configs(url, info, suite).items():
         LOGGER.info("suite: %s", part)
         shutil.rmtree(output_dir / part, ignore_errors=True)  # no stale files from an earlier run
-        results[part] = run_benchmark(config, url, info, output_dir / part, show_progress, server_pid)
-    report.write_text(suite_markdown(results, report, output_dir, url, command), encoding="utf-8")
-    return results
+        reports[part] = run_benchmark(config, info, output_dir / part, show_progress, server_pid)
+    report.write_text(suite_markdown(reports, report, output_dir, url, command), encoding="utf-8")
+    return reports
 
 
-def suite_markdown(
-    results: dict[str, BenchmarkResult], report: Path, output_dir: Path, url: str, command: str = ""
-) -> str:
+def suite_markdown(results: dict[str, BenchReport], report: Path, output_dir: Path, url: str, command: str = "") -> str:
+    """The suite's document: machine, both parts, and the optimisation log kept from `report`."""
     machine = describe_machine(url)
     parts = [
         "# Benchmarks",
@@ -95,6 +98,7 @@ def suite_markdown(
 
 
 def _with_picture_paths(markdown: str, report: Path, folder: Path) -> str:
+    """`markdown` with its bench.png link relative to the report's folder."""
     try:
         relative = (folder / "bench.png").resolve().relative_to(report.resolve().parent)
     except ValueError:
@@ -103,6 +107,7 @@ def _with_picture_paths(markdown: str, report: Path, folder: Path) -> str:
 
 
 def _previous_log(report: Path) -> str:
+    """The hand-written text after the log heading of an existing `report`."""
     try:
         text = report.read_text(encoding="utf-8")
     except OSError:

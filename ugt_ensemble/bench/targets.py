@@ -9,8 +9,10 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aioclient
 
-from ugt_ensemble.bench.workload import RepositoryInfo, Workload, pack_one
+from ugt_ensemble.bench.workload import Workload, pack_one
+from ugt_ensemble.config import BENCH_TARGETS
 from ugt_ensemble.errors import ConfigError
+from ugt_ensemble.repository.inspect import RepositoryInfo
 from ugt_ensemble.runtime.contract import (
     ENCODER_INPUTS,
     HISTORY,
@@ -30,6 +32,7 @@ TARGETS: dict[str, str] = {
     "client_packing": "seed design: client-side packing + model step + client-side decoding",
     "naive": "naive peer: one Python model, PyTorch eager, per request",
 }
+assert tuple(TARGETS) == BENCH_TARGETS, "describe every target of ugt_ensemble.config.BENCH_TARGETS, in order"
 
 
 def tensor_inputs(tensors: dict[str, np.ndarray]) -> list[grpcclient.InferInput]:
@@ -44,6 +47,7 @@ def tensor_inputs(tensors: dict[str, np.ndarray]) -> list[grpcclient.InferInput]
 
 
 def history_inputs(history: str) -> list[grpcclient.InferInput]:
+    """The InferInput of one HISTORY document, shape (1, 1)."""
     tensor = grpcclient.InferInput(HISTORY, [1, 1], "BYTES")
     tensor.set_data_from_numpy(np.array([[history.encode("utf-8")]], dtype=object))
     return [tensor]
@@ -81,11 +85,16 @@ class Target:
         decode_recommendations(result.as_numpy(RECOMMENDATIONS), result.as_numpy(MODEL_SCORES), self.info.index)
 
 
-def make_target(name: str, info: RepositoryInfo, workload: Workload) -> Target:
-    """The target `name` (see `TARGETS`) against the models of `info`."""
+def target_model(name: str, info: RepositoryInfo) -> str | None:
+    """The model of `info` that target `name` loads (None: the naive peer of a repository without one)."""
     if name not in TARGETS:
         raise ConfigError(f"unknown target {name!r}; choose from {', '.join(TARGETS)}")
-    model = {"ensemble": info.ensemble, "naive": info.naive_peer}.get(name, info.model_step)
+    return {"ensemble": info.ensemble, "naive": info.naive_peer}.get(name, info.model_step)
+
+
+def make_target(name: str, info: RepositoryInfo, workload: Workload) -> Target:
+    """The target `name` (see `TARGETS`) against the models of `info`."""
+    model = target_model(name, info)
     if model is None:
         raise ConfigError(f"{info.path} has no naive peer; build it with `python -m ugt_ensemble build --naive-peer`")
     return Target(name, model, workload, info)

@@ -19,36 +19,16 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.utils import InferenceServerException
 
 from ugt_ensemble.bench.loadgen import LoadSpec, run_load
-from ugt_ensemble.bench.stats import RunStats, median_run
+from ugt_ensemble.bench.profiles import TuneConfig
+from ugt_ensemble.bench.stats import BenchmarkResult, median_run
 from ugt_ensemble.bench.targets import make_target
-from ugt_ensemble.bench.workload import LengthDistribution, RepositoryInfo, make_workload
+from ugt_ensemble.bench.workload import workload_of
 from ugt_ensemble.errors import ConfigError
+from ugt_ensemble.repository.inspect import RepositoryInfo
 from ugt_ensemble.repository.step_settings import StepSettings, config_json, with_settings
 
+__all__ = ["Candidate", "TuneConfig", "TuneResult", "candidate_grid", "choose", "run_tune", "tune_markdown"]
 LOGGER = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TuneConfig:
-    """How to measure each candidate, and how much better a new one must be."""
-
-    concurrency: int = 8
-    duration_s: float = 4.0
-    warmup: int = 50
-    rounds: int = 3
-    history_lengths: str = "32-1024"
-    histories: int = 256
-    seed: int = 0
-    margin: float = 0.05
-    p99_slack: float = 0.2
-
-    def __post_init__(self) -> None:
-        LoadSpec(self.concurrency, None, self.duration_s, self.warmup)  # validates those three
-        LengthDistribution(self.history_lengths)
-        if self.rounds < 1:
-            raise ConfigError(f"`rounds` must be >= 1, got {self.rounds}")
-        if self.margin < 0 or self.p99_slack < 0:
-            raise ConfigError("`margin` and `p99_slack` must be >= 0")
 
 
 @dataclass
@@ -56,16 +36,19 @@ class Candidate:
     """One setting's runs (one per round); `error` when the server refused to load it."""
 
     settings: StepSettings
-    runs: list[RunStats] = field(default_factory=list)
+    runs: list[BenchmarkResult] = field(default_factory=list)
     error: str = ""
 
     @property
-    def median(self) -> RunStats | None:
+    def median(self) -> BenchmarkResult | None:
+        """The median-throughput run (None before any run)."""
         return median_run(self.runs, key=lambda run: run.throughput) if self.runs else None
 
 
 @dataclass
 class TuneResult:
+    """Every candidate measured, the current settings, and the chosen ones with the reason."""
+
     current: StepSettings
     candidates: list[Candidate]
     chosen: StepSettings
@@ -75,17 +58,16 @@ class TuneResult:
 def candidate_grid(
     current: StepSettings, instances: tuple[int, ...], threads: tuple[int, ...], delays: tuple[int, ...]
 ) -> list[StepSettings]:
-    """The current settings first, then every combination (threads only where the engine has them)."""
+    """The current settings first, then every combination of instance_count, intra-op threads (only
+    where the engine has them) and queue delay."""
     thread_values = (None,) if current.intra_op_threads is None else threads
     grid = [StepSettings(i, t, d) for i, t, d in itertools.product(instances, thread_values, delays)]
     return [current] + [s for s in dict.fromkeys(grid) if s != current]
 
 
-def default_axes(cores: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
-    """Instances 1..2 (and cores/2), threads 1, 2 and all cores, queue delay 0 and 200 us."""
-    instances = tuple(sorted({1, 2, max(1, cores // 2)}))
-    threads = tuple(sorted({1, min(2, cores), cores}))
-    return instances, threads, (0, 200)
+def tune_grid(current: StepSettings, config: TuneConfig, cores: int) -> list[StepSettings]:
+    """`candidate_grid` over the values `config` tries on a machine with `cores` cores."""
+    return candidate_grid(current, *config.axes(cores))
 
 
 def run_tune(
@@ -96,10 +78,11 @@ def run_tune(
     config: TuneConfig,
     show_progress: bool = True,
 ) -> TuneResult:
-    """Measure every candidate (`settings[0]` is the current one) and leave the server on the winner."""
-    workload = make_workload(info, LengthDistribution(config.history_lengths), config.histories, 0.0, config.seed)
-    target = make_target("ensemble", info, workload)
-    spec = LoadSpec(config.concurrency, None, config.duration_s, config.warmup)
+    """Measure every candidate (`settings[0]` is the current one) on the model step `info.model_step`
+    and leave the server on the winner."""
+    measurement = config.measurement(url)
+    target = make_target("ensemble", info, workload_of(measurement, info))
+    spec = LoadSpec.of(measurement, config.concurrency)
     candidates = [Candidate(s) for s in settings]
     with grpcclient.InferenceServerClient(url) as client:
         for round_index in range(config.rounds):
@@ -109,13 +92,12 @@ def run_tune(
                 if candidate.error:
                     LOGGER.warning("  not loadable: %s", candidate.error)
                     continue
-                run = run_load(target, url, spec, show_progress)
-                LOGGER.info("  %.1f req/s, p50 %.2f ms, p99 %.2f ms", run.throughput, run.p50_ms, run.p99_ms)
-                candidate.runs.append(run)
+                candidate.runs.append(run_load(target, url, spec, show_progress))
+                LOGGER.info("  %s", candidate.runs[-1].summary())
         chosen, reason = choose(candidates, config.margin, config.p99_slack)
         error = _load(client, info.model_step, with_settings(step_config, chosen))
-        if error:
-            raise ConfigError(f"could not reload {info.model_step!r} with the chosen settings: {error}")
+    if error:
+        raise ConfigError(f"could not reload {info.model_step!r} with the chosen settings: {error}")
     return TuneResult(settings[0], candidates, chosen, reason)
 
 
@@ -125,8 +107,8 @@ def choose(candidates: list[Candidate], margin: float, p99_slack: float) -> tupl
     if current.median is None:
         raise ConfigError(f"the current settings ({current.settings.label()}) could not be measured: {current.error}")
     base = current.median
-    measured = [c for c in candidates[1:] if c.median and c.median.failed == 0]
-    eligible = [c for c in measured if c.median.p99_ms <= base.p99_ms * (1 + p99_slack)]
+    measured = [c for c in candidates[1:] if c.median and c.median.failed_requests == 0]
+    eligible = [c for c in measured if c.median.latency_p99 <= base.latency_p99 * (1 + p99_slack)]
     best = max(eligible, key=lambda c: c.median.throughput, default=None)
     if best is None or best.median.throughput <= base.throughput * (1 + margin):
         why = f"no candidate was more than {margin:.0%} faster with p99 within {p99_slack:.0%}"
@@ -135,7 +117,7 @@ def choose(candidates: list[Candidate], margin: float, p99_slack: float) -> tupl
             m = fastest.median
             why += (
                 f"; fastest other: {fastest.settings.label()} at {m.throughput / base.throughput:.2f}x "
-                f"the throughput, {m.p99_ms / base.p99_ms:.2f}x the p99"
+                f"the throughput, {m.latency_p99 / base.latency_p99:.2f}x the p99"
             )
         return current.settings, f"kept the current settings ({why})"
     ratio = best.median.throughput / base.throughput
@@ -158,8 +140,8 @@ def tune_markdown(result: TuneResult, config: TuneConfig) -> str:
             continue
         spread = f"{min(r.throughput for r in c.runs):.0f}-{max(r.throughput for r in c.runs):.0f}"
         lines.append(
-            f"| {c.settings.label()} | {m.throughput:.1f} | {spread} | {m.p50_ms:.2f} | {m.p99_ms:.2f} | "
-            f"{m.failed} | {mark} |"
+            f"| {c.settings.label()} | {m.throughput:.1f} | {spread} | {m.latency_p50:.2f} | {m.latency_p99:.2f} | "
+            f"{m.failed_requests} | {mark} |"
         )
     return "\n".join(lines) + f"\n\nChoice: {result.reason}.\n"
 

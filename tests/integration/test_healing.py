@@ -1,0 +1,54 @@
+"""A server that heals: kill -9 of each Python-backend stub under load is followed by correct answers again,
+without a manual restart (the watchdog `serve` runs reloads the broken step)."""
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from ugt_ensemble.histories import history_json, random_history
+from ugt_ensemble.server import TritonServer
+from ugt_ensemble.server.stubs import stubs_of
+from ugt_ensemble.server.watchdog import Watchdog
+from ugt_ensemble.serving.traffic import Traffic
+
+EXPLICIT = ("--model-control-mode=explicit", "--load-model=*")
+
+
+@pytest.fixture(scope="module")
+def healing_server(built, tmp_path_factory):
+    config, result = built
+    log = tmp_path_factory.mktemp("healing") / "tritonserver.log"
+    with TritonServer(
+        result.repository, ready_models=[config.export.model_name], extra_args=EXPLICIT, log_path=log
+    ) as s:
+        watchdog = Watchdog(s.grpc_url, s.process.pid, result.repository, config.export.model_name, interval_s=0.5)
+        watchdog.start()
+        yield s, watchdog
+        watchdog.stop()
+
+
+@pytest.mark.parametrize("step", ["preprocess", "ugt_trt", "postprocess"])
+def test_a_killed_stub_is_healed_under_load(built, healing_server, step):
+    config, result = built
+    server, watchdog = healing_server
+    rng = np.random.default_rng(2)
+    histories = [history_json(random_history(result.catalog.item_ids, int(n), rng)) for n in rng.integers(1, 80, 16)]
+    (stub,) = [s for s in stubs_of(server.process.pid) if s.model == step]
+    heals_before = len(watchdog.heals)
+    with Traffic(server.grpc_url, config.export.model_name, histories, concurrency=8) as traffic:
+        time.sleep(1.0)
+        killed = time.monotonic()
+        os.kill(stub.pid, signal.SIGKILL)
+        time.sleep(12.0)
+    answers = traffic.stop()  # sorted by send time
+    failed = [a for a in answers if a.error]
+    recovered = max((a.sent for a in failed), default=killed) - killed
+    after = [a for a in answers if a.sent > killed + recovered]
+    assert recovered < 8 and len(after) >= 50 and all(a.error is None for a in after), (recovered, len(after))
+    assert all("not healthy" in a.error for a in failed), failed[:2]
+    healed = [h for h in watchdog.heals[heals_before:] if h.model == step]
+    assert healed and healed[-1].ok, watchdog.heals
+    assert [s.model for s in stubs_of(server.process.pid)].count(step) == 1
