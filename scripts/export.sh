@@ -8,7 +8,7 @@
 #   MODEL_REPOSITORY  where the repository is written       (default: ensemble)
 #   CATALOG_PATH      catalog CSV/Parquet; unset: synthetic catalog
 # Flags:
-#   --skip-export   reuse $MODEL_REPOSITORY/ugt_trt/1/model.onnx instead of exporting again
+#   --skip-export   reuse $MODEL_REPOSITORY/ugt_trt/1/model.onnx instead of exporting again (validated again)
 #   --skip-trt      no TensorRT engine: ONNX Runtime in a Python-backend model step (fp32, runs on CPU)
 #   --start-server  serve the repository afterwards (Ctrl-C stops it)
 # Other arguments go to `ugt_ensemble build`. Run scripts/setup.sh first (or use .venv).
@@ -39,8 +39,15 @@ fi
 if [ "$skip_export" = 1 ]; then
   onnx=$(ls "$MODEL_REPOSITORY"/*/1/model.onnx 2>/dev/null | head -n 1 || true)
   [ -n "$onnx" ] || { echo "--skip-export: no model.onnx under $MODEL_REPOSITORY; build once without it" >&2; exit 2; }
-  cp "$onnx" "${TMPDIR:-/tmp}/ugt-export-reuse.onnx"
-  args+=(--onnx "${TMPDIR:-/tmp}/ugt-export-reuse.onnx")
+  reuse="${TMPDIR:-/tmp}/ugt-export-reuse"
+  cp "$onnx" "$reuse.onnx"
+  args+=(--onnx "$reuse.onnx")
+  # the reference UGT it came from (architecture from the manifest), so the reused file is validated again
+  if [ -z "${CHECKPOINT_PATH:-}" ]; then
+    "$PYTHON" -c "import json,sys; m=json.load(open(sys.argv[1])); json.dump(m['model_config'], open(sys.argv[2], 'w'))" \
+      "$MODEL_REPOSITORY/ugt_build.json" "$reuse.json"
+    args+=(--model-config "$reuse.json")
+  fi
 fi
 "$PYTHON" -m ugt_ensemble build "${args[@]}" "${extra[@]}"
 if [ "$start_server" = 1 ]; then

@@ -28,8 +28,20 @@ def cli(*args, cwd=None):
             "model config m.json: `num_heads` (4) must divide",
         ),
         ({}, ["--max-seq-length", "2048"], "exceeds the model's `max_seq_length` (1024)"),
-        ({}, ["--engine", "tensorrt", "--precision", "fp16"], "--engine tensorrt needs"),
-        ({}, ["--engine", "onnxruntime", "--precision", "int8"], "int8 is not available with engine onnxruntime"),
+        (
+            {},
+            ["--engine", "tensorrt", "--precision", "fp16"],
+            "platform tensorrt_plan (--engine tensorrt) needs TensorRT",
+        ),
+        ({}, ["--engine", "onnxruntime", "--precision", "int8"], "int8 is not available with platform onnxruntime"),
+        ({}, ["--model", "missing.pt2", "--catalog", "c.csv"], "catalog c.csv: no such file"),
+        ({"m.pt2": "not an archive"}, ["--model", "m.pt2"], "needs the catalog its codes refer to"),
+        (
+            {"c.csv": "item_id,l1,l2,l3\n1,2,3,4\n", "m.pt2": "x"},
+            ["--model", "m.pt2", "--catalog", "c.csv"],
+            "model m.pt2: not a torch.export archive",
+        ),
+        ({}, ["--target-server", "cpu-wheel", "--engine", "tensorrt"], "has the Python backend only"),
     ],
 )
 def test_build_errors_are_one_line_and_exit_2(tmp_path, files, args, message):
@@ -83,7 +95,8 @@ def test_build_from_files_writes_a_valid_repository(tmp_path, catalog, tiny_conf
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert "[7/7] Checking configs" in result.stderr and "Wrote the Triton model repository" in result.stdout
+    assert "[10/10] Checking configs against Triton's ModelConfig proto: done" in result.stderr
+    assert "Wrote the Triton model repository" in result.stdout and "catalog validity: 100.0%" in result.stdout
     manifest = json.loads((tmp_path / "repo" / "ugt_build.json").read_text())
     assert manifest["catalog"]["items"] == len(catalog) and manifest["model_config"]["d_model"] == 32
     assert (tmp_path / "repo" / "README.md").read_text() == "kept"
@@ -124,7 +137,7 @@ def test_export_script_builds_then_reuses_the_export(tmp_path):
         ["bash", str(script), "--skip-export", *common], capture_output=True, text=True, env=env, timeout=600
     )
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "Reusing" in second.stderr and "Exporting ONNX" not in second.stderr
+    assert "Taking " in second.stderr and "Exporting ONNX" not in second.stderr and "Validating ONNX" in second.stderr
     without = subprocess.run(
         ["bash", str(script), "-q"],
         capture_output=True,
@@ -132,4 +145,4 @@ def test_export_script_builds_then_reuses_the_export(tmp_path):
         env={**env, "MODEL_REPOSITORY": str(tmp_path / "other")},
         timeout=600,
     )
-    assert without.returncode == 2 and "--engine tensorrt needs" in without.stderr  # no TensorRT here
+    assert without.returncode == 2 and "(--engine tensorrt) needs TensorRT" in without.stderr  # no TensorRT here

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
 
-from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig
+from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig, UGTConfig
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.export.compare import ranked_mismatches
-from ugt_ensemble.config import UGTConfig
 
 NEG = -np.inf
 

@@ -168,7 +168,7 @@ def test_missing_tensorrt_is_one_clear_line():
     try:
         import tensorrt  # noqa: F401
     except ImportError:
-        with pytest.raises(MissingDependencyError, match="needs the TensorRT Python package") as info:
+        with pytest.raises(MissingDependencyError, match="needs TensorRT 10") as info:
             require_tensorrt()
         assert "\n" not in str(info.value)
     else:

@@ -74,7 +74,9 @@ def _check_output(source: str, tensor: onnx.ValueInfoProto, num_recommendations:
         )
     for axis, size in fixed.items():
         if dims[axis].HasField("dim_value") and dims[axis].dim_value != size:
-            raise StepContractError(f"{source}: output {tensor.name} has {dims[axis].dim_value} levels; the contract wants {size}")
+            raise StepContractError(
+                f"{source}: output {tensor.name} has {dims[axis].dim_value} levels; the contract wants {size}"
+            )
     k = dims[1].dim_value if dims[1].HasField("dim_value") else None
     if k is not None and k != num_recommendations:
         raise StepContractError(

@@ -44,7 +44,9 @@ def require_tensorrt():  # noqa: ANN201 - the tensorrt module
     import torch
 
     if not torch.cuda.is_available():
-        raise MissingDependencyError(f"platform tensorrt_plan needs an NVIDIA GPU, and torch sees none; {CPU_ALTERNATIVE}")
+        raise MissingDependencyError(
+            f"platform tensorrt_plan needs an NVIDIA GPU, and torch sees none; {CPU_ALTERNATIVE}"
+        )
     if int(trt.__version__.split(".")[0]) < 10:
         raise MissingDependencyError(f"TensorRT {trt.__version__} found; ugt-ensemble needs TensorRT 10 or newer")
     return trt

@@ -32,9 +32,10 @@ PRECISION_FLAGS: dict[str, tuple[str, ...]] = {
     "fp16": ("FP16", "OBEY_PRECISION_CONSTRAINTS"),
     "int8": ("INT8", "FP16", "OBEY_PRECISION_CONSTRAINTS"),
 }
-#: Module scope of the nodes kept in fp32 in reduced-precision builds: the beam search's scores,
-#: log-sum-exp and top-k decide the ranking and are cheap next to the encoder.
-FP32_SCOPE = "decoder"
+#: Module scope of the nodes that may run in reduced precision: the encoder (`ConstrainedRecommender.encoder`).
+#: Everything else (the scorers, log-sum-exp and top-k of the beam search) decides the ranking, is cheap
+#: next to the encoder, and stays fp32. A model step without an `encoder` module stays fp32 throughout.
+REDUCED_SCOPE = "encoder"
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ class ProfileShapes:
         return {name: (self.min, self.opt, self.max) for name in ENCODER_INPUTS}
 
 
-def fp32_node_names(model: str | Path | onnx.ModelProto, scope: str = FP32_SCOPE) -> set[str]:
-    """Names of the ONNX nodes under module `scope` (from the dynamo exporter's name-scope metadata)."""
+def fp32_node_names(model: str | Path | onnx.ModelProto, reduced_scope: str = REDUCED_SCOPE) -> set[str]:
+    """Names of the ONNX nodes outside module `reduced_scope` (from the dynamo exporter's name-scope
+    metadata): what stays fp32 in a reduced-precision engine."""
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model), load_external_data=False)
     names = set()
     for node in proto.graph.node:
@@ -68,7 +70,7 @@ def fp32_node_names(model: str | Path | onnx.ModelProto, scope: str = FP32_SCOPE
             scopes = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
         except (ValueError, SyntaxError):
             continue
-        if scope in scopes and node.name:
+        if reduced_scope not in scopes and node.name:
             names.add(node.name)
     return names
 
