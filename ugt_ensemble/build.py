@@ -14,70 +14,31 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ContextManager
 
 import numpy as np
 import torch
 
-from ugt_ensemble.build_manifest import build_manifest
+from ugt_ensemble.build_result import BuildResult, PreparedStep, build_manifest
 from ugt_ensemble.catalog import Catalog, load_catalog, synthetic_catalog
 from ugt_ensemble.config import BuildConfig
 from ugt_ensemble.errors import ConfigError, RepositoryError
-from ugt_ensemble.export.onnx_contract import OnnxSignature, check_onnx_signature
+from ugt_ensemble.export.onnx_contract import check_onnx_signature
 from ugt_ensemble.export.onnx_export import export_onnx
-from ugt_ensemble.export.probe import CatalogValidity, probe_catalog_validity, require_validity
-from ugt_ensemble.export.tensorrt_check import TensorRTReport, require_tensorrt_parsable
+from ugt_ensemble.export.probe import probe_catalog_validity, require_validity
+from ugt_ensemble.export.tensorrt_check import require_tensorrt_parsable
 from ugt_ensemble.export.validate import ShapeCheck, onnx_runner, validate_runner
 from ugt_ensemble.histories import random_encoder_batch
 from ugt_ensemble.model.contract import check_outputs
 from ugt_ensemble.model.step import StepModel, catalog_of_module, given_module, step_model
 from ugt_ensemble.progress import StepProgress
-from ugt_ensemble.repository.rules import RepositoryReport, check_repository
+from ugt_ensemble.repository.rules import check_repository
 from ugt_ensemble.repository.staging import StagedRepository, check_replaceable
 from ugt_ensemble.repository.writer import static_files, write_models
 from ugt_ensemble.runtime.contract import CHECKPOINT_FILE, ONNX_FILE, PLAN_FILE
 
 LOGGER = logging.getLogger(__name__)
-
-
-@dataclass
-class PreparedStep:
-    """The model step ready to serve: its files in `folder` and what the checks measured."""
-
-    folder: Path
-    catalog: Catalog
-    step: StepModel
-    onnx_path: Path
-    signature: OnnxSignature | None = None
-    validation: list[ShapeCheck] = field(default_factory=list)
-    tensorrt_check: TensorRTReport | None = None
-    validity: CatalogValidity | None = None
-    engine: object | None = None  # EngineMetadata of a TensorRT build
-
-    @property
-    def engine_path(self) -> Path:
-        """The file the model step serves (model.plan for TensorRT, else model.onnx)."""
-        return self.folder / PLAN_FILE if self.engine is not None else self.onnx_path
-
-
-@dataclass
-class BuildResult:
-    """What a build produced (the model and catalog stay usable in-process, e.g. by tests)."""
-
-    repository: Path
-    prepared: PreparedStep
-    report: RepositoryReport
-    files: list[Path]
-
-    @property
-    def catalog(self) -> Catalog:
-        return self.prepared.catalog
-
-    @property
-    def model(self) -> torch.nn.Module | None:
-        return self.prepared.step.eager
 
 
 def build_repository(

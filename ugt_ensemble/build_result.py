@@ -1,0 +1,114 @@
+"""What a build produced (`PreparedStep`, `BuildResult`) and what it records in `ugt_build.json` beside the
+files it wrote (`repository.manifest` adds the lists of models and files): versions, settings, the model's
+source, the catalog, and every check's result."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ugt_ensemble import __version__
+from ugt_ensemble.catalog import Catalog
+from ugt_ensemble.config import BuildConfig
+from ugt_ensemble.export.onnx_contract import OnnxSignature
+from ugt_ensemble.export.probe import CatalogValidity
+from ugt_ensemble.export.tensorrt_check import TensorRTReport
+from ugt_ensemble.export.validate import ShapeCheck
+from ugt_ensemble.model.step import StepModel
+from ugt_ensemble.repository.manifest import GENERATOR
+from ugt_ensemble.repository.rules import RepositoryReport
+from ugt_ensemble.runtime.contract import PLAN_FILE
+
+
+@dataclass
+class PreparedStep:
+    """The model step ready to serve: its files in `folder` and what the checks measured."""
+
+    folder: Path
+    catalog: Catalog
+    step: StepModel
+    onnx_path: Path
+    signature: OnnxSignature | None = None
+    validation: list[ShapeCheck] = field(default_factory=list)
+    tensorrt_check: TensorRTReport | None = None
+    validity: CatalogValidity | None = None
+    engine: object | None = None  # EngineMetadata of a TensorRT build
+
+    @property
+    def engine_path(self) -> Path:
+        """The file the model step serves (model.plan for TensorRT, else model.onnx)."""
+        return self.folder / PLAN_FILE if self.engine is not None else self.onnx_path
+
+
+@dataclass
+class BuildResult:
+    """What a build produced (the model and catalog stay usable in-process, e.g. by tests)."""
+
+    repository: Path
+    prepared: PreparedStep
+    report: RepositoryReport
+    files: list[Path]
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.prepared.catalog
+
+    @property
+    def model(self) -> torch.nn.Module | None:
+        return self.prepared.step.eager
+
+
+def build_manifest(config: BuildConfig, prepared: PreparedStep) -> dict[str, Any]:
+    """The manifest of a build of `config` (its `models` and `files` are added when it is committed)."""
+    tables = prepared.catalog.prefix_tables()
+    check = prepared.tensorrt_check
+    return {
+        "generator": f"{GENERATOR} {__version__}",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine()},
+        "ensemble": config.export.model_name,
+        "engine": config.triton.engine,
+        "target_server": config.target_server,
+        "model_source": prepared.step.source,
+        "model_config": prepared.step.ugt_config.to_dict() if prepared.step.ugt_config else None,
+        "weights": str(config.checkpoint) if config.checkpoint else None,
+        "seed": config.seed,
+        "model_file": str(config.model_file) if config.model_file else None,
+        "catalog": {
+            "source": prepared.catalog.source,
+            "items": len(prepared.catalog),
+            "fingerprint": prepared.catalog.fingerprint(),
+            "max_l2_children": tables.max_l2_children,
+            "max_l3_children": tables.max_l3_children,
+        },
+        "export": dataclasses.asdict(config.export),
+        "triton": dataclasses.asdict(config.triton),
+        "onnx": {"opset": prepared.signature.opset if prepared.signature else None},
+        "validation": [dataclasses.asdict(c) for c in prepared.validation] or "not run: no PyTorch model",
+        "catalog_validity": prepared.validity.as_dict() if prepared.validity else None,
+        "tensorrt_static_check": {
+            "ok": check.ok,
+            "problems": check.problems,
+            "opset": check.opset,
+            "ops": check.op_counts,
+        }
+        if check
+        else None,
+        "tensorrt_engine": _engine(prepared.engine),
+    }
+
+
+def _engine(engine: object) -> object:
+    return dataclasses.asdict(engine) if dataclasses.is_dataclass(engine) else engine  # type: ignore[arg-type]
+
+
+def _static_check(check) -> dict | None:  # noqa: ANN001 - a TensorRTReport
+    if check is None:
+        return None
+    return {"ok": check.ok, "problems": check.problems, "opset": check.opset, "ops": check.op_counts}
