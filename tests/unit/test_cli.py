@@ -146,3 +146,14 @@ def test_export_script_builds_then_reuses_the_export(tmp_path):
         timeout=600,
     )
     assert without.returncode == 2 and "(--engine tensorrt) needs TensorRT" in without.stderr  # no TensorRT here
+
+
+@pytest.mark.parametrize("command", ["infer", "serve", "validate", "bench", "stats", "versions", "build"])
+def test_commands_start_without_torch_or_tritonclient(command):
+    """Only running an export imports torch; --help and the parser of every command stay light."""
+    code = (
+        "import sys\nfrom ugt_ensemble.cli import main\ntry:\n    main([%r, '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'onnx', 'tritonclient') if m in sys.modules), file=sys.stderr)"
+    ) % command
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr[-1000:]
