@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.runtime.errors import ConfigError
 from ugt_ensemble.runtime.contract import EVENT_TYPES
+from ugt_ensemble.runtime.errors import ConfigError
 from ugt_ensemble.runtime.history import History
 from ugt_ensemble.runtime.packing import PackingConfig, pack_histories
 

@@ -7,8 +7,8 @@ from typing import Callable
 
 import numpy as np
 
-from ugt_ensemble.errors import InputFileError
 from ugt_ensemble.catalog.prefix_tables import PrefixTables
+from ugt_ensemble.errors import InputFileError
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.contract import CODEBOOK_SIZES, code_keys
 

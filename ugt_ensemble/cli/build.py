@@ -124,11 +124,11 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ugt_ensemble.build import build_repository, plan
+    from ugt_ensemble.build import build_repository
     from ugt_ensemble.progress import StepProgress
 
     config = config_from_args(args)
-    result = build_repository(config, StepProgress(len(plan(config)), enabled=not args.quiet))
+    result = build_repository(config, StepProgress(enabled=not args.quiet))
     print(f"Wrote the Triton model repository {result.repository} (for {config.target_server}):")
     for name, info in result.report.info["models"].items():
         batch = info["max_batch_size"]

@@ -65,13 +65,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> None:
-    from ugt_ensemble.build import build_repository, plan
+    from ugt_ensemble.build import build_repository
     from ugt_ensemble.config import BuildConfig, ExportConfig, target_server_settings
     from ugt_ensemble.progress import StepProgress
 
     export, triton = target_server_settings("cpu-wheel")
-    config = BuildConfig(output_dir=args.output_dir, export=ExportConfig(**export), triton=triton, target_server="cpu-wheel")
-    build_repository(config, StepProgress(len(plan(config)), enabled=not args.quiet))
+    config = BuildConfig(
+        output_dir=args.output_dir, export=ExportConfig(**export), triton=triton, target_server="cpu-wheel"
+    )
+    build_repository(config, StepProgress(enabled=not args.quiet))
 
 
 def _check_items(results: dict, known: set[int], k: int) -> None:

@@ -49,7 +49,12 @@ def _start_watchdog(args: argparse.Namespace, server, model_name: str, stop: thr
         stop.set()
 
     watchdog = Watchdog(
-        server.grpc_url, server.process.pid, args.model_repository.absolute(), model_name, args.watch_interval, on_fatal=fatal
+        server.grpc_url,
+        server.process.pid,
+        args.model_repository.absolute(),
+        model_name,
+        args.watch_interval,
+        on_fatal=fatal,
     )
     print(f"Watchdog: probing {model_name!r} and checking its stubs every {args.watch_interval:g} s", flush=True)
     return watchdog.start()

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 
-
 def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p = subparsers.add_parser(
         "validate", parents=parents, help="check a model repository without a server", description=__doc__

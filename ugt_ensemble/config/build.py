@@ -9,9 +9,9 @@ from typing import Any
 
 from ugt_ensemble.config.checks import require_positive_int
 from ugt_ensemble.config.export import ExportConfig
+from ugt_ensemble.config.model import UGTConfig
 from ugt_ensemble.config.triton import ENGINES, TritonConfig
 from ugt_ensemble.errors import ConfigError
-from ugt_ensemble.config.model import UGTConfig
 from ugt_ensemble.runtime.packing import PackingConfig
 
 #: Servers a repository can be built for:
@@ -55,7 +55,9 @@ def target_server_settings(target: str, engine: str | None = None) -> tuple[dict
     if platform == "tensorrt_plan":
         return {}, TritonConfig()  # the seeds' defaults: TensorRT, fp16, on GPU 0
     kind = {"tensorrt": "KIND_GPU", "openvino": "KIND_CPU"}.get(accelerator or "", "KIND_AUTO")
-    return {"precision": "fp32"}, TritonConfig(platform=platform, execution_accelerator=accelerator, instance_kind=kind, gpus=())
+    return {"precision": "fp32"}, TritonConfig(
+        platform=platform, execution_accelerator=accelerator, instance_kind=kind, gpus=()
+    )
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,12 @@ class BuildConfig:
     @property
     def serves_bare_onnx(self) -> bool:
         """True when the ONNX file is the model step itself (no PyTorch model to check it against)."""
-        return self.onnx_path is not None and self.model_file is None and self.checkpoint is None and self.model_config is None
+        return (
+            self.onnx_path is not None
+            and self.model_file is None
+            and self.checkpoint is None
+            and self.model_config is None
+        )
 
     @property
     def model_names(self) -> list[str]:

@@ -89,4 +89,3 @@ class UGTConfig:
             return cls.from_dict(data, source=f"model config {path}")
         except ConfigError as exc:
             raise InputFileError(str(exc)) from None
-

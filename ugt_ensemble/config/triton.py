@@ -131,7 +131,9 @@ class TritonConfig:
             require_positive_int(name, getattr(self, name))
         for name in ("max_queue_delay_us", "max_queue_size", "queue_timeout_us"):
             require_non_negative_int(name, getattr(self, name))
-        object.__setattr__(self, "preferred_batch_sizes", int_tuple("preferred_batch_sizes", self.preferred_batch_sizes))
+        object.__setattr__(
+            self, "preferred_batch_sizes", int_tuple("preferred_batch_sizes", self.preferred_batch_sizes)
+        )
         object.__setattr__(self, "length_buckets", int_tuple("length_buckets", self.length_buckets))
         object.__setattr__(self, "gpus", int_tuple("gpus", self.gpus, low=0))
         if not self.length_buckets:

@@ -73,7 +73,8 @@ def check_outputs(outputs: Sequence[np.ndarray], batch: int, num_recommendations
         )
     if scores.dtype != np.float32 or scores.shape != want_scores:
         raise StepContractError(
-            f"{source}: output scores is {scores.dtype} {list(scores.shape)}; the contract wants float32 {list(want_scores)}"
+            f"{source}: output scores is {scores.dtype} {list(scores.shape)}; "
+            f"the contract wants float32 {list(want_scores)}"
         )
     if np.isnan(scores).any() or np.isposinf(scores).any():
         raise StepContractError(f"{source}: output scores holds NaN or +inf; empty slots must score -inf")

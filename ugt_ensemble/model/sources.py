@@ -74,27 +74,33 @@ def load_step_archive(path: str | Path) -> ExportedProgram:
         raise InputFileError(f"model {path}: cannot load the archive ({type(exc).__name__}: {exc})") from None
 
 
-def check_program_signature(program: ExportedProgram, source: str, batch: tuple[int, int], seq: tuple[int, int]) -> None:
+def check_program_signature(
+    program: ExportedProgram, source: str, batch: tuple[int, int], seq: tuple[int, int]
+) -> None:
     """StepContractError unless `program` takes the six encoder tensors (dtypes, rank 2) with a batch and a
     sequence axis that cover the build's ranges `batch` and `seq` (min, max)."""
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     inputs = list(program.graph_signature.user_inputs)
     if len(inputs) != len(ENCODER_INPUTS):
         raise StepContractError(
-            f"{source} takes {len(inputs)} inputs; the step contract wants the six encoder tensors {list(ENCODER_INPUTS)}"
+            f"{source} takes {len(inputs)} inputs; the step contract wants the six encoder tensors "
+            f"{list(ENCODER_INPUTS)}"
         )
     for contract_name, name in zip(ENCODER_INPUTS, inputs):
         value = placeholders[name].meta["val"]
         want = torch.from_numpy(np.zeros(0, dtype=ENCODER_DTYPES[contract_name])).dtype
         if value.dtype != want or value.dim() != 2:
             raise StepContractError(
-                f"{source}: input {contract_name} is {value.dtype} of rank {value.dim()}; the contract wants {want} [batch, sequence]"
+                f"{source}: input {contract_name} is {value.dtype} of rank {value.dim()}; "
+                f"the contract wants {want} [batch, sequence]"
             )
         for axis, (label, (low, high)) in enumerate((("batch", batch), ("sequence", seq))):
             _check_axis(program, source, contract_name, value.shape[axis], label, low, high)
 
 
-def _check_axis(program: ExportedProgram, source: str, name: str, size: object, label: str, low: int, high: int) -> None:
+def _check_axis(
+    program: ExportedProgram, source: str, name: str, size: object, label: str, low: int, high: int
+) -> None:
     if isinstance(size, int):
         raise StepContractError(
             f"{source}: input {name} has a fixed {label} axis of {size}; export it with a dynamic {label} "

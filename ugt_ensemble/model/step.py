@@ -103,11 +103,11 @@ def _check_fits(config: BuildConfig, model: UGTConfig) -> None:
         )
     if tuple(model.codebook_sizes) != tuple(config.export.codebook_sizes):
         raise ConfigError(
-            f"the model's `codebook_sizes` {model.codebook_sizes} differ from the export's {config.export.codebook_sizes}"
+            f"the model's `codebook_sizes` {model.codebook_sizes} differ from the export's "
+            f"{config.export.codebook_sizes}"
         )
     if model.num_recommendations != config.export.num_recommendations:
         raise ConfigError(
             f"the model returns {model.num_recommendations} recommendations, the export asks for "
             f"{config.export.num_recommendations} (`num_recommendations`)"
         )
-

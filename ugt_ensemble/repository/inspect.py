@@ -36,7 +36,9 @@ class RepositoryInfo:
             triton = manifest["triton"]
             names = (manifest["ensemble"], triton["preprocess_name"], triton["step_name"], triton["postprocess_name"])
         except (InputFileError, KeyError, TypeError) as exc:
-            raise InputFileError(f"{path}: not a repository written by `python -m ugt_ensemble build` ({exc})") from None
+            raise InputFileError(
+                f"{path}: not a repository written by `python -m ugt_ensemble build` ({exc})"
+            ) from None
         ensemble, preprocess, model_step, postprocess = names
         version = latest_version(path / preprocess)
         pre = PreprocessParameters.from_config(*_parameters(path, preprocess))
@@ -56,7 +58,9 @@ class RepositoryInfo:
 
 def latest_version(model_dir: Path) -> int:
     """The highest numbered version folder of a model (InputFileError if there is none)."""
-    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.is_dir() else []
+    versions = (
+        [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.is_dir() else []
+    )
     if not versions:
         raise InputFileError(f"{model_dir}: no version folder")
     return max(versions)

@@ -165,7 +165,9 @@ def warmup_samples(config: BuildConfig) -> list[dict]:
 def preprocess_parameters(config: BuildConfig) -> PreprocessParameters:
     """What preprocess reads in `initialize`."""
     packing, t = config.packing, config.triton
-    return PreprocessParameters(CATALOG_FILE, packing.max_seq_length, packing.buckets, t.max_request_bytes, t.max_events)
+    return PreprocessParameters(
+        CATALOG_FILE, packing.max_seq_length, packing.buckets, t.max_request_bytes, t.max_events
+    )
 
 
 def model_step_parameters(config: BuildConfig) -> ModelStepParameters:

@@ -13,8 +13,8 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from ugt_ensemble.errors import ConfigError, InputFileError
-from ugt_ensemble.repository.manifest import read_manifest, write_manifest
 from ugt_ensemble.repository.deployment import validate_deployment
+from ugt_ensemble.repository.manifest import read_manifest, write_manifest
 from ugt_ensemble.repository.rules import parse_config, read_config
 
 THREADS_PARAMETER = "intra_op_threads"

@@ -52,6 +52,7 @@ def code_keys(codes: np.ndarray, codebook_sizes: tuple[int, int, int] = CODEBOOK
     codes = np.asarray(codes, dtype=np.int64)
     return (codes[..., 0] * codebook_sizes[1] + codes[..., 1]) * codebook_sizes[2] + codes[..., 2]
 
+
 #: File names inside a model's version directory.
 CATALOG_FILE = "catalog.npz"
 ONNX_FILE = "model.onnx"

@@ -2,7 +2,8 @@
 
 `UgtEnsembleError` lives here, in the numpy-only runtime that is copied into each emitted model, so
 that runtime errors (a malformed request, a bad catalog index) derive from it as well;
-`ugt_ensemble.errors` adds the build-time kinds. A `RequestError` is the client's fault (Triton status INVALID_ARG, HTTP 400); anything else raised
+`ugt_ensemble.errors` adds the build-time kinds. A `RequestError` is the client's fault (Triton status
+INVALID_ARG, HTTP 400); anything else raised
 while answering a request is a server fault (INTERNAL, HTTP 500). Messages never echo a client's
 value whole: `clip` cuts it and states its full length, so a 16 KB event type cannot overflow
 gRPC's metadata limit or come back as a 16 KB error body.
