@@ -6,8 +6,7 @@ lazily, so the command line stays quick for commands that need no torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ugt_ensemble.lazy import lazy_getattr
 
 __version__ = "0.2.0"
 
@@ -43,8 +42,4 @@ _API = {
 }
 __all__ = sorted(_API) + ["__version__"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
-    raise AttributeError(f"module 'ugt_ensemble' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _API)

@@ -14,8 +14,9 @@ from typing import Iterator
 
 import tritonclient.grpc as grpcclient
 
+from ugt_ensemble.server.stubs import stubs_of
+
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-STUB = "triton_python_backend_stub"
 #: (target, concurrency, process -> CPU ms per request): one row of `cpu_markdown`.
 CpuRow = tuple[str, int, dict[str, float]]
 
@@ -32,19 +33,11 @@ def _cpu_seconds(pid: int) -> float | None:
 def server_processes(server_pid: int) -> dict[str, int]:
     """ "tritonserver" and one entry per backend stub, named by its model ("preprocess", "ugt_trt#2", ...)."""
     found = {"tritonserver": server_pid}
-    for entry in sorted(Path("/proc").glob("[0-9]*")):
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if int(stat[1]) != server_pid or not argv[0].endswith(STUB.encode()) or len(argv) < 2:
-            continue
-        name = Path(argv[1].decode(errors="replace")).parts[-3]  # <repo>/<model>/<version>/model.py
-        key, n = name, 2
+    for stub in stubs_of(server_pid):
+        key, n = stub.model, 2
         while key in found:
-            key, n = f"{name}#{n}", n + 1
-        found[key] = int(entry.name)
+            key, n = f"{stub.model}#{n}", n + 1
+        found[key] = stub.pid
     return found
 
 

@@ -7,24 +7,19 @@ modules (`ugt_ensemble.model.ugt`, `.constrained`, ...) or the names below.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ugt_ensemble.lazy import lazy_getattr
 
 _NAMES = {
-    "CandidateHead": "constrained",
-    "ConstrainedRecommender": "constrained",
-    "PerLevelScorer": "constrained",
-    "UGT": "ugt",
-    "build_model": "ugt",
-    "load_checkpoint": "checkpoint",
-    "read_checkpoint": "checkpoint",
-    "save_checkpoint": "checkpoint",
-    "save_step_model": "sources",
+    "CandidateHead": ".constrained",
+    "ConstrainedRecommender": ".constrained",
+    "PerLevelScorer": ".constrained",
+    "UGT": ".ugt",
+    "build_model": ".ugt",
+    "load_checkpoint": ".checkpoint",
+    "read_checkpoint": ".checkpoint",
+    "save_checkpoint": ".checkpoint",
+    "save_step_model": ".sources",
 }
 __all__ = sorted(_NAMES)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(importlib.import_module(f"ugt_ensemble.model.{_NAMES[name]}"), name)
-    raise AttributeError(f"module 'ugt_ensemble.model' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _NAMES)

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ugt_ensemble.runtime.contract import HISTORY, ITEM_IDS, SCORES
+from ugt_ensemble.runtime.contract import HISTORY, ITEM_IDS, SCORES, SEMANTIC_IDS
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Answer:
     item_ids: np.ndarray | None
     scores: np.ndarray | None
     error: str | None = None
+    semantic_ids: np.ndarray | None = None
 
 
 @dataclass
@@ -81,8 +82,8 @@ class Traffic:
             except InferenceServerException as exc:
                 self.answers.append(Answer(index, sent, time.monotonic() - sent, None, None, str(exc)[:300]))
                 continue
-            items, scores = result.as_numpy(ITEM_IDS)[0], result.as_numpy(SCORES)[0]
-            self.answers.append(Answer(index, sent, time.monotonic() - sent, items, scores))
+            items, scores, codes = (result.as_numpy(name)[0] for name in (ITEM_IDS, SCORES, SEMANTIC_IDS))
+            self.answers.append(Answer(index, sent, time.monotonic() - sent, items, scores, semantic_ids=codes))
 
 
 def switches(labels: Sequence[str]) -> list[str]:
