@@ -18,17 +18,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="every scenario for seconds (what CI runs)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from ugt_ensemble.bench.machine import describe_machine
     from ugt_ensemble.reliability.report import write_report
     from ugt_ensemble.reliability.suite import Durations, new_workdir, run_suite
 
     try:
-        sections = run_suite(new_workdir(), Durations.short() if args.short else Durations(), args.model_repository)
+        sections, machine = run_suite(
+            new_workdir(), Durations.short() if args.short else Durations(), args.model_repository
+        )
     except UgtEnsembleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     command = "python -m ugt_ensemble.reliability " + shlex.join(sys.argv[1:] if argv is None else argv)
-    print(f"Wrote {write_report(args.output, sections, describe_machine(), command.strip())}")
+    print(f"Wrote {write_report(args.output, sections, machine, command.strip())}")
     return 0 if all(s.ok for s in sections) else 1
 
 

@@ -39,7 +39,9 @@ class Summary:
                 key = a.error.split("] ", 1)[-1][:70]
                 errors[key] = errors.get(key, 0) + 1
         pct = lambda q: float(np.percentile(ok, q)) if ok.size else float("nan")  # noqa: E731
-        return cls(len(answers), len(answers) - ok.size, pct(50), pct(99), float(ok.max(initial=np.nan)), errors)
+        return cls(
+            len(answers), len(answers) - ok.size, pct(50), pct(99), float(ok.max()) if ok.size else np.nan, errors
+        )
 
 
 def memory_mib(server_pid: int) -> dict[str, float]:

@@ -45,8 +45,11 @@ class Durations:
         return cls(10.0, 5.0, 5.0, 200, (20.0, 100.0), 2.0, 2.0, 8.0, 300, 10)
 
 
-def run_suite(workdir: Path, durations: Durations, repository: Path | None = None) -> list[Section]:
-    """Run every scenario (see the module docstring) and return the report's sections."""
+def run_suite(
+    workdir: Path, durations: Durations, repository: Path | None = None
+) -> tuple[list[Section], dict[str, str]]:
+    """Run every scenario (see the module docstring); the report's sections and the machine's description."""
+    from ugt_ensemble.bench.machine import describe_machine
     from ugt_ensemble.repository.inspect import RepositoryInfo
     from ugt_ensemble.server import TritonServer
     from ugt_ensemble.server.watchdog import Watchdog
@@ -60,6 +63,7 @@ def run_suite(workdir: Path, durations: Durations, repository: Path | None = Non
         repo, ready_models=[info.ensemble], extra_args=explicit, log_path=workdir / "tritonserver.log"
     )
     with server:
+        machine = describe_machine(server.grpc_url)
         watchdog = Watchdog(server.grpc_url, server.process.pid, repo, info.ensemble, interval_s=0.5).start()
         live = Live(server.grpc_url, server.http_url, server.process.pid, repo, info.ensemble, histories)
         for step in _steps(live, info, durations, workdir, watchdog):
@@ -69,7 +73,7 @@ def run_suite(workdir: Path, durations: Durations, repository: Path | None = Non
         start = time.monotonic()
         code = server.stop()
         sections.append(_stop_section(code, time.monotonic() - start))
-    return sections
+    return sections, machine
 
 
 def _steps(live: Live, info, durations: Durations, workdir: Path, watchdog) -> list:  # noqa: ANN001
