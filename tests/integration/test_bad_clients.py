@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aioclient
-from ugt_ensemble.reliability.raw import POISON, RawGrpc, bytes_element, http_binary
 from tritonclient.utils import InferenceServerException
 
 from ugt_ensemble.histories import history_json, random_history
+from ugt_ensemble.reliability.raw import POISON, RawGrpc, bytes_element, http_binary
 from ugt_ensemble.server import TritonServer
 from ugt_ensemble.server.stubs import stubs_of
 

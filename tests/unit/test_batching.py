@@ -106,3 +106,16 @@ def test_run_by_length_slices_big_groups_to_bound_memory():
 def test_row_bounds_split_a_batch_by_request():
     assert row_bounds([2, 0, 3]) == [(0, 2), (2, 2), (2, 5)]
     assert row_bounds([]) == []
+
+
+def test_error_messages_are_always_encodable_for_triton():
+    """Triton's TritonError takes a C++ string: a client's lone surrogate must come back escaped."""
+    from ugt_ensemble.runtime.errors import CLIENT_ERROR, describe_error
+    from ugt_ensemble.runtime.history import HistoryError, parse_history
+
+    try:
+        parse_history(b'[{"item_id": 1, "type": "\\ud800"}]')
+    except HistoryError as exc:
+        message, code = describe_error(exc)
+    assert code == CLIENT_ERROR and "\\ud800" in message
+    message.encode("utf-8")  # does not raise

@@ -126,3 +126,8 @@ def test_long_integer_literals_are_refused_before_conversion():
 def test_digit_runs_inside_strings_are_not_integers():
     history = parse_history('[{"item_id": 4, "type": "view", "note": "' + "1" * 50 + '"}]')
     assert history.item_ids.tolist() == [4]
+
+
+def test_a_long_integer_under_an_ignored_key_is_ignored_and_never_converted():
+    history = parse_history('[{"item_id": 4, "ts": ' + "9" * 50_000 + "}]")
+    assert history.item_ids.tolist() == [4]

@@ -55,7 +55,11 @@ class TritonBenchmark:
         self.show_progress = show_progress
 
     def run(
-        self, triton_url: str | None = None, model_name: str = "ugt_recommend", batch_size: int = 1, seq_length: int = 100
+        self,
+        triton_url: str | None = None,
+        model_name: str = "ugt_recommend",
+        batch_size: int = 1,
+        seq_length: int = 100,
     ) -> BenchmarkResult:
         """Load `model_name` with requests of `batch_size` histories of `seq_length` events."""
         c = self.config
@@ -74,7 +78,9 @@ class TritonBenchmark:
         """`run` over `test_batch_sizes` x `test_seq_lengths`; keys like "batch8_seq128"."""
         c = self.config
         return {
-            f"batch{b}_seq{t}": self.run(triton_url, model_name, b, t) for b in c.test_batch_sizes for t in c.test_seq_lengths
+            f"batch{b}_seq{t}": self.run(triton_url, model_name, b, t)
+            for b in c.test_batch_sizes
+            for t in c.test_seq_lengths
         }
 
     def generate_report(self, results: dict[str, BenchmarkResult], output_path: str | Path | None = None) -> str:

@@ -49,7 +49,13 @@ def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
-    """(message, Triton error code) for an exception raised while answering one request."""
+    """(message, Triton error code) for an exception raised while answering one request.
+
+    The message is always valid UTF-8: a client's lone surrogate ("\\ud800") comes back escaped, since
+    Triton's error type (a C++ string) refuses text that cannot be encoded.
+    """
     if isinstance(exc, RequestError):
-        return clip(str(exc), 4 * QUOTE_LIMIT), CLIENT_ERROR
-    return clip(f"internal error: {type(exc).__name__}: {exc}", 4 * QUOTE_LIMIT), SERVER_ERROR
+        message, code = str(exc), CLIENT_ERROR
+    else:
+        message, code = f"internal error: {type(exc).__name__}: {exc}", SERVER_ERROR
+    return clip(message, 4 * QUOTE_LIMIT).encode("utf-8", "backslashreplace").decode("utf-8"), code

@@ -2,7 +2,8 @@
 
 An event is an integer item id (event type "view") or an object
 `{"item_id": <int>, "type": "view" | "click" | "cart" | "purchase"}` ("type" defaults to "view";
-other keys are ignored). Every problem raises `HistoryError` with a message meant for the client.
+other keys are ignored, whatever valid JSON they hold). Every problem raises `HistoryError` with a
+message meant for the client.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from .errors import RequestError, clip, quote
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _DEFAULT_TOKEN = TOKEN_TYPE_OF_EVENT[DEFAULT_EVENT_TYPE]
-#: Digits of the longest int64 literal; a longer run of digits is checked before any conversion.
+#: Digits of the longest int64 literal; a longer literal is never converted (see `_bounded_int`).
 _INT64_DIGITS = 19
-_LONG_DIGITS = re.compile(rb"\d{%d}" % (_INT64_DIGITS + 1))
+_LONG_DIGITS = re.compile(r"[0-9]{%d}" % (_INT64_DIGITS + 1))
 
 
 class HistoryError(RequestError):
@@ -77,7 +78,7 @@ def _parse_strict(raw: bytes | str, limits: HistoryLimits) -> History:
             raise HistoryError(f"HISTORY is not valid UTF-8 (byte {exc.start})") from None
     # Integer literals are length-checked before conversion (only when a long digit run exists, so the
     # common case pays nothing); NaN and Infinity, which Python's parser accepts, are not JSON.
-    bounded = _bounded_int if _LONG_DIGITS.search(raw.encode("utf-8")) else None
+    bounded = _bounded_int if _LONG_DIGITS.search(raw) else None
     try:
         events = json.loads(raw, parse_int=bounded, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
@@ -121,6 +122,8 @@ def _fast_arrays(events: list) -> History | None:
 
 
 def _parse_event(index: int, event: object) -> tuple[int, int]:
+    if type(event) is _LongLiteral:
+        raise HistoryError(f"event {index}: {event.describe()}")
     if type(event) is int:
         return _item_id(index, event), _DEFAULT_TOKEN
     if not isinstance(event, dict):
@@ -128,6 +131,8 @@ def _parse_event(index: int, event: object) -> tuple[int, int]:
     if "item_id" not in event:
         raise HistoryError(f'event {index}: missing "item_id"')
     item_id = event["item_id"]
+    if type(item_id) is _LongLiteral:
+        raise HistoryError(f'event {index}: "item_id" {item_id.describe()}')
     if type(item_id) is not int:
         raise HistoryError(f'event {index}: "item_id" must be an integer, got {_json_type(item_id)}')
     kind = event.get("type", DEFAULT_EVENT_TYPE)
@@ -143,13 +148,18 @@ def _item_id(index: int, value: int) -> int:
     return value
 
 
-def _bounded_int(literal: str) -> int:
-    """`json.loads` hook: refuse integer literals longer than any int64 before converting them."""
-    digits = len(literal) - literal.startswith("-")
-    if digits > _INT64_DIGITS:
-        raise HistoryError(
-            f"HISTORY holds an integer literal of {digits} digits ({clip(literal, 24)}); item ids are int64"
-        )
+class _LongLiteral(str):
+    """An integer literal longer than any int64, kept as text: refused as an item id, ignored elsewhere."""
+
+    def describe(self) -> str:
+        digits = len(self) - self.startswith("-")
+        return f"is an integer literal of {digits} digits ({clip(self, 24)}); item ids are int64"
+
+
+def _bounded_int(literal: str) -> int | _LongLiteral:
+    """`json.loads` hook: never convert a literal longer than any int64 (its digits could be millions)."""
+    if len(literal) - literal.startswith("-") > _INT64_DIGITS:
+        return _LongLiteral(literal)
     return int(literal)
 
 
