@@ -89,6 +89,10 @@ def test_rollout_and_rollback_under_load_fail_nothing_and_never_mix(tmp_path, re
                 got = client.recommend_one(histories[1], user_id=user)
                 variant = "B" if router.route(user) == "ugt_recommend_b" else "A"
                 assert got.ok and _same(references[variant][1], got.item_ids, got.scores), (user, variant)
+            users = list(range(6, 14))
+            for user, got in zip(users, client.recommend([histories[1]] * len(users), user_ids=users)):
+                variant = "B" if router.route(user) == "ugt_recommend_b" else "A"
+                assert got.ok and _same(references[variant][1], got.item_ids, got.scores), (user, variant)
         with grpcclient.InferenceServerClient(server.grpc_url) as raw:
             assert raw.is_model_ready("ugt_recommend_b")
 

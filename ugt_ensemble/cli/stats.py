@@ -7,7 +7,11 @@ import argparse
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p = subparsers.add_parser("stats", parents=parents, help="per-model counts and latencies", description=__doc__)
-    p.add_argument("--metrics-url", default="http://127.0.0.1:8002/metrics", help="default: 127.0.0.1:8002")
+    p.add_argument(
+        "--metrics-url",
+        default="http://127.0.0.1:8002/metrics",
+        help="Triton's metrics endpoint (default: %(default)s)",
+    )
     p.add_argument("--models", help="comma-separated models, e.g. two A/B variants (default: all)")
     p.set_defaults(run=run)
 

@@ -10,7 +10,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from ugt_ensemble.client.results import Failure, HistoryLike, Recommendation, Result, history_payload
-from ugt_ensemble.errors import ServerError
+from ugt_ensemble.errors import ConfigError, ServerError
 from ugt_ensemble.runtime.contract import HISTORY, ITEM_IDS, SCORES, SEMANTIC_IDS
 
 OUTPUTS = (ITEM_IDS, SCORES, SEMANTIC_IDS)
@@ -61,8 +61,19 @@ class RecommendClient:
             return Failure(_message(exc))
         return _to_recommendation(result)
 
-    def recommend(self, histories: Sequence[HistoryLike], concurrency: int = 8) -> list[Result]:
-        """Send every history as its own request, `concurrency` in flight; answers in input order."""
+    def recommend(
+        self,
+        histories: Sequence[HistoryLike],
+        concurrency: int = 8,
+        user_ids: Sequence[str | int] | None = None,
+    ) -> list[Result]:
+        """Send every history as its own request, `concurrency` in flight; answers in input order.
+
+        With `user_ids` (one per history), each request goes to its user's variant (see `model_for`).
+        """
+        if user_ids is not None and len(user_ids) != len(histories):
+            raise ConfigError(f"{len(user_ids)} user_ids for {len(histories)} histories; give one per history")
+        models = [self.model_for(u) for u in user_ids] if user_ids is not None else [self.model_name] * len(histories)
         results: list[Result | None] = [None] * len(histories)
         slots = threading.Semaphore(concurrency)
         done = threading.Event()
@@ -82,7 +93,7 @@ class RecommendClient:
         for i, history in enumerate(histories):
             slots.acquire()
             self._client.async_infer(
-                self.model_name,
+                models[i],
                 [history_input(history_payload(history))],
                 callback=lambda result, error, i=i: finish(i, result, error),
                 outputs=self._outputs,
