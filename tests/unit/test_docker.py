@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
+from http_endpoint import JsonHandler, serving
 
 from ugt_ensemble.deploy.k8s import RUN_AS_USER
 from ugt_ensemble.deploy.options import NGC_IMAGE
@@ -65,38 +64,26 @@ def test_the_cpu_image_installs_the_serve_extra_and_serves():
     assert 'CMD ["python", "-m", "ugt_ensemble", "serve", "--model-repository", "/models", "--host", "0.0.0.0"]' in text
 
 
-class _Triton(http.server.BaseHTTPRequestHandler):
+class _Triton(JsonHandler):
     ready = 200
 
     def do_GET(self) -> None:  # noqa: N802
-        self._answer(self.ready, {})
+        self.answer(self.ready, {})
 
     def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.body()
         ok = self.path == "/v2/models/reco/infer" and body["inputs"][0]["data"] == ["[]"]
-        self._answer(200, {"outputs": [{"name": "ITEM_IDS" if ok else "?"}]})
-
-    def _answer(self, code: int, answer: dict) -> None:
-        data = json.dumps(answer).encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
+        self.answer(200, {"outputs": [{"name": "ITEM_IDS" if ok else "?"}]})
 
 
 def test_the_health_check_needs_readiness_and_an_inference():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Triton)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {**os.environ, "UGT_HTTP_PORT": str(server.server_address[1]), "UGT_ENSEMBLE": "reco"}
     check = [sys.executable, str(DOCKER / "healthcheck.py")]
-    try:
-        assert subprocess.run(check, env=env, capture_output=True, timeout=30).returncode == 0
-        assert subprocess.run(check, env={**env, "UGT_ENSEMBLE": "other"}, timeout=30).returncode == 1
-        _Triton.ready = 503
-        assert subprocess.run(check, env=env, capture_output=True, timeout=30).returncode == 1
-    finally:
-        _Triton.ready = 200
-        server.shutdown()
+    with serving(_Triton) as port:
+        env = {**os.environ, "UGT_HTTP_PORT": str(port), "UGT_ENSEMBLE": "reco"}
+        try:
+            assert subprocess.run(check, env=env, capture_output=True, timeout=30).returncode == 0
+            assert subprocess.run(check, env={**env, "UGT_ENSEMBLE": "other"}, timeout=30).returncode == 1
+            _Triton.ready = 503
+            assert subprocess.run(check, env=env, capture_output=True, timeout=30).returncode == 1
+        finally:
+            _Triton.ready = 200

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import http.server
-import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 import yaml
+from http_endpoint import JsonHandler, serving
 
 from ugt_ensemble.cli import main
 from ugt_ensemble.config import BuildConfig, ExportConfig, target_server_settings
@@ -170,38 +168,27 @@ def test_the_offline_check_finds_broken_manifests(tmp_path, catalog):
     assert any("targetPort grcp" in e for e in check_manifests({**rendered, "service.yaml": yaml.safe_dump(service)}))
 
 
-class _Triton(http.server.BaseHTTPRequestHandler):
+class _Triton(JsonHandler):
     """Answers like tritonserver's HTTP endpoint: 200 with outputs, or 400 like a dead stub's error."""
 
     healthy = True
     seen: list = []
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).seen.append((self.path, body))
+        type(self).seen.append((self.path, self.body()))
         dead = (400, {"error": "Stub process 'preprocess_0_0' is not healthy."})
-        code, answer = (200, {"outputs": [{"name": "ITEM_IDS"}]}) if self.healthy else dead
-        data = json.dumps(answer).encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
+        self.answer(*((200, {"outputs": [{"name": "ITEM_IDS"}]}) if self.healthy else dead))
 
 
 def test_the_liveness_probe_runs_a_real_inference():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Triton)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    command = liveness_command("ugt_recommend", server.server_address[1])
-    try:
-        assert subprocess.run(command, capture_output=True, timeout=30).returncode == 0
-        _Triton.healthy = False
-        assert subprocess.run(command, capture_output=True, timeout=30).returncode != 0
-    finally:
-        server.shutdown()
-        _Triton.healthy = True
+    with serving(_Triton) as port:
+        command = liveness_command("ugt_recommend", port)
+        try:
+            assert subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+            _Triton.healthy = False
+            assert subprocess.run(command, capture_output=True, timeout=30).returncode != 0
+        finally:
+            _Triton.healthy = True
     path, body = _Triton.seen[0]
     assert path == "/v2/models/ugt_recommend/infer"
     assert body == {"inputs": [{"name": "HISTORY", "shape": [1, 1], "datatype": "BYTES", "data": ["[]"]}]}
