@@ -119,3 +119,14 @@ def test_error_messages_are_always_encodable_for_triton():
         message, code = describe_error(exc)
     assert code == CLIENT_ERROR and "\\ud800" in message
     message.encode("utf-8")  # does not raise
+
+
+def test_an_escaped_error_message_stays_short():
+    from ugt_ensemble.runtime.errors import describe_error
+    from ugt_ensemble.runtime.history import HistoryError, parse_history
+
+    try:
+        parse_history(('[{"item_id": 1, "type": "' + "\\ud800" * 300 + '"}]').encode())
+    except HistoryError as exc:
+        message, _ = describe_error(exc)
+    assert len(message) < 500 and "characters)" in message

@@ -58,4 +58,4 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
         message, code = str(exc), CLIENT_ERROR
     else:
         message, code = f"internal error: {type(exc).__name__}: {exc}", SERVER_ERROR
-    return clip(message, 4 * QUOTE_LIMIT).encode("utf-8", "backslashreplace").decode("utf-8"), code
+    return clip(message.encode("utf-8", "backslashreplace").decode("utf-8"), 4 * QUOTE_LIMIT), code
