@@ -52,3 +52,26 @@ def test_a_killed_stub_is_healed_under_load(built, healing_server, step):
     healed = [h for h in watchdog.heals[heals_before:] if h.model == step]
     assert healed and healed[-1].ok, watchdog.heals
     assert [s.model for s in stubs_of(server.process.pid)].count(step) == 1
+
+
+def test_a_probe_that_times_out_while_requests_are_answered_reloads_nothing(built, healing_server):
+    """Overload is not a fault: reloading healthy steps (or restarting) under peak load makes an outage."""
+    config, result = built
+    server, _ = healing_server
+    rng = np.random.default_rng(3)
+    histories = [history_json(random_history(result.catalog.item_ids, 60, rng)) for _ in range(8)]
+    # A probe deadline no answer can meet stands in for an overloaded server.
+    watchdog = Watchdog(
+        server.grpc_url, server.process.pid, result.repository, config.export.model_name, 0.5, probe_timeout_s=0.001
+    )
+    stubs = {s.instance: s.pid for s in stubs_of(server.process.pid)}
+    with Traffic(server.grpc_url, config.export.model_name, histories, concurrency=4) as traffic:
+        time.sleep(0.5)
+        watchdog.start()
+        time.sleep(4.0)
+        watchdog.stop()
+    assert all(a.error is None for a in traffic.stop())
+    assert watchdog.heals == [] and watchdog.fatal is None and watchdog.overloaded_rounds >= 4
+    assert {s.instance: s.pid for s in stubs_of(server.process.pid)} == stubs
+    watchdog.broken_steps()  # without traffic there is no progress: the same failing probe now means a hang
+    assert set(watchdog.broken_steps()) >= {"preprocess", "ugt_trt", "postprocess"}

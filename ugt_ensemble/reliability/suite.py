@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -66,9 +67,12 @@ def run_suite(
         machine = describe_machine(server.grpc_url)
         watchdog = Watchdog(server.grpc_url, server.process.pid, repo, info.ensemble, interval_s=0.5).start()
         live = Live(server.grpc_url, server.http_url, server.process.pid, repo, info.ensemble, histories)
-        for step in _steps(live, info, durations, workdir, watchdog):
-            LOGGER.info("reliability: %s", step.__name__ if hasattr(step, "__name__") else step)
+        steps = _steps(live, info, durations, workdir, watchdog)
+        for number, (name, step) in enumerate(steps, 1):
+            LOGGER.info("[%d/%d] reliability: %s ...", number, len(steps), name)
+            started = time.monotonic()
             sections.append(step())
+            LOGGER.info("[%d/%d] reliability: %s: done (%.0f s)", number, len(steps), name, time.monotonic() - started)
         watchdog.stop()
         start = time.monotonic()
         code = server.stop()
@@ -76,21 +80,32 @@ def run_suite(
     return sections, machine
 
 
-def _steps(live: Live, info, durations: Durations, workdir: Path, watchdog) -> list:  # noqa: ANN001
+Step = tuple[str, Callable[[], Section]]
+
+
+def _steps(live: Live, info, durations: Durations, workdir: Path, watchdog) -> list[Step]:  # noqa: ANN001
     d = durations
     rng = np.random.default_rng(3)
     longest = [_json(info.index.item_ids, 1024, rng) for _ in range(64)]
     index_b, catalog_b = _permuted_catalog(info, workdir)
     python_steps = [info.preprocess, info.model_step, info.postprocess]
     return [
-        lambda: scenarios.poisoned_bytes(live, d.poison_rounds),
-        lambda: scenarios.largest_shapes(live, info.model_step, longest),
-        lambda: scenarios.soak(live, d.soak_s, d.soak_window_s),
-        lambda: scenarios.overload(live, d.overload_s, d.burst),
-        lambda: scenarios.queue_policy(live, d.policy_rates, d.policy_s, lambda on: _policy(live, python_steps, on)),
-        lambda: scenarios.rollout(live, catalog_b, info.index, index_b, d.rollout_wait_s),
-        lambda: _fuzz(live, d.fuzz_requests),
-        lambda: scenarios.stub_kills(live, python_steps, d.kill_settle_s, lambda: watchdog.heals),
+        ("poisoned BYTES tensors", lambda: scenarios.poisoned_bytes(live, d.poison_rounds)),
+        ("largest shapes", lambda: scenarios.largest_shapes(live, info.model_step, longest)),
+        (f"soak ({d.soak_s:.0f} s)", lambda: scenarios.soak(live, d.soak_s, d.soak_window_s)),
+        ("overload and burst", lambda: scenarios.overload(live, d.overload_s, d.burst)),
+        (
+            "queue policy",
+            lambda: scenarios.queue_policy(
+                live, d.policy_rates, d.policy_s, lambda on: _policy(live, python_steps, on)
+            ),
+        ),
+        ("rollout and rollback", lambda: scenarios.rollout(live, catalog_b, info.index, index_b, d.rollout_wait_s)),
+        (f"{d.fuzz_requests} fuzzed requests", lambda: _fuzz(live, d.fuzz_requests)),
+        (
+            "kill -9 of each stub",
+            lambda: scenarios.stub_kills(live, python_steps, d.kill_settle_s, lambda: watchdog.heals),
+        ),
     ]
 
 

@@ -5,12 +5,19 @@ watchdog checks two things every `interval_s`: that each loaded Python-backend m
 stub processes, and that a real inference through the ensemble answers. When a step is broken it
 reloads that step through the repository API (explicit model-control mode), after touching its loaded
 version folders: Triton skips the reload of an unchanged version, and a touched one gets a new stub
-(measured: about 1.5 s). If healing fails `max_failed_heals` times in a row, `fatal` is set and
+(measured: about 1.5 s), with the configuration it was serving (a live override, e.g. from
+`bench --tune`, survives). If healing fails `max_failed_heals` times in a row, `fatal` is set and
 `on_fatal` is called, so that `serve` exits non-zero and a supervisor can restart the whole server.
+
+A probe that fails without naming a stub (a deadline, a full queue) while the ensemble's success count
+still grows means the server is overloaded, not broken: nothing is reloaded (reloading healthy steps under
+peak load, or restarting the server, would turn overload into an outage). Only a failing probe with no
+progress since the last round counts as a hung step.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -47,14 +54,18 @@ class Watchdog:
     repository: Path
     ensemble: str
     interval_s: float = 2.0
+    probe_timeout_s: float | None = None  # default: max(5 s, interval_s)
     max_failed_heals: int = 3
     on_fatal: Callable[[str], None] | None = None
     heals: list[Heal] = field(default_factory=list)
     fatal: str | None = None
+    overloaded_rounds: int = 0
+    _answered: int | None = field(default=None, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     def start(self) -> Watchdog:
+        self._progressed()  # the baseline of the success count
         self._thread = threading.Thread(target=self._run, name="ugt-watchdog", daemon=True)
         self._thread.start()
         return self
@@ -73,15 +84,50 @@ class Watchdog:
 
     def broken_steps(self) -> dict[str, str]:
         """model -> why it needs healing (a stub missing, or the probe failing because of it)."""
+        if self._answered is None:
+            self._progressed()  # the baseline: progress is then counted from here
         broken = {model: f"{missing} stub(s) missing" for model, missing in self._missing_stubs().items()}
         if broken:
             return broken
+        timeout_s = self.probe_timeout_s if self.probe_timeout_s is not None else max(5.0, self.interval_s)
         try:
-            probe_ensemble(self.grpc_url, self.ensemble, timeout_s=max(5.0, self.interval_s))
+            probe_ensemble(self.grpc_url, self.ensemble, timeout_s=timeout_s)
         except ServerError as exc:
             named = _UNHEALTHY.findall(str(exc))
-            return {model: f"probe failed: {exc}" for model in (named or self._python_models())}
+            if named:
+                return {model: f"probe failed: {exc}" for model in named}
+            if self._progressed():
+                self._note_overload(exc)
+                return {}
+            return {
+                model: f"probe failed with no request answered since the last round: {exc}"
+                for model in self._python_models()
+            }
+        self._progressed()
+        if self.overloaded_rounds:
+            LOGGER.warning("watchdog: the probe answers again after %d overloaded round(s)", self.overloaded_rounds)
+            self.overloaded_rounds = 0
         return {}
+
+    def _progressed(self) -> bool:
+        """Whether the ensemble answered a request since the previous call (Triton's success count grew)."""
+        import tritonclient.grpc as grpcclient
+
+        try:
+            with grpcclient.InferenceServerClient(self.grpc_url) as client:
+                stats = client.get_inference_statistics(self.ensemble, as_json=True).get("model_stats", [])
+        except Exception:  # noqa: BLE001 - no statistics: no evidence of progress
+            return False
+        answered = sum(int(m.get("inference_stats", {}).get("success", {}).get("count", 0)) for m in stats)
+        previous, self._answered = self._answered, answered
+        return previous is not None and answered > previous
+
+    def _note_overload(self, exc: ServerError) -> None:
+        if not self.overloaded_rounds:
+            LOGGER.warning(
+                "watchdog: probe failed (%s) but requests are being answered: overloaded, not reloading", exc
+            )
+        self.overloaded_rounds += 1
 
     def _run(self) -> None:
         failed = 0
@@ -111,7 +157,8 @@ class Watchdog:
                     folder = self.repository / model / version
                     if folder.is_dir():
                         os.utime(folder)  # changed: Triton reloads it with a new stub
-                client.load_model(model)
+                config = client.get_model_config(model, as_json=True)["config"]
+                client.load_model(model, config=json.dumps(config))  # the config it was serving
             probe_ensemble(self.grpc_url, self.ensemble)
             ok = True
         except Exception as exc:  # noqa: BLE001 - recorded; the next round tries again
