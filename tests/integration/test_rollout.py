@@ -15,6 +15,7 @@ from ugt_ensemble.export.compare import ranked_mismatches
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.model.ugt import build_model
 from ugt_ensemble.server import TritonServer
+from ugt_ensemble.serving.metrics import model_stats, scrape
 from ugt_ensemble.serving.rollout import ModelVersionManager, Rollout
 from ugt_ensemble.serving.traffic import Traffic, switches
 from ugt_ensemble.serving.variants import ABTestingRouter, add_variant
@@ -95,6 +96,10 @@ def test_rollout_and_rollback_under_load_fail_nothing_and_never_mix(tmp_path, re
                 assert got.ok and _same(references[variant][1], got.item_ids, got.scores), (user, variant)
         with grpcclient.InferenceServerClient(server.grpc_url) as raw:
             assert raw.is_model_ready("ugt_recommend_b")
+        sent_b = sum(router.route(u) == "ugt_recommend_b" for u in range(14))
+        stats = {s.model: s for s in model_stats(scrape(server.metrics_url), ["ugt_recommend", "ugt_recommend_b"])}
+        assert stats["ugt_recommend_b"].success == sent_b and stats["ugt_recommend_b"].failure == 0, stats
+        assert stats["ugt_recommend"].success >= 14 - sent_b, stats  # at least variant A's, since its last reload
 
 
 def test_cleanup_keeps_the_served_version_and_the_seeds_manager_drives_the_same(tmp_path, repository):
