@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 
 import tritonclient.grpc as grpcclient
 
-from ugt_ensemble.server.stubs import stubs_of
+from ugt_ensemble.server.stubs import proc_stat, stubs_of
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 #: (target, concurrency, process -> CPU ms per request): one row of `cpu_markdown`.
@@ -23,11 +22,8 @@ CpuRow = tuple[str, int, dict[str, float]]
 
 def _cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of process `pid` so far (None once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+    fields = proc_stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
 
 
 def server_processes(server_pid: int) -> dict[str, int]:

@@ -33,7 +33,7 @@ from ugt_ensemble.reliability.fuzz_requests import (
     classify,
     compare_rows,
 )
-from ugt_ensemble.server.stubs import stubs_of
+from ugt_ensemble.server.stubs import proc_stat, stubs_of
 
 
 @dataclass
@@ -134,11 +134,8 @@ def stub_pids(server_pid: int | None) -> dict[str, int]:
 def server_alive(server_pid: int | None, http_url: str) -> bool:
     """The process exists and is no zombie (when its pid is known) and /v2/health/ready answers 200."""
     if server_pid is not None:
-        try:
-            state = Path(f"/proc/{server_pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return False
-        if state in ("Z", "X"):
+        stat = proc_stat(server_pid)
+        if stat is None or stat[0] in ("Z", "X"):
             return False
     try:
         with urllib.request.urlopen(f"{http_url}/v2/health/ready", timeout=5) as response:

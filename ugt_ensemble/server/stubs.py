@@ -37,6 +37,17 @@ def stubs_of(server_pid: int) -> list[Stub]:
     return sorted(found, key=lambda s: s.instance)
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first, then ppid, ...; None if gone).
+
+    The command name is cut at its last ")", since it may itself hold spaces and parentheses.
+    """
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def process_rss_mib(pid: int) -> float | None:
     """Resident memory of `pid` in MiB (None if it is gone)."""
     try:
@@ -47,13 +58,14 @@ def process_rss_mib(pid: int) -> float | None:
 
 
 def _stub(pid: int, server_pid: int) -> Stub | None:
+    stat = proc_stat(pid)
+    if stat is None or int(stat[1]) != server_pid:
+        return None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return None
-    parent = int(stat.rsplit(")", 1)[1].split()[1])
-    if parent != server_pid or not argv or not argv[0].endswith(STUB.encode()):
+    if not argv or not argv[0].endswith(STUB.encode()):
         return None
     words = [a.decode("utf-8", "replace") for a in argv if a]
     model_file = Path(words[1]) if len(words) > 1 else Path()
