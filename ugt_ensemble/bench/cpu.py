@@ -11,8 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterator
 
-import tritonclient.grpc as grpcclient
-
+from ugt_ensemble.server.probe import served_counts
 from ugt_ensemble.server.stubs import proc_stat, stubs_of
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -37,13 +36,6 @@ def server_processes(server_pid: int) -> dict[str, int]:
     return found
 
 
-def _served(url: str, model: str) -> int:
-    """Inferences `model` has served so far (Triton's statistics)."""
-    with grpcclient.InferenceServerClient(url) as client:
-        stats = client.get_inference_statistics(model, as_json=True).get("model_stats", [])
-    return sum(int(s.get("inference_count", 0)) for s in stats)
-
-
 @dataclass
 class CpuMeter:
     """Measures CPU ms per served request of each server process around a block of load."""
@@ -60,9 +52,9 @@ class CpuMeter:
         """Yields a dict that, after the block, maps process -> CPU ms per request of `model`."""
         result: dict[str, float] = {}
         before = {name: _cpu_seconds(pid) for name, pid in self.processes.items()}
-        served_before = _served(self.url, model)
+        served_before = served_counts(self.url, model)[1]
         yield result
-        requests = _served(self.url, model) - served_before
+        requests = served_counts(self.url, model)[1] - served_before
         for name, pid in self.processes.items():
             now, then = _cpu_seconds(pid), before[name]
             if now is not None and then is not None and requests > 0:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from ugt_ensemble.errors import ServerError
-from ugt_ensemble.server.probe import probe_ensemble
+from ugt_ensemble.server.probe import probe_ensemble, served_counts
 from ugt_ensemble.server.stubs import stubs_of
 
 LOGGER = logging.getLogger(__name__)
@@ -111,14 +111,10 @@ class Watchdog:
 
     def _progressed(self) -> bool:
         """Whether the ensemble answered a request since the previous call (Triton's success count grew)."""
-        import tritonclient.grpc as grpcclient
-
         try:
-            with grpcclient.InferenceServerClient(self.grpc_url) as client:
-                stats = client.get_inference_statistics(self.ensemble, as_json=True).get("model_stats", [])
+            answered = served_counts(self.grpc_url, self.ensemble)[0]
         except Exception:  # noqa: BLE001 - no statistics: no evidence of progress
             return False
-        answered = sum(int(m.get("inference_stats", {}).get("success", {}).get("count", 0)) for m in stats)
         previous, self._answered = self._answered, answered
         return previous is not None and answered > previous
 
