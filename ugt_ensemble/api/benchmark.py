@@ -20,7 +20,6 @@ from ugt_ensemble.bench.stats import BenchmarkResult
 from ugt_ensemble.config import BenchmarkConfig
 from ugt_ensemble.errors import UgtEnsembleError
 from ugt_ensemble.histories import history_json, random_history
-from ugt_ensemble.runtime.contract import HISTORY
 
 LOGGER = logging.getLogger(__name__)
 DEFAULT_REPOSITORY = Path("ensemble")
@@ -36,12 +35,9 @@ class HistoryBatches:
     _inputs: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        import tritonclient.grpc.aio as aioclient
+        from ugt_ensemble.client.grpc_client import history_tensor
 
-        for batch in self.workload:
-            tensor = aioclient.InferInput(HISTORY, [len(batch), 1], "BYTES")
-            tensor.set_data_from_numpy(np.array(batch, dtype=object).reshape(-1, 1))
-            self._inputs.append([tensor])
+        self._inputs = [[history_tensor(batch)] for batch in self.workload]
 
     async def request(self, client, i: int) -> None:  # noqa: ANN001 - tritonclient's aio client
         await client.infer(self.model, self._inputs[i])

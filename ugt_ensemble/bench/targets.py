@@ -10,12 +10,12 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aioclient
 
 from ugt_ensemble.bench.workload import Workload, pack_one
+from ugt_ensemble.client.grpc_client import history_tensor
 from ugt_ensemble.config import BENCH_TARGETS
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.repository.inspect import RepositoryInfo
 from ugt_ensemble.runtime.contract import (
     ENCODER_INPUTS,
-    HISTORY,
     ITEM_IDS,
     MODEL_OUTPUTS,
     MODEL_SCORES,
@@ -46,13 +46,6 @@ def tensor_inputs(tensors: dict[str, np.ndarray]) -> list[grpcclient.InferInput]
     return inputs
 
 
-def history_inputs(history: str) -> list[grpcclient.InferInput]:
-    """The InferInput of one HISTORY document, shape (1, 1)."""
-    tensor = grpcclient.InferInput(HISTORY, [1, 1], "BYTES")
-    tensor.set_data_from_numpy(np.array([[history.encode("utf-8")]], dtype=object))
-    return [tensor]
-
-
 @dataclass
 class Target:
     """A benchmark target: `request(client, i)` sends workload item i and raises if it fails."""
@@ -66,11 +59,11 @@ class Target:
     def __post_init__(self) -> None:
         if self.name == "model_step":  # packing happens here, outside the timed region
             self._prepared = [
-                tensor_inputs(p) if p is not None else history_inputs(h)
+                tensor_inputs(p) if p is not None else [history_tensor([h])]
                 for p, h in zip(self.workload.packed, self.workload.histories)
             ]
         elif self.name in ("ensemble", "naive"):
-            self._prepared = [history_inputs(h) for h in self.workload.histories]
+            self._prepared = [[history_tensor([h])] for h in self.workload.histories]
         self._outputs = [
             grpcclient.InferRequestedOutput(n)
             for n in (MODEL_OUTPUTS if self.model == self.info.model_step else (ITEM_IDS, SCORES, SEMANTIC_IDS))

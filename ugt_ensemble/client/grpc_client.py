@@ -20,10 +20,12 @@ class Router(Protocol):
     def route(self, user_id: str | int) -> str: ...
 
 
-def history_input(payload: bytes) -> grpcclient.InferInput:
-    """The HISTORY input of one request (shape [1, 1], BYTES)."""
-    tensor = grpcclient.InferInput(HISTORY, [1, 1], "BYTES")
-    tensor.set_data_from_numpy(np.array([[payload]], dtype=object))
+def history_tensor(documents: Sequence[bytes | str]) -> grpcclient.InferInput:
+    """The HISTORY input of one request holding `documents` as its rows (shape [k, 1], BYTES; text is
+    sent as UTF-8). The same class serves tritonclient's gRPC and asyncio clients."""
+    rows = [d.encode("utf-8") if isinstance(d, str) else d for d in documents]
+    tensor = grpcclient.InferInput(HISTORY, [len(rows), 1], "BYTES")
+    tensor.set_data_from_numpy(np.array(rows, dtype=object).reshape(-1, 1))
     return tensor
 
 
@@ -53,7 +55,7 @@ class RecommendClient:
         try:
             result = self._client.infer(
                 self.model_for(user_id),
-                [history_input(history_payload(history))],
+                [history_tensor([history_payload(history)])],
                 outputs=self._outputs,
                 client_timeout=self.timeout_s,
             )
@@ -94,7 +96,7 @@ class RecommendClient:
             slots.acquire()
             self._client.async_infer(
                 models[i],
-                [history_input(history_payload(history))],
+                [history_tensor([history_payload(history)])],
                 callback=lambda result, error, i=i: finish(i, result, error),
                 outputs=self._outputs,
                 client_timeout=self.timeout_s,

@@ -17,6 +17,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from ugt_ensemble.client.grpc_client import history_tensor
 from ugt_ensemble.client.results import Recommendation
 from ugt_ensemble.export.compare import ranked_mismatches
 from ugt_ensemble.reliability.fuzz import KINDS, SMALL_KINDS, RandomSource, generate_case
@@ -28,7 +29,6 @@ from ugt_ensemble.reliability.raw import (
     decode_http_outputs,
     http_binary,
 )
-from ugt_ensemble.runtime.contract import HISTORY
 
 ANSWER, CLIENT_ERROR, BATCH_SIZE = "answer", "client-error", "batch-size"
 INVALID_KINDS = tuple(k for k in KINDS if not k.startswith("valid"))
@@ -154,10 +154,8 @@ class Senders:
 
     def infer_documents(self, documents: tuple[bytes, ...]) -> Reply:
         """Send `documents` as the rows of one request through tritonclient (correct framing)."""
-        tensor = grpcclient.InferInput(HISTORY, [len(documents), 1], "BYTES")
-        tensor.set_data_from_numpy(np.array(documents, dtype=object).reshape(-1, 1))
         try:
-            result = self.client.infer(self.model, [tensor], client_timeout=self.timeout_s)
+            result = self.client.infer(self.model, [history_tensor(documents)], client_timeout=self.timeout_s)
         except InferenceServerException as exc:
             return Reply(str(exc.status()).removeprefix("StatusCode."), exc.message() or "")
         outputs = {o.name: result.as_numpy(o.name) for o in result.get_response().outputs}

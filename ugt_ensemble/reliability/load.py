@@ -14,7 +14,6 @@ from typing import Sequence
 
 import numpy as np
 
-from ugt_ensemble.runtime.contract import HISTORY
 from ugt_ensemble.server.stubs import process_rss_mib, stubs_of
 from ugt_ensemble.serving.traffic import Answer
 
@@ -65,11 +64,12 @@ async def _open_loop(url: str, model: str, histories: Sequence[str], gaps: np.nd
     import tritonclient.grpc.aio as aioclient
     from tritonclient.utils import InferenceServerException
 
+    from ugt_ensemble.client.grpc_client import history_tensor
+
     async with aioclient.InferenceServerClient(url) as client:
 
         async def one(index: int) -> Answer:
-            tensor = aioclient.InferInput(HISTORY, [1, 1], "BYTES")
-            tensor.set_data_from_numpy(np.array([[histories[index % len(histories)].encode()]], dtype=object))
+            tensor = history_tensor([histories[index % len(histories)]])
             sent = time.monotonic()
             try:
                 await client.infer(model, [tensor], client_timeout=120)

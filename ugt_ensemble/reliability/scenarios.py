@@ -222,19 +222,18 @@ def rollout(live: Live, catalog_b: Path, index_a, index_b, wait_s: float) -> Sec
 
 def largest_shapes(live: Live, step: str, histories_of_1024: Sequence[str]) -> Section:
     """Two requests of 64 histories of 1024 events: the model step's resident memory afterwards."""
-    import numpy as np
     import tritonclient.grpc as grpcclient
 
+    from ugt_ensemble.client.grpc_client import history_tensor
     from ugt_ensemble.server.stubs import stubs_of
 
-    rows = np.array([h.encode() for h in histories_of_1024], dtype=object).reshape(-1, 1)
+    tensor = history_tensor(histories_of_1024)
     with grpcclient.InferenceServerClient(live.grpc_url) as client:
-        tensor = grpcclient.InferInput("HISTORY", list(rows.shape), "BYTES")
-        tensor.set_data_from_numpy(rows)
         for _ in range(2):
             client.infer(live.ensemble, [tensor])
     rss = max(s.rss_mib for s in stubs_of(live.server_pid) if s.model == step)
-    text = f"After 2 requests of {len(rows)} histories of 1024 events, the model step holds {rss:.0f} MiB resident."
+    count = len(histories_of_1024)
+    text = f"After 2 requests of {count} histories of 1024 events, the model step holds {rss:.0f} MiB resident."
     return Section("Memory at the largest shapes", text, rss < 600, {"rss_mib": rss})
 
 

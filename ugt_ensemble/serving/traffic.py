@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ugt_ensemble.runtime.contract import HISTORY, ITEM_IDS, SCORES, SEMANTIC_IDS
+from ugt_ensemble.runtime.contract import ITEM_IDS, SCORES, SEMANTIC_IDS
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,13 @@ class Traffic:
             await asyncio.gather(*(self._worker(client, counter) for _ in range(self.concurrency)))
 
     async def _worker(self, client, counter) -> None:  # noqa: ANN001 - tritonclient's aio client, an iterator
-        import tritonclient.grpc.aio as aioclient
         from tritonclient.utils import InferenceServerException
+
+        from ugt_ensemble.client.grpc_client import history_tensor
 
         while not self._stop.is_set():
             index = next(counter) % len(self.histories)
-            tensor = aioclient.InferInput(HISTORY, [1, 1], "BYTES")
-            tensor.set_data_from_numpy(np.array([[self.histories[index].encode()]], dtype=object))
+            tensor = history_tensor([self.histories[index]])
             sent = time.monotonic()
             try:
                 result = await client.infer(self.model, [tensor], client_timeout=60)
