@@ -29,6 +29,7 @@ from ugt_ensemble.errors import ConfigError
 
 #: The request header (HTTP) / metadata key (gRPC) that carries the key; gRPC needs it lower-case.
 HEADER = "ugt-operator-key"
+GRPC_HEADER_PREFIX = "triton-grpc-protocol-"
 ENV_KEY = "UGT_OPERATOR_KEY"
 ENV_KEY_FILE = "UGT_OPERATOR_KEY_FILE"
 ENV_STATE_DIR = "UGT_STATE_DIR"
@@ -53,9 +54,16 @@ class OperatorKey:
                 "A-Z a-z 0-9 _ ~ . + / - (generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
 
-    def headers(self) -> dict[str, str]:
-        """Headers (HTTP) or metadata (gRPC, via tritonclient's `headers=`) that carry the key."""
+    def http_headers(self) -> dict[str, str]:
+        """HTTP request headers that carry the key (curl: `-H 'ugt-operator-key: ...'`)."""
         return {HEADER: self.value}
+
+    def grpc_headers(self) -> dict[str, str]:
+        """gRPC metadata that carries the key: tritonserver expects the `triton-grpc-protocol-` prefix.
+
+        Pass it as tritonclient.grpc's `headers=` (e.g. `client.load_model(name, headers=key.grpc_headers())`).
+        """
+        return {GRPC_HEADER_PREFIX + HEADER: self.value}
 
     def server_args(self) -> tuple[str, str]:
         """tritonserver flags that demand the key for `RESTRICTED_APIS` over HTTP and gRPC."""

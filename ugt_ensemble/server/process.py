@@ -1,7 +1,8 @@
 """`TritonServer`: run a real tritonserver on a model repository as a context manager.
 
 Picks free ports (unless given), waits until the server and the named models are ready, notices
-an early exit and shows the log's tail, stops with SIGINT then SIGKILL, and (on Linux) dies with
+an early exit and shows the log's tail, demands an operator key for the server-changing APIs
+(`ugt_ensemble.server.operator_key`), stops with SIGINT then SIGKILL, and (on Linux) dies with
 the process that started it.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from ugt_ensemble.errors import ServerError
 from ugt_ensemble.server.locate import TritonInstall, locate_tritonserver, wheel_backend_dir
+from ugt_ensemble.server.operator_key import OperatorKey
 
 LOGGER = logging.getLogger(__name__)
 
@@ -63,6 +66,8 @@ class TritonServer:
         log_path: str | Path | None = None,
         extra_args: tuple[str, ...] = (),
         install: TritonInstall | None = None,
+        operator_key: OperatorKey | None = None,
+        restrict_api: bool = True,
     ) -> None:
         self.model_repository = Path(model_repository).absolute()
         self.host = host
@@ -74,6 +79,10 @@ class TritonServer:
         self._workdir = tempfile.TemporaryDirectory(prefix="ugt-triton-")
         self.log_path = Path(log_path) if log_path else Path(self._workdir.name) / "tritonserver.log"
         self.process: subprocess.Popen | None = None
+        #: The key for the server-changing APIs (a fresh random one unless given); None: unrestricted.
+        self.operator_key: OperatorKey | None = None
+        if restrict_api:
+            self.operator_key = operator_key or OperatorKey(secrets.token_urlsafe(32), "generated for this server")
 
     @property
     def grpc_url(self) -> str:
@@ -99,7 +108,16 @@ class TritonServer:
             command.append(f"--backend-directory={backends}")
         for kind, port in (("http", self.ports.http), ("grpc", self.ports.grpc), ("metrics", self.ports.metrics)):
             command += [f"--{kind}-port={port}", f"--{kind}-address={self.host}"]
-        return command + ["--exit-timeout-secs=10", *self.extra_args]
+        restrictions = self.operator_key.server_args() if self.operator_key is not None else ()
+        return command + ["--exit-timeout-secs=10", *restrictions, *self.extra_args]
+
+    def grpc_operator_headers(self) -> dict[str, str]:
+        """gRPC metadata for the restricted APIs (load/unload, logging, trace, shared memory); {} if unrestricted."""
+        return self.operator_key.grpc_headers() if self.operator_key is not None else {}
+
+    def http_operator_headers(self) -> dict[str, str]:
+        """HTTP headers for the restricted APIs; {} if unrestricted."""
+        return self.operator_key.http_headers() if self.operator_key is not None else {}
 
     def start(self) -> TritonServer:
         """Start the server and wait until it and `ready_models` are ready."""
