@@ -26,6 +26,7 @@ from ugt_ensemble.bench.workload import workload_of
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.repository.inspect import RepositoryInfo
 from ugt_ensemble.repository.step_settings import StepSettings, config_json, with_settings
+from ugt_ensemble.server.operator_key import OperatorKey
 
 __all__ = ["Candidate", "TuneConfig", "TuneResult", "candidate_grid", "choose", "run_tune", "tune_markdown"]
 LOGGER = logging.getLogger(__name__)
@@ -77,25 +78,28 @@ def run_tune(
     settings: list[StepSettings],
     config: TuneConfig,
     show_progress: bool = True,
+    operator_key: OperatorKey | None = None,
 ) -> TuneResult:
     """Measure every candidate (`settings[0]` is the current one) on the model step `info.model_step`
-    and leave the server on the winner."""
+    and leave the server on the winner. `operator_key`: the server's key for its load API."""
     measurement = config.measurement(url)
     target = make_target("ensemble", info, workload_of(measurement, info))
     spec = LoadSpec.of(measurement, config.concurrency)
     candidates = [Candidate(s) for s in settings]
+    headers = operator_key.grpc_headers() if operator_key is not None else None
     with grpcclient.InferenceServerClient(url) as client:
         for round_index in range(config.rounds):
             for candidate in (c for c in candidates if not c.error):
                 LOGGER.info("tune round %d/%d: %s", round_index + 1, config.rounds, candidate.settings.label())
-                candidate.error = _load(client, info.model_step, with_settings(step_config, candidate.settings))
+                overrides = with_settings(step_config, candidate.settings)
+                candidate.error = _load(client, info.model_step, overrides, headers)
                 if candidate.error:
                     LOGGER.warning("  not loadable: %s", candidate.error)
                     continue
                 candidate.runs.append(run_load(target, url, spec, show_progress))
                 LOGGER.info("  %s", candidate.runs[-1].summary())
         chosen, reason = choose(candidates, config.margin, config.p99_slack)
-        error = _load(client, info.model_step, with_settings(step_config, chosen))
+        error = _load(client, info.model_step, with_settings(step_config, chosen), headers)
     if error:
         raise ConfigError(f"could not reload {info.model_step!r} with the chosen settings: {error}")
     return TuneResult(settings[0], candidates, chosen, reason)
@@ -146,10 +150,12 @@ def tune_markdown(result: TuneResult, config: TuneConfig) -> str:
     return "\n".join(lines) + f"\n\nChoice: {result.reason}.\n"
 
 
-def _load(client: grpcclient.InferenceServerClient, model: str, config: mc.ModelConfig) -> str:
-    """Reload `model` with `config` as override; an error message, or "" when it loaded."""
+def _load(
+    client: grpcclient.InferenceServerClient, model: str, config: mc.ModelConfig, headers: dict[str, str] | None
+) -> str:
+    """Reload `model` with `config` as override (`headers`: the operator key's); an error message, or ""."""
     try:
-        client.load_model(model, config=config_json(config))
+        client.load_model(model, headers=headers, config=config_json(config))
     except InferenceServerException as exc:
         return exc.message() or str(exc)
     return ""

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ugt_ensemble.bench.runner import BenchReport
     from ugt_ensemble.repository.inspect import RepositoryInfo
     from ugt_ensemble.repository.step_settings import StepSettings
+    from ugt_ensemble.server import TritonServer
 
 #: The repository benchmarked when --model-repository is left out (where `build` writes by default).
 DEFAULT_REPOSITORY = Path("ensemble")
@@ -199,12 +200,19 @@ def served(
     if url:
         yield url, None
         return
+    with started(info, extra_args) as server:
+        yield server.grpc_url, server.process.pid  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def started(info: RepositoryInfo, extra_args: tuple[str, ...] = ()) -> Iterator[TritonServer]:
+    """A tritonserver on `info`'s repository (loopback, free ports, its own operator key) until the block ends."""
     from ugt_ensemble.server import TritonServer
 
     ready = [info.ensemble, info.model_step] + ([info.naive_peer] if info.naive_peer else [])
     print(f"Starting tritonserver on {info.path} (loopback, free ports) ...", flush=True)
     with TritonServer(info.path, ready_models=ready, extra_args=extra_args) as server:
-        yield server.grpc_url, server.process.pid  # type: ignore[union-attr]
+        yield server
 
 
 def run(args: argparse.Namespace) -> int:
@@ -265,8 +273,10 @@ def run_tuning(args: argparse.Namespace, info: RepositoryInfo) -> int:
     grid = tune_grid(settings_of(step_config), config, os.cpu_count() or 1)
     print(f"Tuning {info.model_step!r}: {len(grid)} candidates x {config.rounds} rounds of {config.duration_s:g} s")
     explicit = ("--model-control-mode=explicit", "--load-model=*")
-    with served(args, info, explicit) as (url, _):
-        result = run_tune(url, info, step_config, grid, config, show_progress=not args.quiet)
+    with started(info, explicit) as server:
+        result = run_tune(
+            server.grpc_url, info, step_config, grid, config, not args.quiet, operator_key=server.operator_key
+        )
     text = tune_markdown(result, config)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "tune.md").write_text(text, encoding="utf-8")
