@@ -1,10 +1,13 @@
-"""The user's own model step from a file: a `torch.export` archive (.pt2), loaded without running code.
+"""The user's own model step from a file: a `torch.export` archive (.pt2), checked before torch reads it.
 
 A .pt2 holds the graph as JSON and the weights as raw tensor bytes, which `torch.export.load` reads
 without unpickling; but the format also allows pickled weights, pickled constants and a pickled
-fallback for its sample inputs. `load_step_archive` refuses every archive that would need one before
-loading it, so an archive runs no code. Pickled modules (`torch.save(model)`) are refused with the way
-to make a .pt2 instead: `save_step_model`, or `torch.export.save`.
+fallback for its sample inputs, a graph may call any operator (including ones that write files), and
+torch evaluates its symbolic sizes and guards as Python. Before loading, `load_step_archive` refuses an
+archive that would unpickle, whose declared sizes exceed the limit, whose graphs call an operator off
+the allow-list, or whose sizes and guards are not plain arithmetic (`pt2_safety`). Pickled modules
+(`torch.save(model)`) are refused with the way to make a .pt2 instead: `save_step_model`, or
+`torch.export.save`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from torch.export import Dim, ExportedProgram
 
 from ugt_ensemble.errors import InputFileError, StepContractError
 from ugt_ensemble.histories import random_encoder_batch
+from ugt_ensemble.model.pt2_safety import check_archive_sizes, check_program_json, check_program_operators
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.contract import ENCODER_DTYPES, ENCODER_INPUTS
 
@@ -59,19 +63,27 @@ def save_step_model(
     return path
 
 
-def load_step_archive(path: str | Path) -> ExportedProgram:
-    """The ExportedProgram of a .pt2 (InputFileError naming the file if it is not a tensor-only archive)."""
+def load_step_archive(path: str | Path, max_bytes: int | None = None) -> ExportedProgram:
+    """The ExportedProgram of a .pt2 (InputFileError naming the file if it is not a tensor-only archive
+    within `max_bytes` (default: `pt2_safety.max_archive_bytes()`) whose graphs call allowed operators)."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"model {path}: no such file")
     if not zipfile.is_zipfile(path):
         raise InputFileError(f"model {path}: not a torch.export archive (.pt2); {HOW_TO_SAVE}")
-    with zipfile.ZipFile(path) as archive:
-        _check_archive(path, archive)
     try:
-        return torch.export.load(str(path))
+        with zipfile.ZipFile(path) as archive:
+            check_archive_sizes(path, archive, max_bytes)  # before any entry is read
+            _check_archive(path, archive)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as exc:
+        raise InputFileError(f"model {path}: a damaged archive ({type(exc).__name__}: {exc})") from None
+    try:
+        program = torch.export.load(str(path))
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad archive
-        raise InputFileError(f"model {path}: cannot load the archive ({type(exc).__name__}: {exc})") from None
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise InputFileError(f"model {path}: cannot load the archive ({type(exc).__name__}: {first})") from None
+    check_program_operators(program, path)  # as torch deserialised it, before anything runs
+    return program
 
 
 def check_program_signature(
@@ -110,7 +122,9 @@ def _check_axis(
     if bounds is not None and (int(bounds.lower) > low or (bounds.upper.is_finite and int(bounds.upper) < high)):
         raise StepContractError(
             f"{source}: the {label} axis of {name} covers {bounds.lower}-{bounds.upper}, and the build asks for "
-            f"{low}-{high}: export it with Dim('{label}', min={low}, max={high}) or build with a smaller range"
+            f"{low}-{high}: export it with Dim('{label}', min={low}, max={high}) or build with a smaller range "
+            f"(--max-{'batch-size' if label == 'batch' else 'seq-length'} {bounds.upper}, "
+            f"ExportConfig.max_{'batch_size' if label == 'batch' else 'seq_length'})"
         )
 
 
@@ -141,7 +155,9 @@ def _check_archive(path: Path, archive: zipfile.ZipFile) -> None:
         inside = PurePosixPath(name).relative_to(root)
         if not any(inside.match(pattern) for pattern in _ALLOWED):
             raise InputFileError(f"model {path}: holds {name}, which a tensor-only .pt2 does not; refused")
-        if name.endswith("_config.json"):
+        if inside.match("models/*.json"):
+            check_program_json(path, archive, name)
+        elif name.endswith("_config.json"):
             _check_payload_config(path, name, archive.read(name))
         elif inside.match("data/sample_inputs/*.pt"):
             try:
