@@ -49,7 +49,7 @@ def test_triples_compare_as_entries():
             "int8 is not available",
         ),
         (lambda: TritonConfig(platform="onnxruntime"), "instance_kind='KIND_CPU'"),
-        (lambda: TritonConfig(instance_kind="KIND_CPU"), "need instance_kind KIND_GPU"),
+        (lambda: TritonConfig(instance_kind="KIND_CPU", gpus=(0,)), "need instance_kind KIND_GPU"),
         (lambda: TritonConfig(platform="tensorrt", execution_accelerator="openvino"), "already names"),
         (lambda: TritonConfig(version_policy="newest"), "version_policy"),
         (lambda: TritonConfig(instance_kind="KIND_TPU"), "instance_kind"),

@@ -28,6 +28,8 @@ ENGINES: dict[str, tuple[str, str | None]] = {
     "onnxruntime-openvino": ("onnxruntime_onnx", "openvino"),
 }
 INSTANCE_KINDS: tuple[str, ...] = ("KIND_GPU", "KIND_CPU", "KIND_AUTO")
+#: The seeds' `gpus` for GPU kinds when none are given.
+DEFAULT_GPUS: tuple[int, ...] = (0,)
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class TritonConfig:
 
     The seeds' fields concern the model step: `platform`, `instance_count` (instances per GPU),
     `preferred_batch_sizes` (sizes above max_batch_size are left out), `max_queue_delay_us`,
-    `gpus`, `instance_kind`, `enable_dynamic_batching`.
+    `gpus`, `instance_kind`, `enable_dynamic_batching`. `gpus` left unset means (0,) for KIND_GPU and
+    KIND_AUTO and () for KIND_CPU; set explicitly with KIND_CPU, it is an error.
 
     Ours:
         execution_accelerator: "tensorrt" or "openvino" for the onnxruntime_onnx platform.
@@ -78,7 +81,7 @@ class TritonConfig:
     instance_count: int = 2
     preferred_batch_sizes: tuple[int, ...] = (8, 16, 32, 64)
     max_queue_delay_us: int = 100
-    gpus: tuple[int, ...] = (0,)
+    gpus: tuple[int, ...] | None = None  # None: DEFAULT_GPUS for GPU kinds, () for KIND_CPU
     instance_kind: str = "KIND_GPU"
     enable_dynamic_batching: bool = True
     execution_accelerator: str | None = None
@@ -135,6 +138,9 @@ class TritonConfig:
             self, "preferred_batch_sizes", int_tuple("preferred_batch_sizes", self.preferred_batch_sizes)
         )
         object.__setattr__(self, "length_buckets", int_tuple("length_buckets", self.length_buckets))
+        object.__setattr__(self, "_gpus_defaulted", self.gpus is None)
+        if self.gpus is None:
+            object.__setattr__(self, "gpus", () if self.instance_kind == "KIND_CPU" else DEFAULT_GPUS)
         object.__setattr__(self, "gpus", int_tuple("gpus", self.gpus, low=0))
         if not self.length_buckets:
             raise ConfigError("`length_buckets` must hold at least one length")
@@ -163,7 +169,9 @@ class TritonConfig:
                 "tensorrt_plan or onnxruntime_onnx on a GPU"
             )
         if self.instance_kind == "KIND_CPU" and self.gpus:
-            raise ConfigError(f"`gpus` {self.gpus} need instance_kind KIND_GPU or KIND_AUTO, not KIND_CPU")
+            raise ConfigError(
+                f"`gpus` {self.gpus} need instance_kind KIND_GPU or KIND_AUTO; with KIND_CPU leave `gpus` unset"
+            )
         if self.platform == "tensorrt_plan" and self.instance_kind == "KIND_CPU":
             raise ConfigError("a TensorRT plan runs on GPU: instance_kind KIND_GPU or KIND_AUTO")
 
@@ -203,6 +211,8 @@ class TritonConfig:
         unknown = sorted(set(changes) - {f.name for f in fields(self)})
         if unknown:
             raise ConfigError(f"unknown TritonConfig field(s) {unknown}")
+        if getattr(self, "_gpus_defaulted", False) and "gpus" not in changes:
+            changes["gpus"] = None  # a default follows the instance kind the changes may set
         return replace(self, **changes)
 
 
