@@ -14,6 +14,7 @@ from ugt_ensemble.cli import main
 from ugt_ensemble.config import BuildConfig, ExportConfig, target_server_settings
 from ugt_ensemble.deploy.k8s import liveness_command, render_manifests
 from ugt_ensemble.deploy.k8s_check import check_manifests, load_documents
+from ugt_ensemble.deploy.k8s_security import restriction_flags
 from ugt_ensemble.deploy.options import NGC_IMAGE, K8sOptions
 from ugt_ensemble.errors import ConfigError, RepositoryError
 from ugt_ensemble.repository.writer import write_models
@@ -63,7 +64,7 @@ def test_cpu_build_manifests(tmp_path, catalog):
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     assert mounts["dshm"]["mountPath"] == "/dev/shm" and mounts["model-repository"]["readOnly"] is True
     ports = {p["name"]: (p["port"], p["targetPort"]) for p in docs["Service"]["spec"]["ports"]}
-    assert ports == {"grpc": (8001, "grpc"), "http": (8000, "http"), "metrics": (8002, "metrics")}
+    assert ports == {"grpc": (8001, "grpc"), "http": (8000, "http")}
     assert docs["ServiceMonitor"]["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s"}]
     predictor = docs["InferenceService"]["spec"]["predictor"]
     assert "model" not in predictor and predictor["containers"][0]["image"] == "ugt-ensemble-cpu:0.2.0"
@@ -203,11 +204,16 @@ def test_the_command_writes_checked_manifests(tmp_path, catalog, capsys):
         "deployment.yaml",
         "hpa.yaml",
         "kserve/inferenceservice.yaml",
+        "metrics-service.yaml",
         "service.yaml",
         "servicemonitor.yaml",
     ]
     assert "maxReplicas: 4" in (out / "hpa.yaml").read_text()
-    assert "offline check: passed" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "offline check: passed" in printed
+    assert "kubectl create secret generic ugt-recommend-operator-key --from-literal=operator-key=" in printed
+    assert "secrets.token_urlsafe(32)" in printed
+    assert "kind: Secret" not in "".join(p.read_text() for p in out.rglob("*.yaml"))  # no secret in a file
     assert main(["k8s", "--model-repository", str(root), "--server", "ngc", "--output-dir", str(out)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
 
@@ -221,3 +227,101 @@ def test_the_command_starts_without_torch_or_tritonclient():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr[-1000:]
+
+
+FLAGS = [
+    "--http-restricted-api=model-repository,logging,trace,shared-memory:ugt-operator-key=$(UGT_OPERATOR_KEY)",
+    "--grpc-restricted-protocol=model-repository,logging,trace,shared-memory:ugt-operator-key=$(UGT_OPERATOR_KEY)",
+]
+
+
+def predictor_container(docs: dict) -> dict:
+    predictor = docs["InferenceService"]["spec"]["predictor"]
+    return predictor["model"] if "model" in predictor else predictor["containers"][0]
+
+
+def key_env(c: dict) -> dict:
+    return {e["name"]: e.get("valueFrom", e.get("value")) for e in c["env"]}
+
+
+def test_tritonserver_demands_the_operator_key_from_a_secret(tmp_path, catalog):
+    assert list(restriction_flags()) == FLAGS
+    ngc = documents(repository(tmp_path / "ngc", catalog, "ngc", "onnxruntime-backend"))
+    assert container(ngc)["command"][0] == "tritonserver" and container(ngc)["command"][-2:] == FLAGS
+    model = predictor_container(ngc)  # KServe appends `args` to its Triton runtime's tritonserver command
+    assert model["args"] == FLAGS and "command" not in model
+    cpu = documents(repository(tmp_path / "cpu", catalog), operator_key_secret="reco-key")
+    assert container(cpu)["command"][:4] == ["python", "-m", "ugt_ensemble", "serve"]  # serve adds the flags
+    for docs, secret in ((ngc, "ugt-recommend-operator-key"), (cpu, "reco-key")):
+        for c in (container(docs), predictor_container(docs)):
+            env = key_env(c)
+            assert env["UGT_OPERATOR_KEY"] == {"secretKeyRef": {"name": secret, "key": "operator-key"}}
+            assert env["UGT_STATE_DIR"] == "/run/ugt-ensemble"
+
+
+def test_containers_run_read_only_with_runtime_default_seccomp_and_a_cpu_limit(tmp_path, catalog):
+    for target, engine in (("cpu-wheel", None), ("ngc", "onnxruntime-backend")):
+        docs = documents(repository(tmp_path / target, catalog, target, engine), cpu="1500m", cpu_limit="3")
+        pods = [docs["Deployment"]["spec"]["template"]["spec"], docs["InferenceService"]["spec"]["predictor"]]
+        for pod, c in zip(pods, (container(docs), predictor_container(docs))):
+            assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True
+            assert c["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+            assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+            assert c["resources"]["limits"]["cpu"] == "3" and c["resources"]["requests"]["cpu"] == "1500m"
+            writable = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+            assert {"/tmp", "/dev/shm", "/run/ugt-ensemble"} <= writable.keys()
+            assert all("emptyDir" in volumes(pod)[writable[p]] for p in ("/tmp", "/dev/shm", "/run/ugt-ensemble"))
+    limits = container(documents(repository(tmp_path / "default", catalog)))["resources"]["limits"]
+    assert limits["cpu"] == "2"  # the request: never more than the pod asked for
+    with pytest.raises(ConfigError, match="cpu limit 1 is below the request 2"):
+        K8sOptions(cpu_limit="1")
+    with pytest.raises(ConfigError, match="cpu 'two'"):
+        K8sOptions(cpu="two")
+
+
+def test_metrics_have_their_own_service_that_only_the_service_monitor_selects(tmp_path, catalog):
+    docs = documents(repository(tmp_path, catalog))
+    client, metrics = docs["Service"], docs["Service/ugt-recommend-metrics"]
+    assert {p["name"] for p in client["spec"]["ports"]} == {"grpc", "http"}
+    assert metrics["spec"]["ports"] == [{"name": "metrics", "port": 8002, "targetPort": "metrics"}]
+    assert metrics["spec"]["clusterIP"] == "None"
+    selector = docs["ServiceMonitor"]["spec"]["selector"]["matchLabels"].items()
+    assert selector <= metrics["metadata"]["labels"].items() and not selector <= client["metadata"]["labels"].items()
+
+
+def test_the_offline_check_finds_insecure_manifests(tmp_path, catalog):
+    rendered = render_manifests(repository(tmp_path, catalog, "ngc", "onnxruntime-backend"), K8sOptions())
+    docs = load_documents(rendered)
+    deployment = docs["Deployment"]
+    c = container(docs)
+    c["securityContext"]["readOnlyRootFilesystem"] = False
+    del c["securityContext"]["seccompProfile"]
+    del deployment["spec"]["template"]["spec"]["securityContext"]["seccompProfile"]
+    del c["resources"]["limits"]["cpu"]
+    c["env"][0] = {"name": "UGT_OPERATOR_KEY", "value": "written-into-the-manifest"}
+    c["command"] = c["command"][:-2]
+    service = docs["Service"]
+    service["spec"]["ports"].append({"name": "metrics", "port": 8002, "targetPort": "metrics"})
+    model = predictor_container(docs)
+    model["args"] = []
+    broken = {
+        **rendered,
+        "deployment.yaml": yaml.safe_dump(deployment),
+        "service.yaml": yaml.safe_dump(service),
+        "kserve/inferenceservice.yaml": yaml.safe_dump(docs["InferenceService"]),
+    }
+    errors = check_manifests(broken)
+    where = "Deployment: container tritonserver: "
+    for finding in (
+        "securityContext.readOnlyRootFilesystem must be true",
+        "seccompProfile RuntimeDefault is missing (pod or container securityContext)",
+        "resources.limits.cpu is missing",
+        "env UGT_OPERATOR_KEY must come from a Secret (valueFrom.secretKeyRef)",
+        "tritonserver runs without the operator key's restriction flags",
+    ):
+        assert where + finding in errors, errors
+    kserve = "InferenceService: container kserve-container: "
+    assert kserve + "tritonserver runs without the operator key's restriction flags" in errors
+    assert "Service ugt-recommend: exposes metrics beside the client ports" in errors
+    assert len(errors) == 7, errors

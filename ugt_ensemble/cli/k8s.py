@@ -1,9 +1,10 @@
 """`python -m ugt_ensemble k8s`: Kubernetes and KServe manifests for a built repository.
 
-Writes deployment.yaml, service.yaml, servicemonitor.yaml and hpa.yaml (apply them with
-`kubectl apply -f DIR`), and kserve/inferenceservice.yaml as the KServe alternative. The GPUs, the
-/dev/shm size and the server kind come from the repository; the manifests are checked offline against
-the pinned Kubernetes version's schemas when kubernetes-validate is installed.
+Writes deployment.yaml, service.yaml, metrics-service.yaml, servicemonitor.yaml and hpa.yaml (apply
+them with `kubectl apply -f DIR`), and kserve/inferenceservice.yaml as the KServe alternative. The GPUs,
+the /dev/shm size and the server kind come from the repository; the manifests are checked offline against
+the pinned Kubernetes version's schemas when kubernetes-validate is installed. The operator key comes
+from a Secret that is not rendered (no secret in a file): the command prints how to create it.
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ FLAGS = [
          "pvc:NAME (mounted at /models), s3://... | gs://... | as://... (ngc), or image", str, metavar="SOURCE"),
     Flag("--storage-secret", K8sOptions, "storage_secret", "Secret with object-storage credentials (env)", str,
          metavar="SECRET"),
+    Flag("--operator-key-secret", K8sOptions, "operator_key_secret",
+         "Secret whose key operator-key holds the operator key (load/unload, logging, trace)", str,
+         metavar="SECRET", default_text="NAME-operator-key"),
     Flag("--gpus", K8sOptions, "gpus", "GPUs per pod", int, metavar="N",
          default_text="the repository's KIND_GPU groups"),
     Flag("--cpu", K8sOptions, "cpu", "CPU request per pod", str, metavar="CPU"),
+    Flag("--cpu-limit", K8sOptions, "cpu_limit", "CPU limit per pod", str, metavar="CPU",
+         default_text="the request"),
     Flag("--memory", K8sOptions, "memory", "memory request and limit per pod (holds /dev/shm too)", str,
          metavar="QUANTITY"),
     Flag("--replicas", K8sOptions, "replicas", "Deployment replicas at start", int, metavar="N"),
@@ -67,7 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ugt_ensemble.deploy.k8s import read_repository, render_manifests, write_manifests
+    from ugt_ensemble.deploy.k8s import manifest_context, read_repository, render_manifests, write_manifests
     from ugt_ensemble.deploy.k8s_check import check_manifests
 
     options = K8sOptions(**given(args, FLAGS, K8sOptions))
@@ -88,5 +94,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  note: {', '.join(facts.auto_kind_models)} use KIND_AUTO; give the pod a GPU with --gpus 1")
     checked = "skipped" if args.no_check else f"passed (Kubernetes {KUBERNETES_VERSION} schemas, CRDs structurally)"
     print(f"  offline check: {checked}")
+    context = manifest_context(facts, options)
+    print(f"Create the operator key's Secret once ({context['operator_key_secret']}; never commit its value):")
+    print(f"  {context['secret_command']}")
     print(f"Apply with: kubectl apply -f {args.output_dir}  (or KServe: kubectl apply -f {args.output_dir}/kserve)")
     return 0

@@ -3,8 +3,13 @@
 What the repository decides: the ensemble to probe, the model step the autoscaler watches, the GPUs
 (its KIND_GPU instance groups), the `/dev/shm` size (`deploy.shm`) and which server can load it
 (`repository.servers`). What `K8sOptions` decides: image, where the repository comes from, resources,
-replicas and the autoscaling target. Files: deployment.yaml, service.yaml, servicemonitor.yaml, hpa.yaml
-(`kubectl apply -f DIR`) and, as the alternative to those four, kserve/inferenceservice.yaml.
+replicas and the autoscaling target. Files: deployment.yaml, service.yaml (HTTP and gRPC for clients),
+metrics-service.yaml (what the ServiceMonitor scrapes), servicemonitor.yaml, hpa.yaml
+(`kubectl apply -f DIR`) and, as the alternative, kserve/inferenceservice.yaml.
+
+Every server demands the operator key for its server-changing APIs (`server.operator_key`): tritonserver
+runs with the restriction flags, the key comes from a Secret the operator creates (`secret_command`), and
+the containers run with a read-only root filesystem, a CPU limit and the RuntimeDefault seccomp profile.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from ugt_ensemble.errors import ConfigError, InputFileError, RepositoryError
 from ugt_ensemble.repository.manifest import read_manifest
 from ugt_ensemble.repository.rules import check_repository, string_parameters
 from ugt_ensemble.repository.servers import loadable_on
+from ugt_ensemble.deploy.k8s_security import SECRET_KEY, STATE_DIR, restriction_flags, secret_command
+from ugt_ensemble.server.operator_key import ENV_KEY, ENV_STATE_DIR
 
 CPU_IMAGE = f"ugt-ensemble-cpu:{__version__}"
 MODELS_PATH = "/models"
@@ -38,6 +45,7 @@ DEFAULT_QUEUE_TARGET_US = 3000
 TEMPLATES = {
     "deployment.yaml": "deployment.yaml.j2",
     "service.yaml": "service.yaml.j2",
+    "metrics-service.yaml": "metrics-service.yaml.j2",
     "servicemonitor.yaml": "servicemonitor.yaml.j2",
     "hpa.yaml": "hpa.yaml.j2",
     "kserve/inferenceservice.yaml": "inferenceservice.yaml.j2",
@@ -130,17 +138,27 @@ def manifest_context(facts: RepositoryFacts, options: K8sOptions) -> dict[str, A
         )
     name = options.name or dns_label(facts.ensemble)
     target, metric = _hpa(facts, options)
+    secret = options.operator_key_secret or f"{name}-operator-key"
+    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "ugt-ensemble"}
     return {
         "header": HEADER,
         "name": name,
         "namespace": options.namespace,
-        "labels": {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "ugt-ensemble"},
+        "labels": labels,
+        "metrics_labels": {**labels, "app.kubernetes.io/component": "metrics"},
         "server": facts.server,
         "image": options.image or (NGC_IMAGE if facts.server == "ngc" else CPU_IMAGE),
         "stock_image": options.image in (None, NGC_IMAGE) and facts.server == "ngc",
         "ngc_tag": NGC_TAG,
         "command": server_command(facts.server, _repository_arg(options), PORTS["http"]),
         "kserve_command": server_command(facts.server, MODELS_PATH, KSERVE_HTTP_PORT),
+        "kserve_args": list(restriction_flags()),
+        "operator_key_secret": secret,
+        "secret_key": SECRET_KEY,
+        "key_env": ENV_KEY,
+        "state_env": ENV_STATE_DIR,
+        "state_dir": STATE_DIR,
+        "secret_command": secret_command(secret, options.namespace),
         "source": options.source_kind,
         "repository_source": options.repository_source,
         "pvc": options.pvc,
@@ -152,6 +170,7 @@ def manifest_context(facts: RepositoryFacts, options: K8sOptions) -> dict[str, A
         "gpus": facts.gpus,
         "auto_kind_models": facts.auto_kind_models,
         "cpu": options.cpu,
+        "cpu_limit": options.cpu_limit or options.cpu,
         "memory": options.memory,
         "shm": facts.shm.quantity,
         "shm_lines": facts.shm.describe(),
@@ -172,7 +191,8 @@ def manifest_context(facts: RepositoryFacts, options: K8sOptions) -> dict[str, A
 
 
 def server_command(server: str, repository: str, http_port: int) -> list[str]:
-    """The container command: tritonserver (ngc) or `python -m ugt_ensemble serve` (the CPU image)."""
+    """The container command: tritonserver with the restriction flags (ngc), or `python -m ugt_ensemble
+    serve` (the CPU image; it always starts tritonserver with them, the key from `$UGT_OPERATOR_KEY`)."""
     grpc, metrics = PORTS["grpc"], PORTS["metrics"]
     if server == "ngc":
         return [
@@ -182,6 +202,7 @@ def server_command(server: str, repository: str, http_port: int) -> list[str]:
             f"--http-port={http_port}",
             f"--grpc-port={grpc}",
             f"--metrics-port={metrics}",
+            *restriction_flags(),
         ]
     return [
         "python", "-m", "ugt_ensemble", "serve", "--model-repository", repository, "--host", "0.0.0.0",

@@ -5,8 +5,10 @@
 - The CRDs, whose schemas are not Kubernetes': ServiceMonitor and InferenceService structurally
   (apiVersion, kind, the fields that matter); the InferenceService's predictor container and volumes
   are also validated as a Pod's, against the Kubernetes schemas.
-- References between the objects: volume mounts name volumes, the Service's target ports name
+- References between the objects: volume mounts name volumes, the Services' target ports name
   container ports, the selectors match the pod labels, the autoscaler targets the Deployment.
+- Security (`k8s_security`): the operator key's restriction flags and Secret, a read-only root
+  filesystem, RuntimeDefault seccomp, a CPU limit, and no metrics port on the client Service.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ugt_ensemble.deploy.k8s_security import check_security
 from ugt_ensemble.deploy.options import KUBERNETES_VERSION
 from ugt_ensemble.errors import MissingDependencyError
 
@@ -29,7 +32,8 @@ _MODEL_FIELDS = ("modelFormat", "protocolVersion", "runtimeVersion", "runtime", 
 
 
 def load_documents(rendered: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """ "kind" -> the parsed object, for the rendered files (one object per file)."""
+    """ "kind" -> the parsed object, for the rendered files (one object per file); a second object of
+    a kind is keyed "kind/name" (the metrics Service: "Service/<name>-metrics")."""
     try:
         import yaml
     except ImportError:
@@ -38,7 +42,8 @@ def load_documents(rendered: dict[str, str]) -> dict[str, dict[str, Any]]:
     for text in rendered.values():
         for document in yaml.safe_load_all(text):
             if document:
-                documents[document["kind"]] = document
+                kind = document["kind"]
+                documents[kind if kind not in documents else f"{kind}/{document['metadata']['name']}"] = document
     return documents
 
 
@@ -46,14 +51,25 @@ def check_manifests(rendered: dict[str, str], kubernetes_version: str = KUBERNET
     """Every finding (an empty list: the manifests pass)."""
     documents = load_documents(rendered)
     errors: list[str] = []
-    for kind, document in sorted(documents.items()):
+    for document in (documents[key] for key in sorted(documents)):
+        kind = document["kind"]
         if kind in CRDS:
             errors += _check_crd(document)
         else:
             errors += schema_errors(document, kubernetes_version)
     if "InferenceService" in documents:
         errors += schema_errors(_predictor_pod(documents["InferenceService"]), kubernetes_version, "InferenceService")
-    return errors + check_references(documents)
+    return errors + check_references(documents) + _security(documents)
+
+
+def _security(documents: dict[str, dict[str, Any]]) -> list[str]:
+    pods = {}
+    if "Deployment" in documents:
+        pods["Deployment"] = documents["Deployment"]["spec"]["template"]["spec"]
+    if "InferenceService" in documents:
+        pods["InferenceService"] = _predictor_pod(documents["InferenceService"])["spec"]
+    services = [d for d in documents.values() if d["kind"] == "Service"]
+    return check_security(pods, services, documents.get("ServiceMonitor"))
 
 
 def schema_errors(document: dict[str, Any], kubernetes_version: str, label: str | None = None) -> list[str]:
@@ -84,18 +100,23 @@ def check_references(documents: dict[str, dict[str, Any]]) -> list[str]:
     if not deployment["spec"]["selector"]["matchLabels"].items() <= labels.items():
         errors.append("Deployment: the selector does not match the pod labels")
     port_names = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
-    service = documents.get("Service")
-    if service is not None:
+    services = [d for d in documents.values() if d["kind"] == "Service"]
+    for service in services:
+        name = service["metadata"]["name"]
         if not service["spec"]["selector"].items() <= labels.items():
-            errors.append("Service: the selector does not match the pod labels")
-        errors += [f"Service: targetPort {p['targetPort']} is no container port" for p in service["spec"]["ports"]
-                   if p["targetPort"] not in port_names]  # fmt: skip
-        monitor = documents.get("ServiceMonitor")
-        selected = (
-            monitor and monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
-        )
-        if monitor is not None and not selected:
-            errors.append("ServiceMonitor: the selector does not match the Service's labels")
+            errors.append(f"Service {name}: the selector does not match the pod labels")
+        errors += [f"Service {name}: targetPort {p['targetPort']} is no container port"
+                   for p in service["spec"]["ports"] if p["targetPort"] not in port_names]  # fmt: skip
+    monitor = documents.get("ServiceMonitor")
+    if monitor is not None and services:
+        wanted = monitor["spec"]["selector"]["matchLabels"].items()
+        selected = [s for s in services if wanted <= s["metadata"].get("labels", {}).items()]
+        ports = {p["name"] for s in selected for p in s["spec"]["ports"]}
+        endpoints = monitor["spec"].get("endpoints", []) if selected else []
+        if not selected:
+            errors.append("ServiceMonitor: the selector matches no Service's labels")
+        errors += [f"ServiceMonitor: port {e['port']} is on no Service it selects"
+                   for e in endpoints if e.get("port") not in ports]  # fmt: skip
     hpa = documents.get("HorizontalPodAutoscaler")
     if hpa is not None and hpa["spec"]["scaleTargetRef"]["name"] != deployment["metadata"]["name"]:
         errors.append("HorizontalPodAutoscaler: scaleTargetRef is not the Deployment")
@@ -166,4 +187,6 @@ def _predictor_pod(document_or_spec: dict[str, Any]) -> dict[str, Any]:
         container = {k: v for k, v in predictor["model"].items() if k not in _MODEL_FIELDS}
         containers.append({"name": "kserve-container", "image": "kserve-triton-runtime", **container})
     pod_spec = {"containers": containers, "volumes": predictor.get("volumes", [])}
+    if "securityContext" in predictor:
+        pod_spec["securityContext"] = predictor["securityContext"]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "predictor"}, "spec": pod_spec}

@@ -23,6 +23,7 @@ SERVERS = ("auto", "ngc", "cpu-wheel")
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti)?$")
 _UNITS = {None: 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
+_CPU = re.compile(r"^(\d+(?:\.\d+)?|\d+m)$")
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,12 @@ class K8sOptions:
             or "image" (the repository was copied into the image at /models).
         storage_secret: a Secret whose keys become environment variables (object-storage credentials,
             e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION).
+        operator_key_secret: the Secret whose key `operator-key` holds the operator key that tritonserver
+            demands for load/unload, logging, trace and shared memory (None: "<name>-operator-key").
+            Not rendered: create it with `kubectl create secret` (the command prints how).
         gpus: GPUs per pod (None: those the repository's KIND_GPU instance groups name).
         cpu, memory: container requests (memory is also the limit; the /dev/shm tmpfs counts against it).
+        cpu_limit: the container's CPU limit (None: the request, so that a pod never takes more than it asked).
         replicas, min_replicas, max_replicas: the Deployment's start and the autoscaler's range.
         hpa_metric: "queue-time" (average queue time per request at the model step, microseconds) or
             "pending" (requests waiting at the model step, per pod).
@@ -55,8 +60,10 @@ class K8sOptions:
     image: str | None = None
     repository_source: str = "pvc:ugt-ensemble-repository"
     storage_secret: str | None = None
+    operator_key_secret: str | None = None
     gpus: int | None = None
     cpu: str = "2"
+    cpu_limit: str | None = None
     memory: str = "4Gi"
     replicas: int = 1
     min_replicas: int = 1
@@ -66,7 +73,9 @@ class K8sOptions:
     cpu_target_percent: int = 80
 
     def __post_init__(self) -> None:
-        for label, value in (("name", self.name), ("namespace", self.namespace), ("secret", self.storage_secret)):
+        labels = {"name": self.name, "namespace": self.namespace, "secret": self.storage_secret,
+                  "operator key secret": self.operator_key_secret}  # fmt: skip
+        for label, value in labels.items():
             if value is not None and not _DNS_LABEL.match(value):
                 raise ConfigError(f"{label} {value!r} is not a DNS label (lower-case letters, digits, '-')")
         if self.server not in SERVERS:
@@ -82,6 +91,11 @@ class K8sOptions:
         if not 1 <= self.cpu_target_percent <= 100:
             raise ConfigError(f"cpu target must be 1-100 %; got {self.cpu_target_percent}")
         quantity_bytes(self.memory)
+        for label, cpu in (("cpu", self.cpu), ("cpu limit", self.cpu_limit)):
+            if cpu is not None and not _CPU.match(cpu):
+                raise ConfigError(f"{label} {cpu!r}: use a quantity such as 2, 1.5 or 500m")
+        if self.cpu_limit is not None and cpu_millis(self.cpu_limit) < cpu_millis(self.cpu):
+            raise ConfigError(f"cpu limit {self.cpu_limit} is below the request {self.cpu}: raise --cpu-limit")
         self.source_kind  # noqa: B018 - validates repository_source
 
     @property
@@ -113,3 +127,8 @@ def dns_label(name: str) -> str:
     """`name` as a DNS label: lower case, '_' and '.' as '-', at most 63 characters."""
     label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].rstrip("-")
     return label if label and label[0].isalpha() else f"ugt-{label}".rstrip("-")
+
+
+def cpu_millis(quantity: str) -> float:
+    """Millicores of a Kubernetes CPU quantity such as "2", "1.5" or "500m"."""
+    return float(quantity[:-1]) if quantity.endswith("m") else float(quantity) * 1000
