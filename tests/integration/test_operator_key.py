@@ -21,6 +21,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from ugt_ensemble.client import RecommendClient
+from ugt_ensemble.deploy.k8s_security import restriction_flags
 from ugt_ensemble.export.compare import ranked_mismatches
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.server import TritonServer
@@ -223,3 +224,20 @@ def _wait(condition, timeout_s: float = 30.0) -> None:  # noqa: ANN001
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+def test_the_flags_the_manifests_render_restrict_a_real_tritonserver(tmp_path):
+    """The Kubernetes command's flags, once Kubernetes has put the Secret's value in for $(UGT_OPERATOR_KEY)."""
+    key = OperatorKey("a-key-from-a-kubernetes-secret", "a Secret")
+    flags = [flag.replace("$(UGT_OPERATOR_KEY)", key.value) for flag in restriction_flags()]
+    (tmp_path / "repository").mkdir()
+    extra = ("--model-control-mode=explicit", *flags)
+    with TritonServer(tmp_path / "repository", extra_args=extra, restrict_api=False) as server:
+        body = {"parameters": {"config": X_CONFIG}}
+        assert _post(f"{server.http_url}/v2/repository/models/x/load", body)[0] == 403
+        assert _post(f"{server.http_url}/v2/logging", {"log_verbose_level": 0}, WRONG.http_headers())[0] == 403
+        assert _post(f"{server.http_url}/v2/logging", {"log_verbose_level": 0}, key.http_headers())[0] == 200
+        with grpcclient.InferenceServerClient(server.grpc_url) as client:
+            with pytest.raises(InferenceServerException, match="This protocol is restricted"):
+                client.update_log_settings({"log_verbose_level": 0})
+            assert client.update_log_settings({"log_verbose_level": 0}, headers=key.grpc_headers())
