@@ -26,6 +26,7 @@ from ugt_ensemble.config import BuildConfig
 from ugt_ensemble.errors import ConfigError, RepositoryError
 from ugt_ensemble.export.onnx_contract import check_onnx_signature
 from ugt_ensemble.export.onnx_export import export_onnx
+from ugt_ensemble.export.onnx_file import copy_onnx
 from ugt_ensemble.export.probe import probe_catalog_validity, require_validity
 from ugt_ensemble.export.tensorrt_check import require_tensorrt_parsable
 from ugt_ensemble.export.validate import ShapeCheck, onnx_runner, validate_runner
@@ -171,8 +172,7 @@ def _check_eager_contract(run, index, config: BuildConfig, source: str) -> None:
 
 def _export_or_copy(config: BuildConfig, chosen: StepModel, onnx_path: Path, index) -> None:  # noqa: ANN001
     if config.onnx_path is not None:
-        onnx_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(config.onnx_path, onnx_path)
+        copy_onnx(config.onnx_path, onnx_path)  # checked (opset, external data) before anything opens it
     else:
         export_onnx(chosen.exportable, onnx_path, config.export, index)
 

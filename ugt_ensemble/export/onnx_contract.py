@@ -1,5 +1,6 @@
 """Check an ONNX model step against the step contract (`ugt_ensemble.model.contract`) without running it:
-input and output names, element types, ranks, and dynamic batch and sequence axes."""
+input and output names, element types, ranks, and dynamic batch and sequence axes. The file is read by
+`onnx_file.read_onnx`, which checks its external data before anything opens it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import onnx
 from onnx import TensorProto
 
-from ugt_ensemble.errors import InputFileError, StepContractError
+from ugt_ensemble.errors import StepContractError
+from ugt_ensemble.export.onnx_file import default_opset, read_onnx
 from ugt_ensemble.runtime.contract import ENCODER_DTYPES, ENCODER_INPUTS, MODEL_SCORES, RECOMMENDATIONS
 
 _ELEMENT = {"int64": TensorProto.INT64, "float32": TensorProto.FLOAT}
@@ -28,10 +30,7 @@ class OnnxSignature:
 def check_onnx_signature(path: str | Path, num_recommendations: int) -> OnnxSignature:
     """StepContractError naming the tensor unless `path` declares the step contract's inputs and outputs."""
     path = Path(path)
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001 - onnx raises several types for a bad file
-        raise InputFileError(f"ONNX model {path}: cannot read ({type(exc).__name__}: {exc})") from None
+    model = read_onnx(path, check_opset=False)  # external data checked; the opset of our own exports is ours
     source = f"ONNX model {path}"
     inputs = {i.name: i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}}
     if set(inputs) != set(ENCODER_INPUTS):
@@ -44,8 +43,7 @@ def check_onnx_signature(path: str | Path, num_recommendations: int) -> OnnxSign
     if set(outputs) != set(_OUTPUTS):
         raise StepContractError(f"{source} has outputs {sorted(outputs)}; the step contract wants {list(_OUTPUTS)}")
     k = {_check_output(source, outputs[name], num_recommendations) for name in _OUTPUTS} - {None}
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    return OnnxSignature(opset, k.pop() if k else None)
+    return OnnxSignature(default_opset(model) or 0, k.pop() if k else None)
 
 
 def _check_input(source: str, tensor: onnx.ValueInfoProto) -> None:

@@ -49,8 +49,24 @@ def onnx_runner(onnx_path: str | Path, threads: int = 0) -> Runner:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    return lambda feed: session.run(list(MODEL_OUTPUTS), feed)
+    try:
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types for any bad model
+        raise ExportError(f"ONNX model {onnx_path}: ONNX Runtime cannot load it ({_first_line(exc)})") from None
+
+    def run(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            return session.run(list(MODEL_OUTPUTS), feed)
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors, for any input
+            raise ExportError(f"ONNX model {onnx_path}: ONNX Runtime fails to run it ({_first_line(exc)})") from None
+
+    return run
+
+
+def _first_line(exc: BaseException) -> str:
+    """`exc` in one line: ONNX Runtime's messages run over many."""
+    text = " ".join(str(exc).split())
+    return text[:300] + ("..." if len(text) > 300 else "")
 
 
 def validate_runner(
