@@ -55,7 +55,8 @@ def calling_from_file(good: Path, out: Path, target: Path, size: int) -> Path:
 
     def edit(program: dict) -> None:
         graph = program["graph_module"]["graph"]
-        arguments = (("filename", {"as_string": str(target)}), ("shared", {"as_bool": True}), ("size", {"as_int": size}))
+        arguments = (("filename", {"as_string": str(target)}), ("shared", {"as_bool": True}),
+                     ("size", {"as_int": size}))  # fmt: skip
         graph["nodes"].insert(0, {
             "target": "torch.ops.aten.from_file.default", "name": "grown", "metadata": {},
             "inputs": [{"name": name, "arg": arg, "kind": 1} for name, arg in arguments],
@@ -178,7 +179,7 @@ def test_an_archive_inflating_past_the_limit_is_refused_before_reading(tmp_path,
 
 def test_the_limit_comes_from_the_environment(tmp_path, good, monkeypatch):
     monkeypatch.setenv(MAX_ARCHIVE_ENV, "1000")
-    with pytest.raises(InputFileError, match=f"above the limit of 1000 bytes; to load a model this large set {MAX_ARCHIVE_ENV}"):
+    with pytest.raises(InputFileError, match=f"above the limit of 1000 bytes; .* set {MAX_ARCHIVE_ENV}"):
         load_step_archive(good)
     monkeypatch.setenv(MAX_ARCHIVE_ENV, "2GiB")
     with pytest.raises(ConfigError, match=f"{MAX_ARCHIVE_ENV}='2GiB': give the largest .pt2 size in bytes"):

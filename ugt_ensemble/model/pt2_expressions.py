@@ -103,7 +103,8 @@ def _guard_node(node: ast.AST) -> None:
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
         _guard_node(node.operand)
     elif isinstance(node, ast.BinOp) and isinstance(node.op, _GUARD_OPERATORS):
-        if isinstance(node.op, ast.Pow) and not (isinstance(node.right, ast.Constant) and node.right.value in range(65)):
+        small_power = isinstance(node.right, ast.Constant) and node.right.value in range(65)
+        if isinstance(node.op, ast.Pow) and not small_power:
             raise ValueError("a power other than 0-64")
         _guard_node(node.left)
         _guard_node(node.right)

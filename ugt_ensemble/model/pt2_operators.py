@@ -52,10 +52,12 @@ ALLOWED_ATEN: frozenset[str] = frozenset(
 #: Other call targets allowed, as the archive spells them (less the `torch.ops.` prefix): the Python
 #: operators torch.export applies to sizes and tuple outputs, and control flow (its subgraphs are checked).
 ALLOWED_OTHER: frozenset[str] = frozenset(
-    [f"_operator.{name}" for name in "getitem add sub mul floordiv truediv mod pow neg eq ne lt le gt ge and_ or_ not_".split()]
+    [f"_operator.{name}" for name in "getitem add sub mul floordiv truediv mod pow neg eq ne lt le gt ge".split()]
+    + ["_operator.and_", "_operator.or_", "_operator.not_"]
     + [f"torch.sym_{name}" for name in "max min not float int ite sum".split()]
     + ["math.ceil", "math.floor", "math.trunc"]
-    + [f"higher_order.{name}" for name in "cond while_loop map_impl scan wrap_with_set_grad_enabled wrap_with_autocast".split()]
+    + [f"higher_order.{name}" for name in "cond while_loop map_impl scan".split()]
+    + ["higher_order.wrap_with_set_grad_enabled", "higher_order.wrap_with_autocast"]
 )
 
 
