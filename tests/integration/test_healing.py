@@ -1,15 +1,21 @@
 """A server that heals: kill -9 of each Python-backend stub under load is followed by correct answers again,
-without a manual restart (the watchdog `serve` runs reloads the broken step)."""
+without a manual restart (the watchdog `serve` runs reloads the broken step), with no write to the repository
+(also on a read-only mount); a model unloaded with the operator key is loaded again."""
 
+import hashlib
 import os
+import shutil
 import signal
+import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.server import TritonServer
+from ugt_ensemble.server.probe import probe_ensemble
 from ugt_ensemble.server.stubs import stubs_of
 from ugt_ensemble.server.watchdog import Watchdog
 from ugt_ensemble.serving.traffic import Traffic
@@ -24,7 +30,14 @@ def healing_server(built, tmp_path_factory):
     with TritonServer(
         result.repository, ready_models=[config.export.model_name], extra_args=EXPLICIT, log_path=log
     ) as s:
-        watchdog = Watchdog(s.grpc_url, s.process.pid, result.repository, config.export.model_name, interval_s=0.5)
+        watchdog = Watchdog(
+            s.grpc_url,
+            s.process.pid,
+            result.repository,
+            config.export.model_name,
+            interval_s=0.5,
+            headers=s.grpc_operator_headers(),
+        )
         watchdog.start()
         yield s, watchdog
         watchdog.stop()
@@ -38,6 +51,7 @@ def test_a_killed_stub_is_healed_under_load(built, healing_server, step):
     histories = [history_json(random_history(result.catalog.item_ids, int(n), rng)) for n in rng.integers(1, 80, 16)]
     (stub,) = [s for s in stubs_of(server.process.pid) if s.model == step]
     heals_before = len(watchdog.heals)
+    files = snapshot(result.repository)
     with Traffic(server.grpc_url, config.export.model_name, histories, concurrency=8) as traffic:
         time.sleep(1.0)
         killed = time.monotonic()
@@ -52,6 +66,71 @@ def test_a_killed_stub_is_healed_under_load(built, healing_server, step):
     healed = [h for h in watchdog.heals[heals_before:] if h.model == step]
     assert healed and healed[-1].ok, watchdog.heals
     assert [s.model for s in stubs_of(server.process.pid)].count(step) == 1
+    assert snapshot(result.repository) == files  # healing wrote nothing: no mtime, size or content changed
+
+
+def test_a_model_unloaded_with_the_key_is_loaded_again(built, healing_server):
+    import tritonclient.grpc as grpcclient
+
+    config, result = built
+    server, watchdog = healing_server
+    name = config.export.model_name
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        client.unload_model("ugt_trt", headers=server.grpc_operator_headers())
+        unloaded = time.monotonic()
+        while time.monotonic() - unloaded < 20:
+            try:
+                probe_ensemble(server.grpc_url, name)
+                break
+            except Exception:  # noqa: BLE001 - not yet
+                time.sleep(0.1)
+        seconds = time.monotonic() - unloaded
+        index = client.get_model_repository_index(as_json=True, headers=server.grpc_operator_headers())["models"]
+    probe_ensemble(server.grpc_url, name)
+    assert {(m["name"], m.get("state")) for m in index} >= {("ugt_trt", "READY"), (name, "READY")}
+    loads = [h for h in watchdog.heals if h.action == "load"]  # the step, or the ensemble (which loads its steps)
+    assert loads and all(h.ok for h in loads) and {h.model for h in loads} <= {"ugt_trt", name}, watchdog.heals
+    print(f"\nunloaded ugt_trt answered again after {seconds:.1f} s")
+
+
+def test_healing_works_on_a_read_only_repository(built, tmp_path):
+    """Kubernetes mounts the repository read-only; touching its folders failed with EROFS, three times, exit 3."""
+    config, result = built
+    source, mounted = tmp_path / "source", tmp_path / "ro"
+    shutil.copytree(result.repository, source)
+    mounted.mkdir()
+    if subprocess.run(["mount", "--bind", str(source), str(mounted)], capture_output=True).returncode != 0:
+        pytest.skip("cannot bind-mount here")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mounted)], check=True, capture_output=True)
+        with pytest.raises(OSError, match="Read-only"):
+            os.utime(mounted / "preprocess")
+        _kill_a_stub_and_heal(config.export.model_name, mounted, tmp_path / "tritonserver.log")
+    finally:
+        subprocess.run(["umount", str(mounted)], check=False)
+
+
+def _kill_a_stub_and_heal(name: str, repository: Path, log: Path) -> None:
+    with TritonServer(repository, ready_models=[name], extra_args=EXPLICIT, log_path=log) as server:
+        headers = server.grpc_operator_headers()
+        watchdog = Watchdog(server.grpc_url, server.process.pid, repository, name, 0.5, headers=headers)
+        (stub,) = [s for s in stubs_of(server.process.pid) if s.model == "preprocess"]
+        os.kill(stub.pid, signal.SIGKILL)
+        time.sleep(0.5)
+        made = watchdog.check_once()
+        assert [(h.model, h.ok) for h in made] == [("preprocess", True)], made
+        probe_ensemble(server.grpc_url, name)
+        assert [s.model for s in stubs_of(server.process.pid)].count("preprocess") == 1
+
+
+def snapshot(repository: Path) -> dict[str, tuple[int, int, str]]:
+    """path -> (mtime in ns, size, sha256) of every file and folder under `repository`."""
+    found = {}
+    for path in sorted(repository.rglob("*")):
+        info = path.stat()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+        found[str(path.relative_to(repository))] = (info.st_mtime_ns, info.st_size, digest)
+    return found
 
 
 def test_a_probe_that_times_out_while_requests_are_answered_reloads_nothing(built, healing_server):
@@ -62,7 +141,13 @@ def test_a_probe_that_times_out_while_requests_are_answered_reloads_nothing(buil
     histories = [history_json(random_history(result.catalog.item_ids, 60, rng)) for _ in range(8)]
     # A probe deadline no answer can meet stands in for an overloaded server.
     watchdog = Watchdog(
-        server.grpc_url, server.process.pid, result.repository, config.export.model_name, 0.5, probe_timeout_s=0.001
+        server.grpc_url,
+        server.process.pid,
+        result.repository,
+        config.export.model_name,
+        0.5,
+        probe_timeout_s=0.001,
+        headers=server.grpc_operator_headers(),
     )
     stubs = {s.instance: s.pid for s in stubs_of(server.process.pid)}
     with Traffic(server.grpc_url, config.export.model_name, histories, concurrency=4) as traffic:

@@ -1,13 +1,16 @@
-"""A watchdog for a running tritonserver: it heals a Python-backend step whose stub died.
+"""A watchdog for a running tritonserver: it heals a Python-backend step whose stub died and loads again a
+model that was unloaded.
 
 Since Triton 24.06 a dead stub is not restarted, and the health endpoints keep answering 200, so the
-watchdog checks two things every `interval_s`: that each loaded Python-backend model version has its
-stub processes, and that a real inference through the ensemble answers. When a step is broken it
-reloads that step through the repository API (explicit model-control mode), after touching its loaded
-version folders: Triton skips the reload of an unchanged version, and a touched one gets a new stub
-(measured: about 1.5 s), with the configuration it was serving (a live override, e.g. from
-`bench --tune`, survives). If healing fails `max_failed_heals` times in a row, `fatal` is set and
-`on_fatal` is called, so that `serve` exits non-zero and a supervisor can restart the whole server.
+watchdog checks, every `interval_s`: that every model the build manifest names (the ensemble, its steps,
+the naive peer, the A/B variants) is loaded, that each loaded Python-backend model version has its stub
+processes, and that a real inference through the ensemble answers. An unloaded model is loaded again from
+the repository. A broken step is reloaded with the configuration it was serving plus a changed `ugt_heal`
+counter (`server.restore`): Triton then starts new stubs (measured: about 1.5 s) without a write to the
+repository, which may be read-only; a live override (e.g. from `bench --tune`) survives. Every repository
+call carries the operator key's `headers` (the repository API is restricted). If healing fails
+`max_failed_heals` times in a row, `fatal` is set and `on_fatal` is called, so that `serve` restarts the
+server.
 
 A probe that fails without naming a stub (a deadline, a full queue) while the ensemble's success count
 still grows means the server is overloaded, not broken: nothing is reloaded (reloading healthy steps under
@@ -17,9 +20,7 @@ progress since the last round counts as a hung step.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 import threading
 import time
@@ -29,6 +30,7 @@ from typing import Callable
 
 from ugt_ensemble.errors import ServerError
 from ugt_ensemble.server.probe import probe_ensemble, served_counts
+from ugt_ensemble.server.restore import ACTIVE_STATES, expected_models, reload_with_new_stub, unloaded
 from ugt_ensemble.server.stubs import stubs_of
 
 LOGGER = logging.getLogger(__name__)
@@ -37,12 +39,14 @@ _UNHEALTHY = re.compile(r"Stub process '(.+?)_\d+_\d+' is not healthy")
 
 @dataclass
 class Heal:
-    """One healing: which model, why, how long it took, and whether answers came back."""
+    """One healing: which model, why, how long it took, whether it worked, and what was done
+    ("reload": new stubs for a loaded model; "load": a model that was unloaded loaded again)."""
 
     model: str
     reason: str
     seconds: float
     ok: bool
+    action: str = "reload"
 
 
 @dataclass
@@ -57,15 +61,24 @@ class Watchdog:
     probe_timeout_s: float | None = None  # default: max(5 s, interval_s)
     max_failed_heals: int = 3
     on_fatal: Callable[[str], None] | None = None
+    #: gRPC metadata with the operator key (`OperatorKey.grpc_headers()`); {} for an unrestricted server.
+    headers: dict[str, str] = field(default_factory=dict)
+    #: Seconds before a model whose load failed is tried again.
+    retry_load_s: float = 30.0
     heals: list[Heal] = field(default_factory=list)
     fatal: str | None = None
     overloaded_rounds: int = 0
+    #: Models that should be serving and were not loaded after the last round.
+    not_loaded: list[str] = field(default_factory=list)
     _answered: int | None = field(default=None, repr=False)
+    _serving: tuple[str, ...] = field(default=(), repr=False)
+    _retry_at: dict[str, float] = field(default_factory=dict, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     def start(self) -> Watchdog:
         self._progressed()  # the baseline of the success count
+        self._serving = tuple(self._index_names(ACTIVE_STATES))  # loaded now: restored if unloaded later
         self._thread = threading.Thread(target=self._run, name="ugt-watchdog", daemon=True)
         self._thread.start()
         return self
@@ -76,11 +89,38 @@ class Watchdog:
             self._thread.join(timeout=30)
 
     def check_once(self) -> list[Heal]:
-        """One round: find broken steps and heal them; returns the heals it made."""
-        broken = self.broken_steps()
-        made = [self._heal(model, reason) for model, reason in broken.items()]
+        """One round: load unloaded models, find broken steps and heal them; returns what it did."""
+        made = self.restore_unloaded()
+        if self.ensemble not in self.not_loaded:  # else the probe cannot tell a broken step
+            made += [self._heal(model, reason) for model, reason in self.broken_steps().items()]
         self.heals += made
         return made
+
+    def restore_unloaded(self) -> list[Heal]:
+        """Load again each model that should be serving and is not (see `server.restore`)."""
+        import tritonclient.grpc as grpcclient
+
+        expected = expected_models(self.repository, also=self._serving)
+        with grpcclient.InferenceServerClient(self.grpc_url) as client:
+            index = client.get_model_repository_index(as_json=True, headers=self.headers).get("models", [])
+            missing = unloaded(index, expected)
+            made = [self._load(client, m) for m in missing if self._retry_at.get(m, 0.0) <= time.monotonic()]
+        self.not_loaded = sorted(set(missing) - {h.model for h in made if h.ok})
+        return made
+
+    def _load(self, client, model: str) -> Heal:  # noqa: ANN001 - tritonclient's client
+        LOGGER.warning("watchdog: %s should be serving but is not loaded; loading it", model)
+        start = time.perf_counter()
+        try:
+            client.load_model(model, headers=self.headers)
+        except Exception as exc:  # noqa: BLE001 - recorded; tried again after retry_load_s
+            self._retry_at[model] = time.monotonic() + self.retry_load_s
+            LOGGER.error("watchdog: loading %s failed (next try in %.0f s): %s", model, self.retry_load_s, exc)
+            return Heal(model, "unloaded", time.perf_counter() - start, False, "load")
+        self._retry_at.pop(model, None)
+        heal = Heal(model, "unloaded", time.perf_counter() - start, True, "load")
+        LOGGER.warning("watchdog: %s loaded again after %.1f s", model, heal.seconds)
+        return heal
 
     def broken_steps(self) -> dict[str, str]:
         """model -> why it needs healing (a stub missing, or the probe failing because of it)."""
@@ -133,9 +173,10 @@ class Watchdog:
             except Exception as exc:  # noqa: BLE001 - the watchdog must outlive a bad round
                 LOGGER.warning("watchdog round failed: %s", exc)
                 continue
-            failed = failed + 1 if any(not h.ok for h in made) else 0
+            reloads = [h for h in made if h.action == "reload"]
+            failed = failed + 1 if any(not h.ok for h in reloads) else 0
             if failed >= self.max_failed_heals:
-                self.fatal = f"healing failed {failed} times in a row; last: {made[-1]}"
+                self.fatal = f"healing failed {failed} times in a row; last: {reloads[-1]}"
                 LOGGER.error("watchdog: %s", self.fatal)
                 if self.on_fatal is not None:
                     self.on_fatal(self.fatal)
@@ -149,12 +190,7 @@ class Watchdog:
         ok = False
         try:
             with grpcclient.InferenceServerClient(self.grpc_url) as client:
-                for version in self._loaded_versions(client, model):
-                    folder = self.repository / model / version
-                    if folder.is_dir():
-                        os.utime(folder)  # changed: Triton reloads it with a new stub
-                config = client.get_model_config(model, as_json=True)["config"]
-                client.load_model(model, config=json.dumps(config))  # the config it was serving
+                reload_with_new_stub(client, model, self.headers)  # writes nothing to the repository
             probe_ensemble(self.grpc_url, self.ensemble)
             ok = True
         except Exception as exc:  # noqa: BLE001 - recorded; the next round tries again
@@ -172,7 +208,7 @@ class Watchdog:
         missing = {}
         with grpcclient.InferenceServerClient(self.grpc_url) as client:
             for model, count in self._python_instances(client).items():
-                for version in self._loaded_versions(client, model):
+                for version in self._loaded_versions(client, model, self.headers):
                     short = count - running.get((model, version), 0)
                     if short > 0:
                         missing[model] = missing.get(model, 0) + short
@@ -182,7 +218,7 @@ class Watchdog:
         """Python-backend model -> stub processes per loaded version (its instance count)."""
         counts = {}
         for model in self._python_models(client):
-            config = client.get_model_config(model, as_json=True)["config"]
+            config = client.get_model_config(model, as_json=True, headers=self.headers)["config"]
             counts[model] = sum(int(g.get("count", 1)) for g in config.get("instance_group", [])) or 1
         return counts
 
@@ -192,12 +228,24 @@ class Watchdog:
         if client is None:
             with grpcclient.InferenceServerClient(self.grpc_url) as own:
                 return self._python_models(own)
-        names = {m["name"] for m in client.get_model_repository_index(as_json=True).get("models", [])}
-        return sorted(
-            name for name in names if client.get_model_config(name, as_json=True)["config"].get("backend") == "python"
-        )
+        names = self._index_names(("READY",), client)
+        return [
+            name
+            for name in names
+            if client.get_model_config(name, as_json=True, headers=self.headers)["config"].get("backend") == "python"
+        ]
+
+    def _index_names(self, states: tuple[str, ...], client=None) -> list[str]:  # noqa: ANN001
+        """Names of the models that the repository index lists with a version in one of `states`."""
+        import tritonclient.grpc as grpcclient
+
+        if client is None:
+            with grpcclient.InferenceServerClient(self.grpc_url) as own:
+                return self._index_names(states, own)
+        index = client.get_model_repository_index(as_json=True, headers=self.headers).get("models", [])
+        return sorted({m["name"] for m in index if m.get("state") in states})
 
     @staticmethod
-    def _loaded_versions(client, model: str) -> list[str]:  # noqa: ANN001
-        index = client.get_model_repository_index(as_json=True).get("models", [])
+    def _loaded_versions(client, model: str, headers: dict[str, str]) -> list[str]:  # noqa: ANN001
+        index = client.get_model_repository_index(as_json=True, headers=headers).get("models", [])
         return sorted({m.get("version", "") for m in index if m["name"] == model and m.get("state") == "READY"} - {""})
