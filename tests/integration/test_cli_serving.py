@@ -1,6 +1,7 @@
 """`serve`, `infer` and `demo` as a user runs them (subprocesses, real tritonserver)."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -26,6 +27,10 @@ def _wait_for_line(process, needle, timeout_s=240):
     raise AssertionError(f"no {needle!r} in output:\n{''.join(lines)}")
 
 
+def _without_key(env):
+    return {k: v for k, v in env.items() if not k.startswith("UGT_OPERATOR_KEY")}
+
+
 def test_serve_infer_and_stop_on_sigterm(built, tmp_path):
     config, result = built
     ports = Ports.free()
@@ -47,9 +52,10 @@ def test_serve_infer_and_stop_on_sigterm(built, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**_without_key(os.environ), "UGT_STATE_DIR": str(tmp_path)},
     )
     try:
-        _wait_for_line(serve, "Serving 'ugt_recommend'")
+        started = "".join(_wait_for_line(serve, "Serving 'ugt_recommend'"))
         (tmp_path / "histories.jsonl").write_text('[1, 2, 3]\n\n[{"item_id": 4, "type": "click"}]\n')
         url = f"127.0.0.1:{ports.grpc}"
         shown = subprocess.run(
@@ -71,6 +77,8 @@ def test_serve_infer_and_stop_on_sigterm(built, tmp_path):
         out, _ = serve.communicate(timeout=60)
     assert serve.returncode == 0, out
     assert "tritonserver stopped" in out
+    assert f"Operator key: {tmp_path / 'operator.key'}" in started  # where it is, never the key itself
+    assert (tmp_path / "operator.key").read_text().strip() not in started + out
 
 
 def test_demo_command(tmp_path):

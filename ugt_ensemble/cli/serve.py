@@ -1,11 +1,15 @@
-"""`python -m ugt_ensemble serve`: run a real tritonserver on a model repository until Ctrl-C/SIGTERM."""
+"""`python -m ugt_ensemble serve`: run a real tritonserver on a model repository until Ctrl-C/SIGTERM.
+
+The server-changing APIs demand the operator key (printed: where it lives, never the key). tritonserver is
+supervised: when it dies it is restarted on the same ports (at most --max-restarts times within
+--restart-window, waiting 1 s doubling to 30 s), after its orphan stubs and shared memory are removed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import tempfile
-import threading
 from pathlib import Path
 
 
@@ -32,8 +36,25 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
         "--watch-interval",
         type=float,
         default=2.0,
-        help="seconds between the watchdog's probes and stub checks; it reloads a step whose stub died "
-        "(explicit mode only; 0: no watchdog; default: 2)",
+        help="seconds between the watchdog's probes and stub checks; it reloads a step whose stub died and loads "
+        "again a model that was unloaded (explicit mode only; 0: no watchdog; default: 2)",
+    )
+    p.add_argument(
+        "--operator-key-file",
+        type=Path,
+        help="file with the key for the server-changing APIs; generated (0600) if absent "
+        "(default: $UGT_OPERATOR_KEY_FILE, else operator.key in $UGT_STATE_DIR or ~/.local/state/ugt-ensemble; "
+        "$UGT_OPERATOR_KEY, the key itself, wins over any file)",
+    )
+    p.add_argument(
+        "--max-restarts",
+        type=int,
+        default=5,
+        help="restarts of a tritonserver that died allowed within --restart-window; one more and serve exits 3 "
+        "(default: 5)",
+    )
+    p.add_argument(
+        "--restart-window", type=float, default=600.0, help="seconds over which restarts are counted (default: 600)"
     )
     p.set_defaults(run=run)
 
@@ -42,64 +63,39 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
 METRICS_ARGS = ("--metrics-config=summary_latencies=true",)
 
 
-def _start_watchdog(args: argparse.Namespace, server, model_name: str, stop: threading.Event):  # noqa: ANN001, ANN202
-    from ugt_ensemble.server.watchdog import Watchdog
-
-    def fatal(reason: str) -> None:
-        stop.set()
-
-    watchdog = Watchdog(
-        server.grpc_url,
-        server.process.pid,
-        args.model_repository.absolute(),
-        model_name,
-        args.watch_interval,
-        on_fatal=fatal,
-    )
-    print(f"Watchdog: probing {model_name!r} and checking its stubs every {args.watch_interval:g} s", flush=True)
-    return watchdog.start()
-
-
 def run(args: argparse.Namespace) -> int:
     from ugt_ensemble.repository.manifest import ensemble_name
     from ugt_ensemble.server import Ports, TritonServer
-    from ugt_ensemble.server.probe import probe_ensemble
+    from ugt_ensemble.server.operator_key import HEADER, load_operator_key
+    from ugt_ensemble.server.orphans import new_shm_prefix, shm_prefix_args
+    from ugt_ensemble.server.supervisor import RestartPolicy, Supervisor
 
     model_name = args.model_name or ensemble_name(args.model_repository)
+    key = load_operator_key(args.operator_key_file, create=True)
     free = Ports.free(args.host if args.host != "0.0.0.0" else "127.0.0.1")
     ports = Ports(args.http_port or free.http, args.grpc_port or free.grpc, args.metrics_port or free.metrics)
     log_file = args.log_file or Path(tempfile.mkstemp(prefix="ugt-tritonserver-", suffix=".log")[1])
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
     explicit = args.model_control == "explicit"
+    shm_prefix = new_shm_prefix()
     extra = ("--model-control-mode=explicit", "--load-model=*") if explicit else ()
     server = TritonServer(
-        args.model_repository, ports, args.host, [model_name], args.startup_timeout, log_file, extra + METRICS_ARGS
+        args.model_repository,
+        ports,
+        args.host,
+        [model_name],
+        args.startup_timeout,
+        log_file,
+        extra + METRICS_ARGS + shm_prefix_args(shm_prefix),
+        operator_key=key,
     )
+    policy = RestartPolicy(max_restarts=args.max_restarts, window_s=args.restart_window)
+    watch = args.watch_interval if explicit else 0.0
+    supervisor = Supervisor(server, model_name, watch, policy, shm_prefix)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, supervisor.request_stop)
     print(f"Starting {server.install.describe()} on {args.model_repository} ...", flush=True)
-    watchdog = None
-    try:
-        server.start()
-        probe_ensemble(server.grpc_url, model_name)
-        if explicit and args.watch_interval > 0:
-            watchdog = _start_watchdog(args, server, model_name, stop)
-        print(
-            f"Serving {model_name!r} (pid {server.process.pid}): gRPC {server.grpc_url}, "  # type: ignore[union-attr]
-            f"HTTP {server.http_url}, metrics {server.metrics_url}\nLog: {log_file}. Press Ctrl-C to stop.",
-            flush=True,
-        )
-        while server.is_running() and not stop.wait(1.0):
-            pass
-        if watchdog is not None and watchdog.fatal:
-            print(f"watchdog: {watchdog.fatal}; stopping so that a supervisor can restart the server", flush=True)
-            return 3
-        if not stop.is_set():
-            print(f"tritonserver exited unexpectedly:\n{server.log_tail()}")
-            return 1
-    finally:
-        if watchdog is not None:
-            watchdog.stop()
-        code = server.stop()
-        print(f"tritonserver stopped (exit code {code}).", flush=True)
-    return 0
+    print(
+        f"Operator key: {key.source} (send it as the header {HEADER!r} to load/unload models, logging, trace)",
+        flush=True,
+    )
+    return supervisor.run()

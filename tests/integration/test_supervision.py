@@ -1,0 +1,196 @@
+"""`serve` supervises tritonserver (a real one, `python -m ugt_ensemble serve` as a subprocess): a model unloaded
+with the operator key is loaded again, a tritonserver killed with kill -9 is restarted on the same ports and
+answers again with its orphan stubs and shared memory gone, SIGTERM leaves nothing of its own behind, and a
+server that keeps dying makes `serve` give up with exit code 3."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ugt_ensemble.errors import ServerError
+from ugt_ensemble.server import Ports
+from ugt_ensemble.server.operator_key import load_operator_key
+from ugt_ensemble.server.orphans import SHM_DIR
+from ugt_ensemble.server.probe import probe_ensemble
+from ugt_ensemble.server.stubs import orphans_of, proc_stat, stubs_of
+
+SERVING = re.compile(r"Serving 'ugt_recommend'(?: again)? \(pid (\d+)")
+
+
+class Serve:
+    """`python -m ugt_ensemble serve` on free ports, its output collected line by line."""
+
+    def __init__(self, repository: Path, state: Path, *extra: str) -> None:
+        self.ports = Ports.free()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("UGT_OPERATOR_KEY")}
+        env["UGT_STATE_DIR"] = str(state)
+        self.key_file = state / "operator.key"
+        ports = self.ports
+        command = [sys.executable, "-m", "ugt_ensemble", "serve", "--model-repository", str(repository)]
+        command += ["--http-port", str(ports.http), "--grpc-port", str(ports.grpc)]
+        command += ["--metrics-port", str(ports.metrics)]
+        command += ["--log-file", str(state / "tritonserver.log"), "--watch-interval", "0.5", *extra]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.ports.grpc}"
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, pattern: str, count: int = 1, timeout_s: float = 240) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(re.findall(pattern, self.output)) < count:
+            assert time.monotonic() < deadline and self.process.poll() is None, f"no {pattern!r} in:\n{self.output}"
+            time.sleep(0.1)
+
+    def server_pid(self) -> int:
+        return int(SERVING.findall(self.output)[-1])
+
+    def shm_prefix(self) -> str:
+        return f"ugt_serve_{self.process.pid}_"
+
+    def regions(self) -> set[str]:
+        return {p.name for p in SHM_DIR.iterdir() if p.name.startswith(self.shm_prefix())}
+
+
+class Prober:
+    """A small client loop: one request through the ensemble every 0.1 s, each on a new connection."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.results, self._stop = url, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            sent = time.monotonic()
+            try:
+                probe_ensemble(self.url, "ugt_recommend", timeout_s=5)
+                self.results.append((sent, True))
+            except Exception:  # noqa: BLE001 - a refused connection is a failed request too
+                self.results.append((sent, False))
+
+    def __enter__(self) -> Prober:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def serve(built, tmp_path_factory):
+    _, result = built
+    served = Serve(result.repository, tmp_path_factory.mktemp("serve-state"))
+    try:
+        served.wait_for(SERVING.pattern)
+        yield served
+    finally:
+        if served.process.poll() is None:
+            served.process.kill()
+            served.process.wait()
+
+
+def test_serve_prints_where_the_key_is_never_the_key(serve):
+    key = load_operator_key(serve.key_file)
+    assert f"Operator key: {serve.key_file}" in serve.output
+    assert key.value not in serve.output
+    assert serve.key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_model_unloaded_with_the_key_is_loaded_again_by_the_watchdog(serve):
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    key = load_operator_key(serve.key_file)
+    with grpcclient.InferenceServerClient(serve.url) as client:
+        with pytest.raises(InferenceServerException, match="restricted"):
+            client.unload_model("ugt_recommend")  # without the key: refused
+        probe_ensemble(serve.url, "ugt_recommend")
+        client.unload_model("ugt_recommend", headers=key.grpc_headers())
+    unloaded = time.monotonic()
+    with pytest.raises(ServerError):
+        probe_ensemble(serve.url, "ugt_recommend")
+    _answers_within(serve.url, 20)
+    print(f"\nunloaded ensemble answered again after {time.monotonic() - unloaded:.1f} s")
+    assert "ugt_recommend should be serving but is not loaded" in serve.output
+
+
+def test_a_killed_tritonserver_is_restarted_and_its_orphans_removed(serve):
+    dead = serve.server_pid()
+    before = serve.regions()
+    assert len(before) >= 4
+    (paused,) = [s for s in stubs_of(dead) if s.model == "preprocess"]
+    os.kill(paused.pid, signal.SIGSTOP)  # a stub that cannot notice its server died: it would stay behind
+    with Prober(serve.url) as prober:
+        time.sleep(1.0)
+        killed = time.monotonic()
+        os.kill(dead, signal.SIGKILL)
+        serve.wait_for(r"Serving 'ugt_recommend' again", timeout_s=240)
+        _answers_within(serve.url, 30)
+        time.sleep(1.0)
+    recovered = next(t for t, ok in prober.results if t > killed and ok) - killed
+    failed = sum(1 for t, ok in prober.results if t > killed and not ok)
+    assert serve.server_pid() != dead and serve.process.poll() is None
+    assert f"tritonserver (pid {dead}) was killed by SIGKILL" in serve.output
+    assert proc_stat(paused.pid) is None and orphans_of(dead) == []
+    assert not before & serve.regions()  # the dead server's regions are gone; the new one has its own
+    assert all(ok for t, ok in prober.results if t > killed + recovered)
+    (cleaned,) = re.findall(rf"Cleaned up after tritonserver \(pid {dead}\): (.*)", serve.output)
+    assert re.match(r"[1-9]\d* orphan stub\(s\) killed, [1-9]\d* shared-memory region\(s\)", cleaned), cleaned
+    print(f"\nkill -9 -> answering again after {recovered:.1f} s; {failed} probe-loop requests failed; {cleaned}")
+    assert recovered < 60
+
+
+def test_sigterm_leaves_no_server_stub_or_region_behind(serve):
+    pid = serve.server_pid()
+    serve.process.send_signal(signal.SIGTERM)
+    assert serve.process.wait(60) == 0, serve.output
+    assert "tritonserver stopped" in serve.output
+    assert proc_stat(pid) is None and orphans_of(pid) == [] and stubs_of(pid) == []
+    assert serve.regions() == set()
+
+
+def test_serve_gives_up_when_tritonserver_keeps_dying(built, tmp_path):
+    _, result = built
+    served = Serve(result.repository, tmp_path, "--max-restarts", "0")
+    try:
+        served.wait_for(SERVING.pattern)
+        pid = served.server_pid()
+        os.kill(pid, signal.SIGKILL)
+        assert served.process.wait(60) == 3
+    finally:
+        if served.process.poll() is None:
+            served.process.kill()
+    time.sleep(0.2)  # the reader thread takes the last lines
+    assert "giving up" in served.output and "was killed by SIGKILL" in served.output
+    assert orphans_of(pid) == [] and served.regions() == set()
+
+
+def _answers_within(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            probe_ensemble(url, "ugt_recommend", timeout_s=5)
+            return
+        except Exception:  # noqa: BLE001 - not yet (a refused connection included)
+            assert time.monotonic() < deadline, "no answer"
+            time.sleep(0.1)
