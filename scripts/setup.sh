@@ -22,10 +22,10 @@ fi
 # (the filter drops a local pip-config warning; pip's exit status is kept)
 pip() { python -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 
-echo "Installing $TORCH_SPEC (CPU) and ugt-ensemble[serve,bench,test] into .venv ..."
+echo "Installing $TORCH_SPEC (CPU) and ugt-ensemble[serve,bench,test,analyze] into .venv ..."
 pip install "$TORCH_SPEC"
-pip install -e ".[serve,bench,test]"
-python -c "import torch, onnxruntime, tritonclient.grpc, pytriton" \
+pip install -e ".[serve,bench,test,analyze]"
+python -c "import torch, onnxruntime, tritonclient.grpc, pytriton, model_analyzer" \
   || { echo "setup failed: a required package did not install (see the pip output above)" >&2; exit 1; }
 
 # perf_analyzer (in the tritonclient wheel) needs Debian's libb64.

@@ -32,12 +32,14 @@ from ugt_ensemble.export.tensorrt_check import require_tensorrt_parsable
 from ugt_ensemble.export.validate import ShapeCheck, onnx_runner, validate_runner
 from ugt_ensemble.histories import random_encoder_batch
 from ugt_ensemble.model.contract import check_outputs
+from ugt_ensemble.model.limits import check_limits
 from ugt_ensemble.model.step import StepModel, catalog_of_module, given_module, step_model
 from ugt_ensemble.progress import StepProgress
 from ugt_ensemble.repository.rules import check_repository
 from ugt_ensemble.repository.staging import StagedRepository, check_replaceable
 from ugt_ensemble.repository.writer import static_files, write_models
 from ugt_ensemble.runtime.contract import CHECKPOINT_FILE, ONNX_FILE, PLAN_FILE
+from ugt_ensemble.tools.input_data import write_input_data_files
 
 LOGGER = logging.getLogger(__name__)
 
@@ -70,7 +72,8 @@ def build_repository(
     root = config.output_dir.absolute()
     served = root / config.triton.step_name / "1"
     prepared = dataclasses.replace(prepared, folder=served, onnx_path=served / ONNX_FILE)
-    return BuildResult(root, prepared, report, [root / f for f in files])
+    tools = write_input_data_files(root, seed=config.seed)  # outside the repository: <output>_tools/
+    return BuildResult(root, prepared, report, [root / f for f in files], [tools.ensemble, tools.model_step])
 
 
 def plan(config: BuildConfig, module_given: bool = False) -> list[str]:
@@ -114,7 +117,7 @@ def prepare_step(
     index, reference = catalog.index(), chosen.runner()
     if reference is not None:
         with step():
-            _check_eager_contract(reference, index, config, chosen.source)
+            _check_eager_contract(reference, index, config, chosen.source, chosen.eager)
     with step():
         _export_or_copy(config, chosen, prepared.onnx_path, index)
     with step():
@@ -164,7 +167,8 @@ def _catalog(config: BuildConfig, model: torch.nn.Module | None) -> Catalog:
     return synthetic_catalog(config.synthetic_items, config.seed, e.codebook_sizes)
 
 
-def _check_eager_contract(run, index, config: BuildConfig, source: str) -> None:  # noqa: ANN001
+def _check_eager_contract(run, index, config: BuildConfig, source: str, module=None) -> None:  # noqa: ANN001
+    check_limits(run, index, config.export.max_seq_length, config.export.codebook_sizes, source, module)
     for batch, length in ((1, 1), (3, min(17, config.export.max_seq_length))):
         feed = random_encoder_batch(index, batch, length, np.random.default_rng(config.seed))
         check_outputs(run(feed), batch, config.export.num_recommendations, source)

@@ -54,6 +54,7 @@ class BuildResult:
     prepared: PreparedStep
     report: RepositoryReport
     files: list[Path]
+    tool_files: list[Path] = field(default_factory=list)  # perf_analyzer input data, beside the repository
 
     @property
     def catalog(self) -> Catalog:

@@ -54,6 +54,7 @@ class ServingExporter(ServingExporterInterface):
         self._model: torch.nn.Module | None = None
         self._onnx: Path | None = None
         self._engine: Path | None = None
+        self._repository: Path | None = None  # the repository written last: benchmark() reads its catalog
 
     def export_onnx(self, model: torch.nn.Module, save_path: str | Path, config: ExportConfig | None = None) -> str:
         """Export `model` (a step-contract module) to ONNX and check it; returns the file's path."""
@@ -76,13 +77,20 @@ class ServingExporter(ServingExporterInterface):
         if self._onnx is None:
             raise ExportError("generate_triton_config serves the model exported before: call export_onnx first")
         generator = TritonConfigGenerator(self.triton_config, config or self.export_config)
-        return generator.generate(model_repository, self._onnx, self._model, self._engine)
+        path = generator.generate(model_repository, self._onnx, self._model, self._engine)
+        self._repository = Path(model_repository)
+        return path
 
     def benchmark(self, triton_url: str, model_name: str = "ugt_recommend", num_requests: int = 10000) -> dict:
-        """Load `model_name` at `triton_url`: throughput (req/s) and latency_p50/p90/p99 (ms), and more."""
+        """Load `model_name` at `triton_url` with histories of the served catalog (the repository this exporter
+        wrote, unless `BenchmarkConfig.model_repository` names one); `BenchmarkResult.as_row()`: throughput
+        (req/s), latency_p50/p90/p95/p99/avg/min/max (ms), total/successful/failed_requests, and more."""
         from ugt_ensemble.api.benchmark import TritonBenchmark
 
-        config = BenchmarkConfig(**{**self.benchmark_config.__dict__, "num_requests": num_requests})
+        fields = {**self.benchmark_config.__dict__, "num_requests": num_requests}
+        if fields.get("model_repository") is None and self._repository is not None:
+            fields["model_repository"] = self._repository
+        config = BenchmarkConfig(**fields)
         result = TritonBenchmark(config).run(triton_url, model_name)
         return result.as_row()
 
@@ -106,7 +114,7 @@ class ServingExporter(ServingExporterInterface):
         result = build_repository(config, progress, model=model, catalog=catalog_for(self.export_config, model))
         served_onnx, served_engine = result.prepared.onnx_path, result.prepared.engine_path
         report = _validate_deployment(result.repository, self.export_config.model_name)
-        self._model, self._onnx = model, _copy(served_onnx, onnx_path)
+        self._model, self._onnx, self._repository = model, _copy(served_onnx, onnx_path), result.repository
         self._engine = _copy(served_engine, engine_path) if result.prepared.engine else None
         validity = result.prepared.validity
         return {

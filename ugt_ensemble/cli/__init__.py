@@ -10,11 +10,11 @@ import argparse
 import sys
 
 from ugt_ensemble import __version__
-from ugt_ensemble.cli import bench, build, demo, infer, k8s, serve, stats, validate, versions
+from ugt_ensemble.cli import analyze, bench, build, demo, env, infer, k8s, serve, stats, validate, versions
 from ugt_ensemble.cli.common import configure_logging
 from ugt_ensemble.errors import UgtEnsembleError
 
-COMMANDS = (build, serve, infer, demo, validate, bench, versions, stats, k8s)
+COMMANDS = (build, serve, infer, demo, validate, bench, versions, stats, k8s, env, analyze)
 
 
 def build_parser() -> argparse.ArgumentParser:

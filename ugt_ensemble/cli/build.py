@@ -145,5 +145,7 @@ def run(args: argparse.Namespace) -> int:
     if prepared.validity is not None:
         print(f"  catalog validity: {prepared.validity.describe()}")
     print(f"  files: {len(result.files)} written, e.g. {result.repository / config.export.model_name / 'config.pbtxt'}")
+    if result.tool_files:
+        print(f"  perf_analyzer input data: {', '.join(str(f) for f in result.tool_files)}")
     print(f"Serve it with: python -m ugt_ensemble serve --model-repository {config.output_dir}")
     return 0

@@ -42,16 +42,27 @@ class PerLevelScorer(nn.Module):
 
 class CandidateHead(nn.Module):
     """An output projection (vocab x d) scored on the candidates' rows only, or densely when the widest
-    fan-out is a large share of the vocabulary (then one matmul is cheaper than the gather)."""
+    fan-out is a large share of the vocabulary (then one matmul is cheaper than the gather).
+
+    Call it as `head(state, candidates)` with beam states (B, K, D), or as a `PerLevelScorer` level,
+    `head(user, prefix, candidates)`: the user states (B, D) serve every beam and the prefix is not read
+    (wrap the head in a module of your own for a level that depends on the codes chosen before).
+    """
 
     def __init__(self, vocab: int, d_model: int, max_candidates: int) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(vocab, d_model))
         self.bias = nn.Parameter(torch.zeros(vocab))
         self.dense = max_candidates * 4 > vocab
+        nn.init.normal_(self.weight, std=d_model**-0.5)  # unit-scale logits for unit-scale states
 
-    def forward(self, state: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        """state (B, K, D), candidates (B, K, C) codes -> logits (B, K, C)."""
+    def forward(self, state: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        """(state (B, K, D) or (B, D), candidates (B, K, C)) or (user, prefix, candidates) -> logits (B, K, C)."""
+        if len(rest) not in (1, 2):
+            raise TypeError(f"CandidateHead takes (state, candidates) or (user, prefix, candidates): {len(rest) + 1}")
+        candidates = rest[-1]
+        if state.dim() == 2:
+            state = expand_beams(state, candidates.shape[1])
         if self.dense:
             logits = state @ self.weight.t() + self.bias
             return torch.gather(logits, -1, candidates)

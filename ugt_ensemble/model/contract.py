@@ -69,12 +69,22 @@ def check_outputs(outputs: Sequence[np.ndarray], batch: int, num_recommendations
     if codes.dtype != np.int64 or codes.shape != want_codes:
         raise StepContractError(
             f"{source}: output recommendations is {codes.dtype} {list(codes.shape)}; the contract wants int64 "
-            f"{list(want_codes)} (batch, K = num_recommendations, 3 levels)"
+            f"{list(want_codes)} (batch, K = num_recommendations, 3 levels)" + _k_hint(codes, want_codes)
         )
     if scores.dtype != np.float32 or scores.shape != want_scores:
         raise StepContractError(
             f"{source}: output scores is {scores.dtype} {list(scores.shape)}; "
-            f"the contract wants float32 {list(want_scores)}"
+            f"the contract wants float32 {list(want_scores)}" + _k_hint(scores, want_scores)
         )
     if np.isnan(scores).any() or np.isposinf(scores).any():
         raise StepContractError(f"{source}: output scores holds NaN or +inf; empty slots must score -inf")
+
+
+def _k_hint(value: np.ndarray, want: tuple[int, ...]) -> str:
+    """The flag to change when only K (the second axis) differs."""
+    if value.ndim == len(want) and value.shape[0] == want[0] and value.shape[2:] == want[2:]:
+        return (
+            f"; the model returns K = {value.shape[1]}: build with --num-recommendations {value.shape[1]} "
+            "(ExportConfig.num_recommendations), or change the model's K"
+        )
+    return ""

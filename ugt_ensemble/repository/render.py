@@ -118,9 +118,8 @@ def render_model_step(config: BuildConfig) -> str:
         outputs=specs.model_outputs(k),
         version_policy=parse_version_policy(t.version_policy),
         response_cache=t.response_cache,
-        warmup=warmup_samples(config) if t.warmup else (),
     )
-    if t.python_model_step:
+    if t.python_model_step:  # warms itself up in initialize, at the loaded config's max_batch_size
         return render_template(
             "ugt_trt_python.pbtxt.j2",
             engine=t.engine,
@@ -130,6 +129,7 @@ def render_model_step(config: BuildConfig) -> str:
         )
     return render_template(
         "ugt_trt_native.pbtxt.j2",
+        warmup=warmup_samples(config) if t.warmup else (),
         platform=t.platform,
         description=NATIVE_STEPS[(t.platform, t.execution_accelerator)],
         accelerator=_accelerator(config),
@@ -154,9 +154,19 @@ def _accelerator(config: BuildConfig) -> dict | None:
     return {"side": "gpu", "name": "tensorrt", "parameters": parameters}
 
 
+def warmup_length(config: BuildConfig) -> int:
+    """The history length the model step is warmed up at: the first length bucket of 128 or more."""
+    return next((b for b in config.packing.buckets if b >= 128), config.packing.buckets[-1])
+
+
 def warmup_samples(config: BuildConfig) -> list[dict]:
-    """Zero-data warm-up requests for the model step: batch 1 and the max batch, one length bucket."""
-    length = next((b for b in config.packing.buckets if b >= 128), config.packing.buckets[-1])
+    """Triton `model_warmup` samples for a native model step: zero data at batch 1 and the max batch.
+
+    Triton runs them as requests (they count in the step's statistics), and a config whose
+    max_batch_size is below a sample's batch fails to load: tools that change max_batch_size (Model
+    Analyzer) need a build with --no-warmup. The Python-backend step warms itself up instead.
+    """
+    length = warmup_length(config)
     inputs = [specs.TensorSpec(t.name, t.data_type, (length,)) for t in specs.encoder_tensors()]
     sizes = sorted({1, config.export.max_batch_size})
     return [{"name": f"warmup_batch{b}_length{length}", "batch_size": b, "inputs": inputs} for b in sizes]
@@ -184,4 +194,5 @@ def model_step_parameters(config: BuildConfig) -> ModelStepParameters:
         codebook_sizes=e.codebook_sizes,
         num_token_types=NUM_TOKEN_TYPES,
         num_recommendations=e.num_recommendations,
+        warmup_length=warmup_length(config) if t.warmup else 0,
     )

@@ -82,3 +82,17 @@ def _run_sliced(run: Callable[[Tensors], list[np.ndarray]], feed: Tensors, rows:
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def warm_up(infer: Callable[[list[Tensors]], list[Tensors]], model_config: dict, length: int) -> None:
+    """Run zero-data (empty) histories of `length` at batch 1 and at the loaded config's max_batch_size.
+
+    Called from `initialize`, so the batch follows whatever max_batch_size the config carries (Model
+    Analyzer's candidates change it), and Triton's statistics never count these runs. `length` 0: none.
+    """
+    if length < 1:
+        return
+    for rows in sorted({1, max(1, int(model_config.get("max_batch_size", 1)))}):
+        feed = {name: np.zeros((rows, length), dtype=np.int64) for name in ENCODER_INPUTS}
+        feed["encoder_mask"] = np.zeros((rows, length), dtype=np.float32)
+        infer([feed])

@@ -70,6 +70,8 @@ class ModelStepParameters(StepParameters):
     codebook_sizes: tuple[int, ...]
     num_token_types: int
     num_recommendations: int
+    #: History length of the warm-up run inside `initialize` (0: none); see `model_step.warm_up`.
+    warmup_length: int
 
 
 @dataclass(frozen=True)

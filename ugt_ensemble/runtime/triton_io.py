@@ -47,3 +47,37 @@ def to_responses(outcomes: list[Outcome]) -> list["pb_utils.InferenceResponse"]:
             tensors = [pb_utils.Tensor(name, np.ascontiguousarray(a)) for name, a in outcome.outputs.items()]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
     return responses
+
+
+#: Triton metric (on /metrics) of the requests a step answered with an error.
+FAILURE_METRIC = "ugt_request_failure"
+
+
+class FailureCounter:
+    """Counts the requests a model answers with an error, per Triton error code, as the counter
+    `ugt_request_failure{model, version, code}` on Triton's /metrics.
+
+    Triton 2.51's Python backend reports every request of an `execute()` that returned as a success in
+    the model's statistics, even when its response carries an error: only a whole failed `execute()`
+    counts as failures, and that turns every request's error into INTERNAL. This counter is the
+    per-request truth beside those statistics.
+    """
+
+    def __init__(self, args: dict) -> None:
+        self._family = pb_utils.MetricFamily(
+            name=FAILURE_METRIC,
+            description="Requests answered with an error, by Triton error code (ugt-ensemble)",
+            kind=pb_utils.MetricFamily.COUNTER,
+        )
+        self._labels = {"model": str(args["model_name"]), "version": str(args["model_version"])}
+        self._metrics: dict[str, Any] = {}
+
+    def count(self, outcomes: list[Outcome]) -> None:
+        """Add the failed outcomes of one execute()."""
+        for outcome in outcomes:
+            if outcome.error is not None:
+                metric = self._metrics.get(outcome.code)
+                if metric is None:
+                    metric = self._family.Metric(labels={**self._labels, "code": outcome.code})
+                    self._metrics[outcome.code] = metric
+                metric.increment(1)

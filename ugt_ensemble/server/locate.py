@@ -35,7 +35,7 @@ class TritonInstall:
 def locate_tritonserver() -> TritonInstall:
     """The tritonserver on PATH, else the one in the nvidia-pytriton wheel; `ServerError` if neither."""
     on_path = shutil.which("tritonserver")
-    if on_path:
+    if on_path and Path(on_path).resolve().parent.parent.parent.name != "pytriton":  # the wheel's, put on PATH by `env`
         return TritonInstall(Path(on_path), env=_python_env())
     spec = importlib.util.find_spec("pytriton")
     if spec and spec.submodule_search_locations:

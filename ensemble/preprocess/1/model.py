@@ -13,7 +13,7 @@ from ugt_runtime.contract import HISTORY
 from ugt_runtime.history import History, HistoryError, HistoryLimits, parse_history
 from ugt_runtime.packing import PackingConfig, pack_histories
 from ugt_runtime.parameters import PreprocessParameters
-from ugt_runtime.triton_io import input_array, model_config, to_responses, version_dir
+from ugt_runtime.triton_io import FailureCounter, input_array, model_config, to_responses, version_dir
 
 
 class TritonPythonModel:
@@ -22,9 +22,12 @@ class TritonPythonModel:
         self.index = CatalogIndex.load(version_dir(args) / params.catalog_file)
         self.limits = HistoryLimits(params.max_request_bytes, params.max_events)
         self.packing = PackingConfig(params.max_seq_length, params.length_buckets)
+        self.failures = FailureCounter(args)  # Triton's own statistics count a refused request as a success
 
     def execute(self, requests: list) -> list:
-        return to_responses(answer_batch(requests, self._parse, self._pack))
+        outcomes = answer_batch(requests, self._parse, self._pack)
+        self.failures.count(outcomes)
+        return to_responses(outcomes)
 
     def _parse(self, request) -> list[History]:  # noqa: ANN001
         documents = input_array(request, HISTORY).reshape(-1)

@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 from ugt_runtime.batching import answer_batch
 from ugt_runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS
-from ugt_runtime.model_step import EncoderLimits, check_encoder_inputs, run_by_length
+from ugt_runtime.model_step import EncoderLimits, check_encoder_inputs, run_by_length, warm_up
 from ugt_runtime.parameters import ModelStepParameters
 from ugt_runtime.triton_io import input_array, model_config, to_responses, version_dir
 
@@ -33,6 +33,7 @@ class TritonPythonModel:
         self.session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
         self.max_tokens = params.max_batch_tokens
         self.limits = EncoderLimits(params.codebook_sizes, params.max_seq_length, params.num_token_types)
+        warm_up(self._infer, model_config(args), params.warmup_length)
 
     def execute(self, requests: list) -> list:
         return to_responses(answer_batch(requests, self._parse, self._infer))

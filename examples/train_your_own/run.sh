@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Train your own recommender on an interactions file and a catalog, build the Triton repository from it,
+# serve it with the real tritonserver, query it, stop.
+# Usage (from the repository root, after scripts/setup.sh and `. .venv/bin/activate`):
+#   bash examples/train_your_own/run.sh [WORKDIR [INTERACTIONS.csv ITEMS.csv]]
+# Without the two files it makes a small synthetic pair (make_data.py). TRAIN_ARGS passes options to
+# train.py, e.g. TRAIN_ARGS="--epochs 5 --max-seq-length 100".
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+work="$(mkdir -p "${1:-$(mktemp -d)}" && cd "${1:-.}" && pwd)"
+python="${PYTHON:-python}"
+if [ $# -ge 3 ]; then
+  interactions="$(realpath "$2")" items="$(realpath "$3")"
+else
+  "$python" "$here/make_data.py" --out "$work"
+  interactions="$work/interactions.csv" items="$work/items.csv"
+fi
+max_length=$("$python" -c "import sys; a=sys.argv[1:]; print(a[a.index('--max-seq-length')+1] if '--max-seq-length' in a else 64)" ${TRAIN_ARGS:-})
+(cd "$here" && "$python" train.py --interactions "$interactions" --catalog "$items" --out "$work" ${TRAIN_ARGS:-})
+"$python" -m ugt_ensemble build --model "$work/model.pt2" --catalog "$items" --max-seq-length "$max_length" \
+  --output-dir "$work/repository" --target-server cpu-wheel
+"$python" -m ugt_ensemble serve --model-repository "$work/repository" --http-port 0 --grpc-port 0 \
+  --metrics-port 0 --log-file "$work/server.log" > "$work/serve.out" &
+server=$!
+trap 'kill -INT $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 240); do
+  grep -q "^Serving" "$work/serve.out" 2>/dev/null && break
+  kill -0 $server 2>/dev/null || { cat "$work/serve.out"; exit 1; }
+  sleep 0.5
+done
+url=$(sed -n 's/.*gRPC \([0-9.:]*\),.*/\1/p' "$work/serve.out")
+"$python" -m ugt_ensemble infer --url "$url" --file "$work/histories.jsonl" --top 5
+echo "Served $work/model.pt2 from $work/repository at $url"

@@ -1,0 +1,71 @@
+"""perf_analyzer `--input-data` files of real-shaped requests, written beside a built repository.
+
+perf_analyzer's random data fails on this repository: random BYTES are no JSON history, and random
+integers fall outside the codebooks. `build` therefore writes, into `<repository>_tools/` (outside the
+model repository, which Triton would scan for models):
+- `perf_input_<ensemble>.json`: HISTORY documents of catalog items, from empty to a few hundred events;
+- `perf_input_<model step>.json`: the same histories packed as preprocess packs them (the six encoder
+  tensors, valid codes of the catalog), for profiling the model step alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ugt_ensemble.bench.perf_analyzer import write_input_data
+from ugt_ensemble.histories import LengthDistribution, history_json, random_history
+from ugt_ensemble.repository.inspect import RepositoryInfo
+from ugt_ensemble.runtime.history import parse_history
+from ugt_ensemble.runtime.packing import pack_histories
+
+#: Histories per file, and their lengths (log-uniform, capped at the repository's max_seq_length).
+HISTORIES = 16
+LENGTHS = "4-300"
+
+
+@dataclass(frozen=True)
+class InputDataFiles:
+    """The perf_analyzer input-data files of one repository."""
+
+    ensemble: Path
+    model_step: Path
+
+
+def tools_dir(repository: str | Path) -> Path:
+    """Where the tool files of `repository` go: a sibling folder `<name>_tools`."""
+    path = Path(repository).absolute()
+    return path.parent / f"{path.name}_tools"
+
+
+def input_data_files(repository: str | Path, info: RepositoryInfo | None = None) -> InputDataFiles:
+    """The paths of the input-data files of `repository` (written or not)."""
+    info = info or RepositoryInfo.read(repository)
+    folder = tools_dir(repository)
+    return InputDataFiles(folder / f"perf_input_{info.ensemble}.json", folder / f"perf_input_{info.model_step}.json")
+
+
+def sample_histories(info: RepositoryInfo, count: int = HISTORIES, seed: int = 0) -> list[str]:
+    """`count` seeded HISTORY documents over the repository's catalog: an empty one, then 4..300 events."""
+    rng = np.random.default_rng(seed)
+    low, high = LengthDistribution(LENGTHS).bounds
+    lengths = LengthDistribution(f"{min(low, info.packing.max_seq_length)}-{min(high, info.packing.max_seq_length)}")
+    sizes = [0, *lengths.sample(count - 1, rng).tolist()]
+    return [history_json(random_history(info.index.item_ids, int(n), rng)) for n in sizes]
+
+
+def write_input_data_files(repository: str | Path, seed: int = 0) -> InputDataFiles:
+    """Write both input-data files of `repository` (a built one) and return their paths."""
+    info = RepositoryInfo.read(repository)
+    files = input_data_files(repository, info)
+    histories = sample_histories(info, seed=seed)
+    write_input_data(files.ensemble, [{"HISTORY": h} for h in histories])
+    packed = pack_histories([parse_history(h) for h in histories], info.index, info.packing)
+    rows = []
+    for i in range(len(histories)):
+        row = packed.rows(i, i + 1)
+        rows.append({name: tensor[0] for name, tensor in row.items()})
+    write_input_data(files.model_step, rows)
+    return files
