@@ -1,7 +1,8 @@
 """`serve` supervises tritonserver (a real one, `python -m ugt_ensemble serve` as a subprocess): a model unloaded
 with the operator key is loaded again, a tritonserver killed with kill -9 is restarted on the same ports and
-answers again with its orphan stubs and shared memory gone, SIGTERM leaves nothing of its own behind, and a
-server that keeps dying makes `serve` give up with exit code 3."""
+answers again with its orphan stubs and shared memory gone, a step paused under load (which crashes Triton)
+ends in answers again, SIGTERM leaves nothing of its own behind, and a server that keeps dying makes `serve`
+give up with exit code 3."""
 
 from __future__ import annotations
 
@@ -14,14 +15,17 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ugt_ensemble.errors import ServerError
+from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.server import Ports
 from ugt_ensemble.server.operator_key import load_operator_key
 from ugt_ensemble.server.orphans import SHM_DIR
 from ugt_ensemble.server.probe import probe_ensemble
 from ugt_ensemble.server.stubs import orphans_of, proc_stat, stubs_of
+from ugt_ensemble.serving.traffic import Traffic
 
 SERVING = re.compile(r"Serving 'ugt_recommend'(?: again)? \(pid (\d+)")
 
@@ -140,11 +144,12 @@ def test_a_killed_tritonserver_is_restarted_and_its_orphans_removed(serve):
     assert len(before) >= 4
     (paused,) = [s for s in stubs_of(dead) if s.model == "preprocess"]
     os.kill(paused.pid, signal.SIGSTOP)  # a stub that cannot notice its server died: it would stay behind
+    restarts = serve.output.count("again (pid")
     with Prober(serve.url) as prober:
         time.sleep(1.0)
         killed = time.monotonic()
         os.kill(dead, signal.SIGKILL)
-        serve.wait_for(r"Serving 'ugt_recommend' again", timeout_s=240)
+        serve.wait_for(r"again \(pid", count=restarts + 1, timeout_s=240)
         _answers_within(serve.url, 30)
         time.sleep(1.0)
     recovered = next(t for t, ok in prober.results if t > killed and ok) - killed
@@ -160,6 +165,32 @@ def test_a_killed_tritonserver_is_restarted_and_its_orphans_removed(serve):
     assert recovered < 60
 
 
+def test_a_model_step_paused_under_load_ends_in_answers_again(built, serve):
+    """A stub paused for 3 s under load crashed tritonserver (SIGSEGV or SIGABRT: Triton's fault) and serve exited."""
+    _, result = built
+    rng = np.random.default_rng(5)
+    histories = [history_json(random_history(result.catalog.item_ids, int(n), rng)) for n in rng.integers(1, 80, 16)]
+    pid, before, restarts = serve.server_pid(), serve.regions(), serve.output.count("again (pid")
+    (stub,) = [s for s in stubs_of(pid) if s.model == "ugt_trt"]
+    with Traffic(serve.url, "ugt_recommend", histories, concurrency=8):
+        time.sleep(1.0)
+        paused = time.monotonic()
+        os.kill(stub.pid, signal.SIGSTOP)
+        time.sleep(3.0)
+        os.kill(stub.pid, signal.SIGCONT)
+        time.sleep(10.0)
+    if serve.server_pid() == pid and proc_stat(pid) is not None and serve.output.count("again (pid") == restarts:
+        _answers_within(serve.url, 60)
+        crashed = "no crash"
+    else:
+        serve.wait_for(r"again \(pid", count=restarts + 1, timeout_s=240)
+        _answers_within(serve.url, 60)
+        assert orphans_of(pid) == [] and not before & serve.regions()
+        crashed = re.findall(rf"tritonserver \(pid {pid}\) (was killed by \w+|exited with code \d+)", serve.output)
+    _answers_within(serve.url, 5)
+    print(f"\nstub paused 3 s under load: {crashed}; answering again {time.monotonic() - paused:.1f} s after the pause")
+
+
 def test_sigterm_leaves_no_server_stub_or_region_behind(serve):
     pid = serve.server_pid()
     serve.process.send_signal(signal.SIGTERM)
@@ -167,6 +198,39 @@ def test_sigterm_leaves_no_server_stub_or_region_behind(serve):
     assert "tritonserver stopped" in serve.output
     assert proc_stat(pid) is None and orphans_of(pid) == [] and stubs_of(pid) == []
     assert serve.regions() == set()
+
+
+def test_sigterm_during_the_start_stops_it(built, tmp_path):
+    _, result = built
+    served = Serve(result.repository, tmp_path)
+    try:
+        served.wait_for("Operator key:")
+        deadline = time.monotonic() + 60
+        while not _servers_of(served) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (pid,) = _servers_of(served)
+        time.sleep(1.0)  # loading its models
+        assert "Serving" not in served.output
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(60) == 0, served.output
+    finally:
+        if served.process.poll() is None:
+            served.process.kill()
+    assert proc_stat(pid) is None and orphans_of(pid) == [] and served.regions() == set()
+
+
+def _servers_of(served: Serve) -> list[int]:
+    """The tritonserver processes that `served` started (children whose command line carries its region prefix)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        ours = argv and argv[0].endswith(b"tritonserver") and served.shm_prefix().encode() in b" ".join(argv)
+        if ours and (proc_stat(int(entry.name)) or ["", ""])[1] == str(served.process.pid):
+            found.append(int(entry.name))
+    return found
 
 
 def test_serve_gives_up_when_tritonserver_keeps_dying(built, tmp_path):

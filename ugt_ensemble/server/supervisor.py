@@ -103,7 +103,8 @@ class Supervisor:
             return 0
         finally:
             code = self._retire()
-            self.say(f"tritonserver stopped (exit code {code}).")
+            if self.server.process is not None:
+                self.say(f"tritonserver stopped (exit code {code}).")
 
     def _start(self) -> None:
         self._starting = True
