@@ -1,6 +1,8 @@
 """`python -m ugt_ensemble env`: print the shell exports that run the CPU wheels' `tritonserver` and
 `perf_analyzer` by hand: `eval "$(python -m ugt_ensemble env)"`, then
-`tritonserver --model-repository=ensemble --backend-directory="$UGT_TRITON_BACKEND_DIR"`."""
+`tritonserver --model-repository=ensemble --backend-directory="$UGT_TRITON_BACKEND_DIR"`, plus the operator
+key's restriction flags (README, Security; any local user reaches even a loopback port):
+`--{http-restricted-api,grpc-restricted-protocol}=model-repository,logging,trace,shared-memory:ugt-operator-key=KEY`."""
 
 from __future__ import annotations
 
