@@ -144,9 +144,9 @@ class Supervisor:
             try:
                 probe_ensemble(self.server.grpc_url, self.ensemble)
                 return
-            except ServerError:
+            except Exception as exc:  # noqa: BLE001 - a client error is a failed probe too
                 if attempt == attempts - 1:
-                    raise
+                    raise exc if isinstance(exc, ServerError) else ServerError(f"the probe failed: {exc}") from None
                 time.sleep(1.0)
 
     def _wait_for_trouble(self) -> str | None:
@@ -184,7 +184,7 @@ class Supervisor:
                 return 0
             try:
                 self._start()
-            except ServerError as exc:
+            except (ServerError, OSError) as exc:
                 trouble = f"the restart failed: {exc}"
                 self.say(trouble)
                 continue

@@ -78,7 +78,10 @@ class Watchdog:
 
     def start(self) -> Watchdog:
         self._progressed()  # the baseline of the success count
-        self._serving = tuple(self._index_names(ACTIVE_STATES))  # loaded now: restored if unloaded later
+        try:
+            self._serving = tuple(self._index_names(ACTIVE_STATES))  # loaded now: restored if unloaded later
+        except Exception as exc:  # noqa: BLE001 - the manifest still says what should be serving
+            LOGGER.warning("watchdog: cannot read the repository index (%s); restoring the manifest's models only", exc)
         self._thread = threading.Thread(target=self._run, name="ugt-watchdog", daemon=True)
         self._thread.start()
         return self
