@@ -71,7 +71,7 @@ def test_rollout_and_rollback_under_load_fail_nothing_and_never_mix(tmp_path, re
     with TritonServer(root, ready_models=["ugt_recommend"], extra_args=EXPLICIT, log_path=tmp_path / "log") as server:
         with Traffic(server.grpc_url, "ugt_recommend", histories, concurrency=8) as traffic:
             time.sleep(2)
-            rollout = Rollout(root, server.grpc_url)
+            rollout = Rollout(root, server.grpc_url, server.operator_key)
             assert rollout.deploy({}, tmp_path / "b.csv") == 2
             time.sleep(3)
             assert rollout.rollback() == 1
@@ -83,7 +83,7 @@ def test_rollout_and_rollback_under_load_fail_nothing_and_never_mix(tmp_path, re
         assert switches(labels) == ["A", "B", "A"]  # by send time: one switch each way, no back and forth
 
         add_variant(root, "ugt_recommend_b", 2)
-        Rollout(root, server.grpc_url).load("ugt_recommend_b")
+        Rollout(root, server.grpc_url, server.operator_key).load("ugt_recommend_b")
         router = ABTestingRouter("ugt_recommend", "ugt_recommend_b", traffic_split=0.5)
         with RecommendClient(server.grpc_url, router=router) as client:
             for user in range(6):

@@ -110,6 +110,10 @@ def _check_same_configs(root: Path, config: BuildConfig) -> None:
 
 
 def _move_in(staging: Path, root: Path, steps: tuple[str, ...], number: int) -> list[str]:
+    """Move the staged version folders into the steps (never into a folder that appeared meanwhile)."""
+    taken = [f"{step}/{number}" for step in steps if (root / step / str(number)).exists()]
+    if taken:
+        raise RepositoryError(f"{root}: {', '.join(taken)} appeared while version {number} was built; nothing moved")
     files = []
     for step in steps:
         source, target = staging / step / str(number), root / step / str(number)

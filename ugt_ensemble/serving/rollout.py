@@ -8,75 +8,137 @@ version while it loads another, and an ensemble swaps its pinned steps at once, 
 Rolling back is step 3 with an older version; cleaning up lowers the policies first, then deletes.
 Without a server URL the same file changes are made, and a (re)started server serves them.
 
+Each operation holds the repository's lock (`serving.lock`) and reads the repository again once it has it:
+two deploys at once build N+1 and N+2 one after the other, and a rollback asked for during a deploy
+waits for it and then rolls back from the version the deploy left. A server URL needs the operator key
+(`serving.live.resolve_operator_key`), which every load sends.
+
 `ModelVersionManager` is the seeds' face of the same functions (002 §10.3).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from ugt_ensemble.errors import ConfigError, ServerError
+from ugt_ensemble.errors import ConfigError, UgtEnsembleError
 from ugt_ensemble.progress import StepProgress
+from ugt_ensemble.server.operator_key import OperatorKey
 from ugt_ensemble.serving.deploy import add_version
+from ugt_ensemble.serving.live import LiveServer, resolve_operator_key
+from ugt_ensemble.serving.lock import DEFAULT_TIMEOUT_S, RepositoryLock
+from ugt_ensemble.serving.variants import add_variant
 from ugt_ensemble.serving.versions import VersionedRepository
 
 LOGGER = logging.getLogger(__name__)
 
 
 class Rollout:
-    """Deploy, roll back and clean up the versions of `repository`, live at `url` when given."""
+    """Deploy, roll back and clean up the versions of `repository`, live at `url` when given.
 
-    def __init__(self, repository: str | Path, url: str | None = None) -> None:
+    `operator_key` is the key of the server's load API (default: `resolve_operator_key`); a version
+    operation waits up to `lock_timeout_s` for another one on the same repository to finish.
+    """
+
+    def __init__(
+        self, repository: str | Path, url: str | None = None, operator_key: OperatorKey | None = None,
+        lock_timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:  # fmt: skip
         self.repo = VersionedRepository(repository)
         self.url = url
+        self.server = LiveServer(url, operator_key or resolve_operator_key(url)) if url else None
+        self.lock_timeout_s = lock_timeout_s
+        #: Seconds the last operation waited for the repository's lock.
+        self.lock_waited_s = 0.0
+        #: After `cleanup`: the versions it kept because an ensemble serves them, and which.
+        self.kept_for: dict[int, list[str]] = {}
 
     def deploy(
         self, changes: dict[str, Any], catalog_path: Path | None = None, switch: bool = True,
         number: int | None = None, progress: StepProgress | None = None,
     ) -> int:  # fmt: skip
         """Build version N and (with `switch`) serve it; returns N."""
-        self._pin_explicitly()
-        number = add_version(self.repo.path, changes, catalog_path, number, progress)
-        self.repo = VersionedRepository(self.repo.path)
-        self.load(*self.repo.steps)
-        if switch:
-            self.switch(number)
-        return number
+        with self.locked("deploy"):
+            self._pin_explicitly()
+            number = add_version(self.repo.path, changes, catalog_path, number, progress)
+            self.repo = VersionedRepository(self.repo.path)
+            self.load(*self.repo.steps)
+            if switch:
+                self.switch(number)
+            return number
 
     def switch(self, version: int) -> None:
         """Serve `version` (rollout or rollback): pin it and reload the ensemble."""
-        if version not in self.repo.loaded_policy():
-            raise ConfigError(f"version {version} is not kept loaded (versions loaded: {self.repo.loaded_policy()})")
-        self.repo.pin(version)
-        self.load(self.repo.ensemble)
-        LOGGER.info("%s now serves version %d", self.repo.ensemble, version)
+        with self.locked("switch"):
+            if version not in self.repo.loaded_policy():
+                raise ConfigError(
+                    f"version {version} is not kept loaded (versions loaded: {self.repo.loaded_policy()})"
+                )
+            previous = self.repo.pinned()
+            self.repo.pin(version)
+            try:
+                self.load(self.repo.ensemble)
+            except UgtEnsembleError:
+                self.repo.pin(previous)  # the files keep saying what the server serves
+                raise
+            LOGGER.info("%s now serves version %d", self.repo.ensemble, version)
 
     def rollback(self, version: int | None = None) -> int:
         """Serve `version` (default: the newest one older than the served one); returns it."""
-        served = self.repo.pinned()
-        if version is None:
-            older = [v for v in self.repo.loaded_policy() if v < served]
-            if not older:
-                raise ConfigError(f"no version older than {served} is kept; pass the version to serve")
-            version = max(older)
-        self.switch(version)
-        return version
+        with self.locked("rollback"):
+            served = self.repo.pinned()
+            if version is None:
+                older = [v for v in self.repo.loaded_policy() if v < served]
+                if not older:
+                    raise ConfigError(f"no version older than {served} is kept; pass the version to serve")
+                version = max(older)
+            self.switch(version)
+            return version
 
     def cleanup(self, keep: int = 3) -> list[int]:
-        """Keep the newest `keep` versions and the served one; delete the others. Returns the deleted."""
+        """Keep the newest `keep` versions and every version an ensemble serves (the repository's own, its
+        variants, and with a URL any the server's loaded ensembles serve); delete the others from the
+        steps' policies, then from disk. Returns the deleted."""
         if keep < 1:
             raise ConfigError(f"`keep` must be >= 1, got {keep}")
-        numbers, served = self.repo.numbers(), self.repo.pinned()
-        kept = sorted(set(numbers[-keep:]) | {served})
-        removed = [v for v in numbers if v not in kept]
-        if removed:
-            self.repo.keep_loaded(kept)
-            self.load(*self.repo.steps)
-            for version in removed:
-                self.repo.remove(version)
-        return removed
+        with self.locked("cleanup"):
+            numbers = self.repo.numbers()
+            self.kept_for = self.served_versions()
+            kept = sorted(set(numbers[-keep:]) | (set(self.kept_for) & set(numbers)))
+            removed = [v for v in numbers if v not in kept]
+            if removed:
+                self.repo.keep_loaded(kept)
+                self.load(*self.repo.steps)
+                for version in removed:
+                    self.repo.remove(version)
+            return removed
+
+    def add_variant(self, name: str, version: int) -> Path:
+        """Write ensemble `name` serving `version` (`serving.variants.add_variant`) and load it."""
+        with self.locked("variant"):
+            path = add_variant(self.repo.path, name, version)
+            self.repo = VersionedRepository(self.repo.path)
+            self.load(name)
+            return path
+
+    def served_versions(self) -> dict[int, list[str]]:
+        """{version: [ensembles serving it]} from the files and, with a URL, from the server."""
+        served = self.repo.served_by()
+        if self.server is not None:
+            for version, names in self.server.served_versions(self.repo.steps).items():
+                served.setdefault(version, [])
+                served[version] += [f"{n} (on the server)" for n in names if n not in served[version]]
+        return served
+
+    @contextlib.contextmanager
+    def locked(self, operation: str) -> Iterator[None]:
+        """Hold the repository's lock for `operation`, with the repository read again once it is held."""
+        with RepositoryLock(self.repo.path, operation, self.lock_timeout_s) as lock:
+            self.lock_waited_s = max(self.lock_waited_s, lock.waited_s)
+            self.repo = VersionedRepository(self.repo.path)
+            yield
 
     def _pin_explicitly(self) -> None:
         """A fresh build follows the latest version; before another version appears, pin the served one."""
@@ -89,22 +151,9 @@ class Rollout:
         self.load(*self.repo.steps)
 
     def load(self, *models: str) -> None:
-        if self.url is None:
-            return
-        import tritonclient.grpc as grpcclient
-        from tritonclient.utils import InferenceServerException
-
-        with grpcclient.InferenceServerClient(self.url) as client:
-            for model in models:
-                try:
-                    client.load_model(model)
-                except InferenceServerException as exc:
-                    message = exc.message() if callable(getattr(exc, "message", None)) else str(exc)
-                    hint = " (run the server in explicit model-control mode: serve --model-control explicit)"
-                    raise ServerError(f"{self.url}: loading {model} failed: {message}" + (
-                        hint if "polling is enabled" in message else "")) from None  # fmt: skip
-                if not client.is_model_ready(model):
-                    raise ServerError(f"{self.url}: {model} is not ready after loading it")
+        """Load `models` on the server (nothing without a URL)."""
+        if self.server is not None:
+            self.server.load(*models)
 
 
 class ModelVersionManager:
@@ -114,9 +163,12 @@ class ModelVersionManager:
     step: a torch.export archive (.pt2) or an ONNX file (.onnx).
     """
 
-    def __init__(self, model_repository: str | Path, triton_url: str | None = None) -> None:
+    def __init__(
+        self, model_repository: str | Path, triton_url: str | None = None, operator_key: OperatorKey | None = None
+    ) -> None:
         self.repository = Path(model_repository)
         self.triton_url = triton_url
+        self.operator_key = operator_key
 
     def deploy_version(
         self,
@@ -140,7 +192,7 @@ class ModelVersionManager:
         self._rollout(model_name).cleanup(keep)
 
     def _rollout(self, model_name: str) -> Rollout:
-        rollout = Rollout(self.repository, self.triton_url)
+        rollout = Rollout(self.repository, self.triton_url, self.operator_key)
         if rollout.repo.ensemble != model_name:
             raise ConfigError(f"{self.repository} serves the ensemble {rollout.repo.ensemble!r}, not {model_name!r}")
         return rollout

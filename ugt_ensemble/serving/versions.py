@@ -96,6 +96,37 @@ class VersionedRepository:
             )
         return result
 
+    def variants(self) -> dict[str, int | None]:
+        """Every other ensemble of the same steps (the manifest's variants and any found on disk) -> the
+        version its config pins (None when its config is missing or pins no single version)."""
+        names = set(self.manifest.get("variants") or {})
+        names |= {p.name for p in self.path.iterdir() if p.is_dir() and (p / "config.pbtxt").is_file()}
+        result: dict[str, int | None] = {}
+        for name in sorted(names - {self.ensemble, *self.steps}):
+            config_path = self.path / name / "config.pbtxt"
+            try:
+                config = read_config(config_path) if config_path.is_file() else None
+            except RepositoryError:
+                config = None
+            if config is not None and config.platform != "ensemble":
+                continue
+            steps = [s for s in config.ensemble_scheduling.step if s.model_name in self.steps] if config else []
+            if config is not None and not steps:
+                continue
+            pins = {s.model_version for s in steps}
+            if pins == {-1} and self.numbers():  # follows the latest version
+                pins = {max(self.numbers())}
+            result[name] = pins.pop() if len(pins) == 1 else None
+        return result
+
+    def served_by(self) -> dict[int, list[str]]:
+        """{version: [ensembles whose config pins it]}: the repository's ensemble and its variants."""
+        served: dict[int, list[str]] = {self.pinned(): [self.ensemble]}
+        for name, version in self.variants().items():
+            if version is not None:
+                served.setdefault(version, []).append(name)
+        return served
+
     def pin(self, version: int) -> None:
         """Make the ensemble pin `version` of all three steps (a file change; `rollout` loads it)."""
         if version not in self.numbers():
@@ -133,8 +164,9 @@ class VersionedRepository:
 
     def remove(self, number: int) -> None:
         """Delete version `number`'s folders (only those; the manifest forgets their files)."""
-        if number == self.pinned():
-            raise RepositoryError(f"version {number} is the one the ensemble serves; pin another first")
+        users = self.served_by().get(number)
+        if users:
+            raise RepositoryError(f"{self.path}: version {number} is served by {', '.join(users)}; pin another first")
         prefixes = tuple(f"{step}/{number}/" for step in self.steps)
         for step in self.steps:
             folder = self.path / step / str(number)

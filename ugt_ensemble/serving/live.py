@@ -1,0 +1,93 @@
+"""The running server that version operations drive: its operator key, loads through the repository API,
+and which step versions its loaded ensembles serve.
+
+Loading and the repository index are keyed APIs (`ugt_ensemble.server.operator_key`): every call here
+sends the key as gRPC metadata. Model configs are open.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ugt_ensemble.errors import ConfigError, ServerError
+from ugt_ensemble.server.operator_key import ENV_KEY, ENV_KEY_FILE, OperatorKey, default_key_file, load_operator_key
+
+
+def resolve_operator_key(url: str | None, key_file: Path | None = None) -> OperatorKey | None:
+    """The operator key for the server at `url` (None without a URL): $UGT_OPERATOR_KEY, `key_file`,
+    $UGT_OPERATOR_KEY_FILE or the default file `serve` writes; a missing key is a one-line ConfigError."""
+    if url is None:
+        return None
+    if key_file is not None and not Path(key_file).is_file() and not os.environ.get(ENV_KEY):
+        raise ConfigError(f"--operator-key-file {key_file}: no such file (it holds the key `serve` printed)")
+    named = key_file or (Path(os.environ[ENV_KEY_FILE]) if os.environ.get(ENV_KEY_FILE) else default_key_file())
+    if not os.environ.get(ENV_KEY) and not named.is_file():
+        raise ConfigError(
+            f"{url} demands the operator key to load models, and there is none here: set ${ENV_KEY} to the key, "
+            f"or pass --operator-key-file FILE (or set ${ENV_KEY_FILE}); `serve` on this machine writes {named}"
+        )
+    return load_operator_key(key_file)
+
+
+class LiveServer:
+    """tritonserver at `url` (gRPC), driven with the operator `key`'s metadata."""
+
+    def __init__(self, url: str, key: OperatorKey | None) -> None:
+        self.url = url
+        self.headers = key.grpc_headers() if key is not None else None
+
+    def load(self, *models: str) -> None:
+        """Load (or reload) `models` through the repository API and check that each is ready."""
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+
+        with grpcclient.InferenceServerClient(self.url) as client:
+            for model in models:
+                try:
+                    client.load_model(model, headers=self.headers)
+                except InferenceServerException as exc:
+                    raise ServerError(f"{self.url}: loading {model} failed: {_explain(exc)}") from None
+                if not client.is_model_ready(model):
+                    raise ServerError(f"{self.url}: {model} is not ready after loading it")
+
+    def served_versions(self, steps: tuple[str, ...]) -> dict[int, list[str]]:
+        """{version of `steps`: [ready ensembles that serve it]}, as the server reports it now."""
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            with grpcclient.InferenceServerClient(self.url) as client:
+                index = client.get_model_repository_index(headers=self.headers).models
+                latest = _latest_ready(index, steps)
+                served: dict[int, list[str]] = {}
+                for name in sorted({m.name for m in index if m.state == "READY" and m.name not in steps}):
+                    config = client.get_model_config(name).config
+                    if config.platform != "ensemble":
+                        continue
+                    for step in config.ensemble_scheduling.step:
+                        if step.model_name in steps:
+                            version = step.model_version if step.model_version != -1 else latest.get(step.model_name)
+                            if version is not None and name not in served.setdefault(version, []):
+                                served[version].append(name)
+                return served
+        except InferenceServerException as exc:
+            raise ServerError(f"{self.url}: cannot ask which versions it serves: {_explain(exc)}") from None
+
+
+def _latest_ready(index, steps: tuple[str, ...]) -> dict[str, int]:  # noqa: ANN001 - the index's models
+    """The newest ready version of each step (what a `model_version: -1` pin serves)."""
+    latest: dict[str, int] = {}
+    for model in index:
+        if model.name in steps and model.state == "READY" and model.version.isdigit():
+            latest[model.name] = max(latest.get(model.name, 0), int(model.version))
+    return latest
+
+
+def _explain(exc: Exception) -> str:
+    message = exc.message() if callable(getattr(exc, "message", None)) else str(exc)
+    if "polling is enabled" in message:
+        message += " (run the server in explicit model-control mode: serve --model-control explicit)"
+    elif "restricted" in message.lower():
+        message += " (the operator key is missing or wrong: $UGT_OPERATOR_KEY or --operator-key-file)"
+    return message
