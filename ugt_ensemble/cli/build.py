@@ -82,7 +82,8 @@ TRITON = [
     Flag("--no-dynamic-batching", TritonConfig, "enable_dynamic_batching", "no dynamic batching",
          action="store_false"),
     Flag("--cuda-graphs", TritonConfig, "cuda_graphs", "TensorRT plan: CUDA graphs", action="store_true"),
-    Flag("--no-warmup", TritonConfig, "warmup", "no model_warmup samples for the model step", action="store_false"),
+    Flag("--no-warmup", TritonConfig, "warmup", "no model-step warm-up (Python step: in initialize; native: "
+         "Triton model_warmup samples)", action="store_false"),
     Flag("--response-cache", TritonConfig, "response_cache", "model step: response_cache (server --cache-config)",
          action="store_true"),
     Flag("--version-policy", TritonConfig, "version_policy", "latest:N, all, or specific:1,2", str),
