@@ -15,6 +15,7 @@ from ugt_ensemble.errors import InputFileError, UgtEnsembleError
 from ugt_ensemble.repository.manifest import read_manifest
 from ugt_ensemble.repository.rules import check_repository, string_parameters
 from ugt_ensemble.repository.servers import loadable_on
+from ugt_ensemble.repository.version_rules import check_versions
 from ugt_ensemble.repository.writer import RUNTIME_PACKAGE
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 
@@ -46,6 +47,9 @@ def validate_deployment(model_repository: str | Path, model_name: str | None = N
                 errors.extend(_python_model_files(folder))
             if "catalog_file" in params:
                 errors.extend(_catalog(folder / params["catalog_file"]))
+            if params.get("model_file") and not (folder / params["model_file"]).is_file():
+                errors.append(f"{name}/{version}: missing {params['model_file']} (its model_file parameter)")
+    errors.extend(check_versions(root, report.configs))
     info["loadable_on"] = loadable_on(root, report.configs) if root.is_dir() else {}
     info["build"] = _manifest_summary(root)
     return {"valid": not errors, "errors": errors, "info": info}
