@@ -71,7 +71,8 @@ class TritonConfig:
         naive_peer, naive_peer_name: also emit the benchmark's naive baseline (one Python model,
             PyTorch eager, per request; needs ugt-ensemble in the server's Python).
         cuda_graphs: `optimization.cuda.graphs` for the TensorRT plan.
-        warmup: model-step `model_warmup` samples (batch 1 and max_batch_size, zero data).
+        warmup: warm the model step up (batch 1 and max_batch_size, zero data): inside initialize for the
+            Python-backend step, as `model_warmup` samples for native engines.
         response_cache: `response_cache.enable` on the model step (start tritonserver with --cache-config).
         version_policy: "latest:N", "all" or "specific:1,2" (Triton's `version_policy`).
         accelerator_workspace_mib: `max_workspace_size_bytes` of the TensorRT execution accelerator.
