@@ -65,6 +65,16 @@ class Serve:
             assert time.monotonic() < deadline and self.process.poll() is None, f"no {pattern!r} in:\n{self.output}"
             time.sleep(0.1)
 
+    def stop(self) -> None:
+        """SIGTERM (serve then removes its server's stubs and regions), SIGKILL if it does not exit in 60 s."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
     def server_pid(self) -> int:
         return int(SERVING.findall(self.output)[-1])
 
@@ -108,9 +118,7 @@ def serve(built, tmp_path_factory):
         served.wait_for(SERVING.pattern)
         yield served
     finally:
-        if served.process.poll() is None:
-            served.process.kill()
-            served.process.wait()
+        served.stop()
 
 
 def test_serve_prints_where_the_key_is_never_the_key(serve):
@@ -214,8 +222,7 @@ def test_sigterm_during_the_start_stops_it(built, tmp_path):
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(60) == 0, served.output
     finally:
-        if served.process.poll() is None:
-            served.process.kill()
+        served.stop()
     assert proc_stat(pid) is None and orphans_of(pid) == [] and served.regions() == set()
 
 
@@ -242,8 +249,7 @@ def test_serve_gives_up_when_tritonserver_keeps_dying(built, tmp_path):
         os.kill(pid, signal.SIGKILL)
         assert served.process.wait(60) == 3
     finally:
-        if served.process.poll() is None:
-            served.process.kill()
+        served.stop()
     time.sleep(0.2)  # the reader thread takes the last lines
     assert "giving up" in served.output and "was killed by SIGKILL" in served.output
     assert orphans_of(pid) == [] and served.regions() == set()
