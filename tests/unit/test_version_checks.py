@@ -101,3 +101,26 @@ def test_validate_fails_on_versions_that_cannot_load(repository, breakage, error
     write_manifest(repository, manifest)
     result = validate_deployment(repository)
     assert not result["valid"] and any(error in e for e in result["errors"]), result["errors"]
+
+
+def test_a_url_without_an_operator_key_is_one_line_and_changes_nothing(repository, tmp_path_factory, monkeypatch,
+                                                                       capsys):  # fmt: skip
+    monkeypatch.delenv("UGT_OPERATOR_KEY", raising=False)
+    monkeypatch.delenv("UGT_OPERATOR_KEY_FILE", raising=False)
+    monkeypatch.setenv("UGT_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+    args = ["--model-repository", str(repository), "--url", "127.0.0.1:9"]
+    for command in (["rollback"], ["versions", "--cleanup"], ["variant", "--name", "ugt_b", "--version", "1"]):
+        assert main([*command, *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "$UGT_OPERATOR_KEY" in err and "--operator-key-file" in err, err
+    assert main(["rollback", *args, "--operator-key-file", str(repository / "nope")]) == 2
+    assert "--operator-key-file" in capsys.readouterr().err
+    repo = VersionedRepository(repository)
+    assert repo.pinned() == 3 and repo.numbers() == [1, 2, 3] and repo.variants() == {}
+
+
+def test_a_switch_the_server_refuses_leaves_the_pin_as_it_was(repository, monkeypatch, capsys):
+    monkeypatch.setenv("UGT_OPERATOR_KEY", "k" * 32)
+    assert main(["rollback", "--model-repository", str(repository), "--url", "127.0.0.1:9"]) == 2
+    assert "loading ugt_recommend failed" in capsys.readouterr().err
+    assert VersionedRepository(repository).pinned() == 3

@@ -23,8 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     common.add_argument("--url", help="gRPC address of the running server to update (default: files only)")
     common.add_argument(
         "--operator-key-file", type=Path,
-        help="file with the server's operator key, sent with --url (default: $UGT_OPERATOR_KEY, else "
-        "$UGT_OPERATOR_KEY_FILE, else the operator.key that `serve` wrote in its run-state folder)",
+        help="file with the server's operator key, sent with --url (default: $UGT_OPERATOR_KEY_FILE, else the "
+        "operator.key that `serve` wrote in its run-state folder; $UGT_OPERATOR_KEY, the key itself, wins)",
     )  # fmt: skip
     common.add_argument(
         "--lock-timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
