@@ -27,7 +27,7 @@ def check_limits(
     """StepContractError naming the flag and field to change if `run` fails at the build's limits."""
     for level, size in enumerate(codebook_sizes):
         try:
-            run(_last_code(level, size))
+            run(_last_code(level, size, min(2, max_seq_length)))
         except StepContractError:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -61,13 +61,13 @@ def _longest_history(index: CatalogIndex, length: int) -> dict[str, np.ndarray]:
     return feed
 
 
-def _last_code(level: int, size: int) -> dict[str, np.ndarray]:
-    """One row of two events whose level-`level` code is the codebook's last (`size` - 1)."""
-    feed = {name: np.zeros((1, 2), dtype=np.int64) for name in ENCODER_INPUTS[:3]}
+def _last_code(level: int, size: int, length: int) -> dict[str, np.ndarray]:
+    """One row of `length` events whose level-`level` code is the codebook's last (`size` - 1)."""
+    feed = {name: np.zeros((1, length), dtype=np.int64) for name in ENCODER_INPUTS[:3]}
     feed[ENCODER_INPUTS[level]][:] = size - 1
-    feed["encoder_positions"] = np.arange(2, dtype=np.int64)[None, :]
-    feed["encoder_token_types"] = np.full((1, 2), NUM_TOKEN_TYPES - 1, dtype=np.int64)
-    feed["encoder_mask"] = np.ones((1, 2), dtype=np.float32)
+    feed["encoder_positions"] = np.arange(length, dtype=np.int64)[None, :]
+    feed["encoder_token_types"] = np.full((1, length), NUM_TOKEN_TYPES - 1, dtype=np.int64)
+    feed["encoder_mask"] = np.ones((1, length), dtype=np.float32)
     return feed
 
 
