@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ugt_ensemble.reliability.load import Summary, burst, memory_mib, poisson
+from ugt_ensemble.server.operator_key import OperatorKey
 from ugt_ensemble.serving.traffic import Traffic
 
 
 @dataclass
 class Live:
-    """The server the scenarios run against, and the workload they send."""
+    """The server the scenarios run against, the workload they send, and the key of its load API."""
 
     grpc_url: str
     http_url: str
@@ -29,6 +30,11 @@ class Live:
     repository: Path
     ensemble: str
     histories: Sequence[str]
+    operator_key: OperatorKey | None = None
+
+    def grpc_headers(self) -> dict[str, str] | None:
+        """gRPC metadata for the server's keyed APIs (load/unload), None when it has no key."""
+        return self.operator_key.grpc_headers() if self.operator_key is not None else None
 
 
 @dataclass
@@ -186,7 +192,7 @@ def rollout(live: Live, catalog_b: Path, index_a, index_b, wait_s: float) -> Sec
     marks = {}
     with Traffic(live.grpc_url, live.ensemble, live.histories, 8) as traffic:
         time.sleep(wait_s)
-        rollout = Rollout(live.repository, live.grpc_url)
+        rollout = Rollout(live.repository, live.grpc_url, live.operator_key)
         marks["deploy"] = time.monotonic()
         version = rollout.deploy({}, catalog_b)
         marks["switched"] = time.monotonic()

@@ -65,8 +65,13 @@ def run_suite(
     )
     with server:
         machine = describe_machine(server.grpc_url)
-        watchdog = Watchdog(server.grpc_url, server.process.pid, repo, info.ensemble, interval_s=0.5).start()
-        live = Live(server.grpc_url, server.http_url, server.process.pid, repo, info.ensemble, histories)
+        watchdog = Watchdog(
+            server.grpc_url, server.process.pid, repo, info.ensemble, interval_s=0.5,
+            headers=server.grpc_operator_headers(),
+        ).start()  # fmt: skip
+        live = Live(
+            server.grpc_url, server.http_url, server.process.pid, repo, info.ensemble, histories, server.operator_key
+        )
         steps = _steps(live, info, durations, workdir, watchdog)
         for number, (name, step) in enumerate(steps, 1):
             LOGGER.info("[%d/%d] reliability: %s ...", number, len(steps), name)
@@ -152,14 +157,15 @@ def _policy(live: Live, models: list[str], enabled: bool) -> None:
     """Turn a queue policy (max_queue_size 128) on or off on `models`, through the load API."""
     import tritonclient.grpc as grpcclient
 
+    headers = live.grpc_headers()
     with grpcclient.InferenceServerClient(live.grpc_url) as client:
         for model in models:
             if not enabled:
-                client.load_model(model)  # back to the file on disk
+                client.load_model(model, headers=headers)  # back to the file on disk
                 continue
             config = client.get_model_config(model, as_json=True)["config"]
             config.setdefault("dynamic_batching", {})["default_queue_policy"] = {"max_queue_size": 128}
-            client.load_model(model, config=json.dumps(config))
+            client.load_model(model, headers=headers, config=json.dumps(config))
 
 
 def _fuzz(live: Live, count: int) -> Section:
