@@ -19,6 +19,7 @@ import tritonclient.grpc as grpcclient
 
 from ugt_ensemble.repository.inspect import RepositoryInfo
 from ugt_ensemble.server import Ports, TritonServer
+from ugt_ensemble.serving.metrics import model_stats
 from ugt_ensemble.tools.input_data import input_data_files
 
 #: A fresh shell: no venv on PATH, no library path.
@@ -116,6 +117,9 @@ def test_statistics_tell_the_truth(built, tmp_path):
             assert _stats(server.http_url, info.ensemble)["inference_stats"]["fail"]["count"] >= 1
             # Triton 2.51's Python backend reports an error response as a success (README, "Metrics"):
             assert _stats(server.http_url, info.preprocess)["inference_stats"]["fail"]["count"] == 0
+            # ... and `stats` (serving.metrics) moves it to preprocess's failure column
+            (row,) = model_stats(metrics, [info.preprocess])
+            assert row.failure == 1 and row.success >= 0
 
             # A Model Analyzer candidate: the model step at max_batch_size 1 (Triton's batch-64 warm-up failed it)
             model_config = client.get_model_config(info.model_step, as_json=True)["config"]

@@ -3,6 +3,11 @@
 Triton exports, per model and version, counters of successful and failed requests and of the time they
 spent (request, queue, compute), and with `--metrics-config=summary_latencies=true` (what `serve` sets)
 latency quantiles. `model_stats` reads them for each model, so A/B variants compare side by side.
+
+Triton 2.51's Python backend counts a request answered with an error response as a success; the
+project's Python steps count those themselves in `ugt_request_failure{model,version,code}`, and
+`model_stats` moves them from the success to the failure column, so a refused request is a failure of
+the step that refused it.
 """
 
 from __future__ import annotations
@@ -62,20 +67,18 @@ def _stats(values: dict, model: str) -> ModelStats:
     def get(name: str, **extra: str) -> float | None:
         return values.get((name, frozenset({"model": model, **extra}.items())))
 
-    success, failure = get("nv_inference_request_success") or 0, _failures(values, model)
+    refused = _failures(values, model, "ugt_request_failure")
+    success = (get("nv_inference_request_success") or 0) - refused
+    failure = _failures(values, model, "nv_inference_request_failure") + refused
     duration, queue = get("nv_inference_request_duration_us"), get("nv_inference_queue_duration_us")
     per = lambda total: total / success / 1000 if total is not None and success else None  # noqa: E731
     quantile = lambda q: _ms(get("nv_inference_request_summary_us", quantile=q))  # noqa: E731
     return ModelStats(model, int(success), int(failure), per(duration), per(queue), quantile("0.5"), quantile("0.99"))
 
 
-def _failures(values: dict, model: str) -> float:
-    """Failed requests of `model`, over every failure reason Triton labels."""
-    return sum(
-        value
-        for (name, labels), value in values.items()
-        if name == "nv_inference_request_failure" and dict(labels).get("model") == model
-    )
+def _failures(values: dict, model: str, metric: str) -> float:
+    """The sum of counter `metric` for `model` over every other label (failure reason, error code)."""
+    return sum(value for (name, labels), value in values.items() if name == metric and dict(labels).get("model") == model)
 
 
 def _ms(us: float | None) -> float | None:
