@@ -11,6 +11,7 @@ and the staged repository replaces the previous build only after every step pass
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import shutil
@@ -35,6 +36,7 @@ from ugt_ensemble.model.contract import check_outputs
 from ugt_ensemble.model.limits import check_limits
 from ugt_ensemble.model.step import StepModel, catalog_of_module, given_module, step_model
 from ugt_ensemble.progress import StepProgress
+from ugt_ensemble.repository.lock import RepositoryLock
 from ugt_ensemble.repository.rules import check_repository
 from ugt_ensemble.repository.staging import StagedRepository, check_replaceable
 from ugt_ensemble.repository.writer import static_files, write_models
@@ -57,7 +59,7 @@ def build_repository(
     step = BuildSteps(progress or StepProgress.silent(), plan(config, model is not None))
     ours = static_files(config)
     check_replaceable(config.output_dir, config.model_names, ours)  # before any work: never lose files
-    with StagedRepository(config.output_dir, ours) as staged:
+    with _lock_existing(config.output_dir), StagedRepository(config.output_dir, ours) as staged:
         folder = staged.path / config.triton.step_name / "1"
         prepared = prepare_step(config, step, folder, model, catalog)
         with step():
@@ -74,6 +76,14 @@ def build_repository(
     prepared = dataclasses.replace(prepared, folder=served, onnx_path=served / ONNX_FILE)
     tools = write_input_data_files(root, seed=config.seed)  # outside the repository: <output>_tools/
     return BuildResult(root, prepared, report, [root / f for f in files], [tools.ensemble, tools.model_step])
+
+
+def _lock_existing(output_dir: Path) -> ContextManager[object]:
+    """The repository lock when rebuilding over an existing repository: a deploy, rollback or cleanup in
+    progress makes the build fail at once, naming it, instead of replacing folders under it."""
+    if not output_dir.is_dir():
+        return contextlib.nullcontext()
+    return RepositoryLock(output_dir, "build", timeout_s=0)
 
 
 def plan(config: BuildConfig, module_given: bool = False) -> list[str]:

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from ugt_ensemble.serving.lock import LOCK_FILE, RepositoryBusyError, RepositoryLock, read_holder
+from ugt_ensemble.repository.lock import LOCK_FILE, RepositoryBusyError, RepositoryLock, read_holder
 
 HOLD = """
 import sys, time
-from ugt_ensemble.serving.lock import RepositoryLock
+from ugt_ensemble.repository.lock import RepositoryLock
 with RepositoryLock(sys.argv[1], "deploy"):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -103,3 +103,14 @@ def test_a_read_only_repository_is_one_line(tmp_path):
                 pass
     finally:
         tmp_path.chmod(0o755)
+
+
+def test_a_rebuild_during_a_version_operation_fails_at_once_naming_it(tmp_path, holder):
+    from ugt_ensemble.build import build_repository
+    from ugt_ensemble.config import BuildConfig
+
+    process = holder(30)
+    start = time.monotonic()
+    with pytest.raises(RepositoryBusyError, match=rf"deploy.*{process.pid}|{process.pid}.*deploy"):
+        build_repository(BuildConfig(output_dir=tmp_path))
+    assert time.monotonic() - start < 5  # before any export work

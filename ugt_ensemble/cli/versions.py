@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ugt_ensemble.serving.lock import DEFAULT_TIMEOUT_S
+from ugt_ensemble.repository.lock import DEFAULT_TIMEOUT_S
 
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:

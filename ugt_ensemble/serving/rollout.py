@@ -28,7 +28,7 @@ from ugt_ensemble.progress import StepProgress
 from ugt_ensemble.server.operator_key import OperatorKey
 from ugt_ensemble.serving.deploy import add_version
 from ugt_ensemble.serving.live import LiveServer, resolve_operator_key
-from ugt_ensemble.serving.lock import DEFAULT_TIMEOUT_S, RepositoryLock
+from ugt_ensemble.repository.lock import DEFAULT_TIMEOUT_S, RepositoryLock
 from ugt_ensemble.serving.variants import add_variant
 from ugt_ensemble.serving.versions import VersionedRepository
 
