@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install ugt-ensemble with what the demo, the benchmarks and the tests need (CPU only).
+# Create .venv and install ugt-ensemble with what the demo, the benchmarks and the tests need (CPU only), then
+# the development tools (dev/: the benchmark harness, the naive peer, the reliability suite, test traffic).
 # Idempotent: a second run only checks what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,10 +23,11 @@ fi
 # (the filter drops a local pip-config warning; pip's exit status is kept)
 pip() { python -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 
-echo "Installing $TORCH_SPEC (CPU) and ugt-ensemble[serve,bench,test,analyze] into .venv ..."
+echo "Installing $TORCH_SPEC (CPU), ugt-ensemble[serve,bench,test,analyze] and ugt-ensemble-dev (dev/) into .venv ..."
 pip install "$TORCH_SPEC"
 pip install -e ".[serve,bench,test,analyze]"
-python -c "import torch, onnxruntime, tritonclient.grpc, pytriton, model_analyzer" \
+pip install -e dev/  # after the product, which it depends on
+python -c "import torch, onnxruntime, tritonclient.grpc, pytriton, model_analyzer, ugt_ensemble_dev.bench.cli" \
   || { echo "setup failed: a required package did not install (see the pip output above)" >&2; exit 1; }
 
 # perf_analyzer (in the tritonclient wheel) needs Debian's libb64.

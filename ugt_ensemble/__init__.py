@@ -28,7 +28,7 @@ _API = {
         "ugt_ensemble.api",
     ),
     "TritonBenchmark": "ugt_ensemble.api.benchmark",
-    "BenchmarkResult": "ugt_ensemble.bench.stats",
+    "BenchmarkResult": "ugt_ensemble.client.load_results",
     **dict.fromkeys(
         ("ExportConfig", "TritonConfig", "BenchmarkConfig", "BuildConfig", "UGTConfig"), "ugt_ensemble.config"
     ),

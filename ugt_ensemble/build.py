@@ -37,10 +37,11 @@ from ugt_ensemble.model.limits import check_limits
 from ugt_ensemble.model.step import StepModel, catalog_of_module, given_module, step_model
 from ugt_ensemble.progress import StepProgress
 from ugt_ensemble.repository.lock import RepositoryLock
+from ugt_ensemble.repository.peer_hook import naive_peer
 from ugt_ensemble.repository.rules import check_repository
 from ugt_ensemble.repository.staging import StagedRepository, check_replaceable
 from ugt_ensemble.repository.writer import static_files, write_models
-from ugt_ensemble.runtime.contract import CHECKPOINT_FILE, ONNX_FILE, PLAN_FILE
+from ugt_ensemble.runtime.contract import ONNX_FILE, PLAN_FILE
 from ugt_ensemble.tools.input_data import write_input_data_files
 
 LOGGER = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ def build_repository(
         prepared = prepare_step(config, step, folder, model, catalog)
         with step():
             write_models(staged.path, config, prepared.catalog.index())
-            _write_naive_peer(staged.path, config, prepared)
+            if config.triton.naive_peer:
+                naive_peer().write_checkpoint(staged.path / config.triton.naive_peer_name / "1", prepared.step.eager)
         with step():
             report = check_repository(staged.path)
             if not report.valid:
@@ -217,13 +219,3 @@ def _build_engine(config: BuildConfig, prepared: PreparedStep, step: BuildSteps,
             reference, runner, str(engine_path), index, e.validation_shapes, e.engine_atol, e.num_recommendations
         )
 
-
-def _write_naive_peer(root: Path, config: BuildConfig, prepared: PreparedStep) -> None:
-    if not config.triton.naive_peer:
-        return
-    from ugt_ensemble.model.checkpoint import save_checkpoint
-    from ugt_ensemble.model.ugt import UGT
-
-    if not isinstance(prepared.step.eager, UGT):
-        raise ConfigError("the naive peer (--naive-peer) runs the reference UGT; leave it out for another model")
-    save_checkpoint(prepared.step.eager, root / config.triton.naive_peer_name / "1" / CHECKPOINT_FILE)

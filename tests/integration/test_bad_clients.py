@@ -12,9 +12,9 @@ import tritonclient.grpc.aio as aioclient
 from tritonclient.utils import InferenceServerException
 
 from ugt_ensemble.histories import history_json, random_history
-from ugt_ensemble.reliability.raw import POISON, RawGrpc, bytes_element, http_binary
 from ugt_ensemble.server import TritonServer
 from ugt_ensemble.server.stubs import stubs_of
+from ugt_ensemble_dev.reliability.raw import POISON, RawGrpc, bytes_element, http_binary
 
 
 def test_a_poisoned_bytes_tensor_fails_alone_over_grpc_and_http(built, tmp_path):

@@ -1,9 +1,9 @@
 """Fuzzed requests through the real server: good ones answered as when sent alone, bad ones refused, nothing dies."""
 
-from ugt_ensemble.reliability.fuzz_requests import GOOD_OUTCOMES
-from ugt_ensemble.reliability.fuzz_server import fuzz_server
+from ugt_ensemble_dev.reliability.fuzz_requests import GOOD_OUTCOMES
+from ugt_ensemble_dev.reliability.fuzz_server import fuzz_server
 
-#: CI-sized; `python -m ugt_ensemble.reliability.fuzz_server --requests 10000` is the full run.
+#: CI-sized; `python -m ugt_ensemble_dev.reliability.fuzz_server --requests 10000` is the full run.
 REQUESTS = 400
 
 

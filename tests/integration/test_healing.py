@@ -18,7 +18,7 @@ from ugt_ensemble.server import TritonServer
 from ugt_ensemble.server.probe import probe_ensemble
 from ugt_ensemble.server.stubs import stubs_of
 from ugt_ensemble.server.watchdog import Watchdog
-from ugt_ensemble.serving.traffic import Traffic
+from ugt_ensemble_dev.traffic import Traffic
 
 EXPLICIT = ("--model-control-mode=explicit", "--load-model=*")
 

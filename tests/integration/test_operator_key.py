@@ -26,7 +26,7 @@ from ugt_ensemble.export.compare import ranked_mismatches
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.server import TritonServer
 from ugt_ensemble.server.operator_key import HEADER, OperatorKey
-from ugt_ensemble.serving.traffic import Traffic
+from ugt_ensemble_dev.traffic import Traffic
 
 EXPLICIT = ("--model-control-mode=explicit", "--load-model=*")
 STEP = "ugt_trt"

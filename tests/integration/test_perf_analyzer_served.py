@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from ugt_ensemble.bench.perf_analyzer import PerfAnalyzer, run, write_input_data
 from ugt_ensemble.errors import MissingDependencyError
 from ugt_ensemble.repository.inspect import RepositoryInfo
+from ugt_ensemble_dev.bench.perf_analyzer import PerfAnalyzer, run, write_input_data
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +60,8 @@ def test_perf_analyzer_measures_every_ensemble_step(analyzer, server, built, tmp
 
 def test_bench_perf_analyzer_runs_every_round(built, server, tmp_path):
     """`rounds` reaches perf_analyzer: one measurement per (round, concurrency, target), medians kept."""
-    from ugt_ensemble.bench.runner import run_benchmark
     from ugt_ensemble.config import BenchmarkConfig
+    from ugt_ensemble_dev.bench.runner import run_benchmark
 
     try:
         PerfAnalyzer.locate()

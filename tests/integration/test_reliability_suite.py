@@ -1,7 +1,7 @@
 """The reliability suite end to end, every scenario for seconds (`--short`): what scripts/reliability.sh runs."""
 
-from ugt_ensemble.reliability.report import write_report
-from ugt_ensemble.reliability.suite import Durations, run_suite
+from ugt_ensemble_dev.reliability.report import write_report
+from ugt_ensemble_dev.reliability.suite import Durations, run_suite
 
 
 def test_the_short_suite_meets_every_expectation_and_writes_the_report(built, tmp_path):
@@ -12,6 +12,6 @@ def test_the_short_suite_meets_every_expectation_and_writes_the_report(built, tm
     titles = " ".join(s.title for s in sections).lower()
     for scenario in ("poison", "soak", "rollout", "fuzz", "kill", "stop"):
         assert scenario in titles, titles
-    report = write_report(tmp_path / "RELIABILITY.md", sections, machine, "python -m ugt_ensemble.reliability --short")
+    report = write_report(tmp_path / "RELIABILITY.md", sections, machine, "python -m ugt_ensemble_dev.reliability --short")
     text = report.read_text()
     assert text.startswith("# Reliability") and "NOT met" not in text and machine["cpu"] in text

@@ -17,8 +17,8 @@ from ugt_ensemble.model.ugt import build_model
 from ugt_ensemble.server import TritonServer
 from ugt_ensemble.serving.metrics import model_stats, scrape
 from ugt_ensemble.serving.rollout import ModelVersionManager, Rollout
-from ugt_ensemble.serving.traffic import Traffic, switches
 from ugt_ensemble.serving.variants import ABTestingRouter, add_variant
+from ugt_ensemble_dev.traffic import Traffic, switches
 
 EXPLICIT = ("--model-control-mode=explicit", "--load-model=*")
 SEED = 4

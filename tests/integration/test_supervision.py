@@ -25,7 +25,7 @@ from ugt_ensemble.server.operator_key import load_operator_key
 from ugt_ensemble.server.orphans import SHM_DIR
 from ugt_ensemble.server.probe import probe_ensemble
 from ugt_ensemble.server.stubs import orphans_of, proc_stat, stubs_of
-from ugt_ensemble.serving.traffic import Traffic
+from ugt_ensemble_dev.traffic import Traffic
 
 SERVING = re.compile(r"Serving 'ugt_recommend'(?: again)? \(pid (\d+)")
 

@@ -24,11 +24,11 @@ from ugt_ensemble.client.grpc_client import history_tensor
 from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.repository.deployment import validate_deployment
+from ugt_ensemble.repository.lock import LOCK_FILE, read_holder
 from ugt_ensemble.runtime.contract import ITEM_IDS
 from ugt_ensemble.server import TritonServer
-from ugt_ensemble.repository.lock import LOCK_FILE, read_holder
-from ugt_ensemble.serving.traffic import Traffic
 from ugt_ensemble.serving.versions import VersionedRepository
+from ugt_ensemble_dev.traffic import Traffic
 
 EXPLICIT = ("--model-control-mode=explicit", "--load-model=*")
 SEED = 4

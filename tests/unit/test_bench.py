@@ -6,19 +6,19 @@ import math
 import numpy as np
 import pytest
 
-from ugt_ensemble.bench.checks import check_targets
-from ugt_ensemble.bench.loadgen import LoadSpec
-from ugt_ensemble.bench.profiles import SuiteConfig, TuneConfig
-from ugt_ensemble.bench.report import markdown_table, plot, write_csv
-from ugt_ensemble.bench.runner import BenchReport, report_json, result_markdown
-from ugt_ensemble.bench.stats import COLUMNS, BenchmarkResult, median_run
-from ugt_ensemble.bench.targets import TARGETS
-from ugt_ensemble.bench.workload import MALFORMED_HISTORY, make_workload
+from ugt_ensemble.client.load import LoadSpec
+from ugt_ensemble.client.load_results import COLUMNS, BenchmarkResult, median_run
 from ugt_ensemble.config import BENCH_TARGETS, BenchmarkConfig
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.histories import LengthDistribution
 from ugt_ensemble.repository.inspect import RepositoryInfo
 from ugt_ensemble.runtime.packing import PackingConfig
+from ugt_ensemble_dev.bench.checks import check_targets
+from ugt_ensemble_dev.bench.profiles import SuiteConfig, TuneConfig
+from ugt_ensemble_dev.bench.report import markdown_table, plot, write_csv
+from ugt_ensemble_dev.bench.runner import BenchReport, report_json, result_markdown
+from ugt_ensemble_dev.bench.targets import TARGETS
+from ugt_ensemble_dev.bench.workload import MALFORMED_HISTORY, make_workload
 
 SEEDS_FIELDS = (
     "throughput", "latency_p50", "latency_p90", "latency_p95", "latency_p99", "latency_avg", "latency_min",
@@ -161,7 +161,7 @@ def test_target_descriptions_agree_with_the_config():
 
 
 def test_suite_document_keeps_the_optimisation_log(tmp_path, monkeypatch):
-    from ugt_ensemble.bench import suite
+    from ugt_ensemble_dev.bench import suite
 
     monkeypatch.setattr(suite, "describe_machine", lambda url: {"cpu": "test CPU"})
     report = tmp_path / "BENCHMARKS.md"
@@ -178,7 +178,7 @@ def test_suite_document_keeps_the_optimisation_log(tmp_path, monkeypatch):
 
 
 def test_suite_configs_follow_the_repository(tmp_path, index):
-    from ugt_ensemble.bench.suite import suite_configs
+    from ugt_ensemble_dev.bench.suite import suite_configs
 
     parts = suite_configs("h:1", _info(tmp_path, index), SuiteConfig(duration_s=2.0))
     assert parts["compare"].targets == ("ensemble", "model_step", "client_packing")
@@ -194,7 +194,7 @@ def _parse(*argv):
 
 
 def test_cli_flags_map_into_the_configs(tmp_path, index):
-    from ugt_ensemble.cli.bench import config_from_args, suite_config_from_args, tune_config_from_args
+    from ugt_ensemble_dev.bench.cli import config_from_args, suite_config_from_args, tune_config_from_args
 
     info = _info(tmp_path, index, naive_peer="ugt_naive")
     default = config_from_args(_parse(), info)

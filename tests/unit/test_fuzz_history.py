@@ -1,6 +1,6 @@
 """Property-based fuzzing of HISTORY parsing, packing and per-request isolation (Hypothesis).
 
-Cases come from `ugt_ensemble.reliability.fuzz.case_strategy`: hostile documents (deep nesting, integers
+Cases come from `ugt_ensemble_dev.reliability.fuzz.case_strategy`: hostile documents (deep nesting, integers
 past int64 or thousands of digits long, floats, NaN/Infinity, payloads at and past 1 MiB, invalid UTF-8,
 garbage, wrong event shapes, unknown event types of any length) mixed with valid ones, each knowing
 whether it is valid and, if so, what it holds.
@@ -24,7 +24,6 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ugt_ensemble.reliability.fuzz import SMALL_KINDS, FuzzCase, case_strategy
 from ugt_ensemble.runtime import history as history_module
 from ugt_ensemble.runtime.batching import answer_batch, row_bounds
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
@@ -32,6 +31,7 @@ from ugt_ensemble.runtime.contract import CODEBOOK_SIZES, ENCODER_INPUTS, NUM_TO
 from ugt_ensemble.runtime.errors import CLIENT_ERROR, SERVER_ERROR, RequestError
 from ugt_ensemble.runtime.history import History, HistoryError, parse_history
 from ugt_ensemble.runtime.packing import PackedBatch, PackingConfig, pack_histories
+from ugt_ensemble_dev.reliability.fuzz import SMALL_KINDS, FuzzCase, case_strategy
 
 EXAMPLES = int(os.environ.get("UGT_FUZZ_EXAMPLES", "0"))
 settings.register_profile(

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from ugt_ensemble.bench import perf_analyzer as pa
-from ugt_ensemble.bench.perf_analyzer import PerfAnalyzer, write_input_data
-from ugt_ensemble.bench.perf_analyzer_output import (
+from ugt_ensemble_dev.bench import perf_analyzer as pa
+from ugt_ensemble_dev.bench.perf_analyzer import PerfAnalyzer, write_input_data
+from ugt_ensemble_dev.bench.perf_analyzer_output import (
     NOT_MEASURED,
     UNSTABLE,
     PerfAnalyzerResult,

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from ugt_ensemble.bench.stats import BenchmarkResult
-from ugt_ensemble.bench.tune import Candidate, TuneConfig, TuneResult, candidate_grid, choose, tune_markdown
+from ugt_ensemble.client.load_results import BenchmarkResult
 from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig
 from ugt_ensemble.errors import ConfigError, RepositoryError
 from ugt_ensemble.repository.manifest import MANIFEST
 from ugt_ensemble.repository.render import render_configs
 from ugt_ensemble.repository.rules import parse_config
+from ugt_ensemble_dev.bench.tune import Candidate, TuneConfig, TuneResult, candidate_grid, choose, tune_markdown
 from ugt_ensemble.repository.step_settings import (
     StepSettings,
     read_step_config,

@@ -15,8 +15,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ugt_ensemble.bench.loadgen import LoadSpec, run_load
-from ugt_ensemble.bench.stats import BenchmarkResult
+from ugt_ensemble.client.load import LoadSpec, run_load
+from ugt_ensemble.client.load_results import BenchmarkResult
 from ugt_ensemble.config import BenchmarkConfig
 from ugt_ensemble.errors import UgtEnsembleError
 from ugt_ensemble.histories import history_json, random_history

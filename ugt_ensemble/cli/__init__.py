@@ -10,11 +10,12 @@ import argparse
 import sys
 
 from ugt_ensemble import __version__
-from ugt_ensemble.cli import analyze, bench, build, demo, env, infer, k8s, serve, stats, validate, versions
+from ugt_ensemble.cli import analyze, build, demo, dev_commands, env, infer, k8s, serve, stats, validate, versions
 from ugt_ensemble.cli.common import configure_logging
 from ugt_ensemble.errors import UgtEnsembleError
 
-COMMANDS = (build, serve, infer, demo, validate, bench, versions, stats, k8s, env, analyze)
+#: `bench` comes from the development package (dev_commands loads it lazily, or says how to install it).
+COMMANDS = (build, serve, infer, demo, validate, dev_commands, versions, stats, k8s, env, analyze)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+        if unknown and not getattr(args, "any_arguments", False):  # only the stub of a missing `bench` takes any
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         configure_logging(-1 if args.quiet else args.verbose)
         return args.run(args)
     except UgtEnsembleError as exc:

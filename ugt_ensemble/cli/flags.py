@@ -31,16 +31,11 @@ class Flag:
     default_text: str | None = None
 
     def default(self) -> Any:
-        for f in dataclasses.fields(self.owner):
-            if f.name == self.field:
-                if f.default is not dataclasses.MISSING:
-                    return f.default
-                return f.default_factory()  # type: ignore[misc]
-        raise KeyError(f"{self.owner.__name__} has no field {self.field!r}")
+        return field_default(self.owner, self.field)
 
     def add_to(self, parser: argparse._ActionsContainer) -> None:
-        shown = self.default_text if self.default_text is not None else _shown(self.default())
-        help_text = self.help if self.action else f"{self.help} (default: {shown})"
+        shown_default = self.default_text if self.default_text is not None else shown(self.default())
+        help_text = self.help if self.action else f"{self.help} (default: {shown_default})"
         options: dict[str, Any] = {"help": help_text, "dest": self.dest, "default": UNSET}
         if self.action:
             options["action"] = self.action
@@ -63,7 +58,18 @@ def given(args: argparse.Namespace, flags: Sequence[Flag], owner: type) -> dict[
     return values
 
 
-def _shown(value: Any) -> str:
+def field_default(owner: type, name: str) -> Any:
+    """The default of field `name` of the dataclass `owner` (KeyError if it has no such field)."""
+    for f in dataclasses.fields(owner):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            return f.default_factory()  # type: ignore[misc]
+    raise KeyError(f"{owner.__name__} has no field {name!r}")
+
+
+def shown(value: Any) -> str:
+    """A default as the help shows it: "1,2" for a tuple ("none" if empty), "none" for None."""
     if isinstance(value, tuple):
         return ",".join(map(str, value)) or "none"
     return "none" if value is None else str(value)

@@ -59,15 +59,11 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p.set_defaults(run=run)
 
 
-#: Latency quantiles per model on the metrics endpoint (read by `python -m ugt_ensemble stats`).
-METRICS_ARGS = ("--metrics-config=summary_latencies=true",)
-
-
 def run(args: argparse.Namespace) -> int:
     from ugt_ensemble.repository.manifest import ensemble_name
-    from ugt_ensemble.server import Ports, TritonServer
+    from ugt_ensemble.server import Ports
+    from ugt_ensemble.server.context import ServingContext
     from ugt_ensemble.server.operator_key import HEADER, load_operator_key
-    from ugt_ensemble.server.orphans import new_shm_prefix, shm_prefix_args
     from ugt_ensemble.server.supervisor import RestartPolicy, Supervisor
 
     model_name = args.model_name or ensemble_name(args.model_repository)
@@ -75,25 +71,21 @@ def run(args: argparse.Namespace) -> int:
     free = Ports.free(args.host if args.host != "0.0.0.0" else "127.0.0.1")
     ports = Ports(args.http_port or free.http, args.grpc_port or free.grpc, args.metrics_port or free.metrics)
     log_file = args.log_file or Path(tempfile.mkstemp(prefix="ugt-tritonserver-", suffix=".log")[1])
-    explicit = args.model_control == "explicit"
-    shm_prefix = new_shm_prefix()
-    extra = ("--model-control-mode=explicit", "--load-model=*") if explicit else ()
-    server = TritonServer(
+    context = ServingContext.create(
         args.model_repository,
-        ports,
-        args.host,
-        [model_name],
-        args.startup_timeout,
-        log_file,
-        extra + METRICS_ARGS + shm_prefix_args(shm_prefix),
+        model_name,
+        ports=ports,
+        host=args.host,
+        startup_timeout_s=args.startup_timeout,
+        log_path=log_file,
+        explicit=args.model_control == "explicit",
+        watch_interval_s=args.watch_interval,
         operator_key=key,
     )
-    policy = RestartPolicy(max_restarts=args.max_restarts, window_s=args.restart_window)
-    watch = args.watch_interval if explicit else 0.0
-    supervisor = Supervisor(server, model_name, watch, policy, shm_prefix)
+    supervisor = Supervisor(context, RestartPolicy(max_restarts=args.max_restarts, window_s=args.restart_window))
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, supervisor.request_stop)
-    print(f"Starting {server.install.describe()} on {args.model_repository} ...", flush=True)
+    print(f"Starting {context.server.install.describe()} on {args.model_repository} ...", flush=True)
     print(
         f"Operator key: {key.source} (send it as the header {HEADER!r} to load/unload models, logging, trace)",
         flush=True,

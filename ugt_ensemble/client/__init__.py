@@ -1,4 +1,5 @@
-"""Clients of the ensemble: gRPC (`RecommendClient`), in-process (`LocalPipeline`), what they return.
+"""Clients of the ensemble: gRPC (`RecommendClient`), in-process (`LocalPipeline`), what they return, and the
+closed-loop load client (`run_load`, `BenchmarkResult`).
 
 Imported lazily (the gRPC client needs tritonclient, the local pipeline torch).
 """
@@ -13,6 +14,9 @@ _NAMES = {
     "Failure": ".results",
     "Recommendation": ".results",
     "Result": ".results",
+    "BenchmarkResult": ".load_results",
+    "LoadSpec": ".load",
+    "run_load": ".load",
 }
 __all__ = sorted(_NAMES)
 

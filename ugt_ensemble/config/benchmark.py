@@ -9,7 +9,7 @@ from ugt_ensemble.config.checks import int_tuple, require_non_negative_int, requ
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.histories import LengthDistribution
 
-#: What the benchmark can load (described in `ugt_ensemble.bench.targets`).
+#: What the benchmark can load (described in `ugt_ensemble_dev.bench.targets`).
 BENCH_TARGETS: tuple[str, ...] = ("ensemble", "model_step", "client_packing", "naive")
 
 

@@ -11,10 +11,10 @@ import jinja2
 from ugt_ensemble import __version__
 from ugt_ensemble.config import BuildConfig, parse_version_policy
 from ugt_ensemble.repository import specs
-from ugt_ensemble.runtime.contract import CATALOG_FILE, CHECKPOINT_FILE, NUM_TOKEN_TYPES, ONNX_FILE
+from ugt_ensemble.repository.peer_hook import naive_peer
+from ugt_ensemble.runtime.contract import CATALOG_FILE, NUM_TOKEN_TYPES, ONNX_FILE
 from ugt_ensemble.runtime.parameters import (
     ModelStepParameters,
-    NaivePeerParameters,
     PostprocessParameters,
     PreprocessParameters,
 )
@@ -32,21 +32,23 @@ NATIVE_STEPS: dict[tuple[str, str | None], str] = {
 }
 
 
-@lru_cache(maxsize=1)
-def template_environment() -> jinja2.Environment:
-    """The templates, with StrictUndefined so a missing value fails instead of rendering empty."""
+@lru_cache(maxsize=4)
+def template_environment(*extra_dirs: str) -> jinja2.Environment:
+    """The templates (those in `extra_dirs` first, then the package's), with StrictUndefined so that a missing
+    value fails instead of rendering empty."""
     directory = importlib.resources.files("ugt_ensemble.templates")
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(directory)),
+        loader=jinja2.FileSystemLoader([*extra_dirs, str(directory)]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
     )
 
 
-def render_template(template: str, **context: Any) -> str:
-    """Render one template; blank lines are squeezed so the output reads like hand-written pbtxt."""
-    text = template_environment().get_template(template).render(header=HEADER, **context)
+def render_template(template: str, template_dirs: tuple[str, ...] = (), **context: Any) -> str:
+    """Render one template (found in `template_dirs`, then the package's templates); blank lines are squeezed
+    so the output reads like hand-written pbtxt."""
+    text = template_environment(*template_dirs).get_template(template).render(header=HEADER, **context)
     lines = [line.rstrip() for line in text.splitlines()]
     squeezed = [line for i, line in enumerate(lines) if line or (i and lines[i - 1])]
     return "\n".join(squeezed).strip() + "\n"
@@ -82,16 +84,7 @@ def render_configs(config: BuildConfig, versions: dict[str, int] | None = None) 
         ),
     }
     if t.naive_peer:
-        peer = NaivePeerParameters(CATALOG_FILE, CHECKPOINT_FILE, config.export.max_seq_length, t.intra_op_threads)
-        configs[t.naive_peer_name] = render_template(
-            "naive_peer.pbtxt.j2",
-            name=t.naive_peer_name,
-            max_batch_size=batch,
-            inputs=(specs.HISTORY_INPUT,),
-            outputs=specs.recommendation_outputs(k),
-            instances=1,
-            parameters=peer.to_config(),
-        )
+        configs[t.naive_peer_name] = naive_peer().render_config(config)
     return configs
 
 

@@ -16,6 +16,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from ugt_ensemble.config import BuildConfig
+from ugt_ensemble.repository.peer_hook import naive_peer
 from ugt_ensemble.repository.render import render_configs
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.contract import CATALOG_FILE
@@ -37,13 +38,13 @@ def python_models(config: BuildConfig) -> dict[str, Traversable]:
     if t.python_model_step:
         models[t.step_name] = step_source("model")
     if t.naive_peer:
-        models[t.naive_peer_name] = importlib.resources.files("ugt_ensemble.bench") / "naive_peer_model.py"
+        models[t.naive_peer_name] = naive_peer().model_source()
     return models
 
 
 def static_files(config: BuildConfig, version: int = 1) -> dict[str, bytes]:
     """Relative path -> bytes of the files a build of `config` copies unchanged: each `model.py`, and the
-    runtime package beside those that import it (all but the naive peer, which imports ugt_ensemble)."""
+    runtime package beside those that import it (all but the naive peer, which imports the installed packages)."""
     runtime = [s for s in (importlib.resources.files("ugt_ensemble") / "runtime").iterdir() if s.name.endswith(".py")]
     files = {}
     for name, source in python_models(config).items():

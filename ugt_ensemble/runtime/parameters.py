@@ -81,16 +81,6 @@ class PostprocessParameters(StepParameters):
     num_recommendations: int
 
 
-@dataclass(frozen=True)
-class NaivePeerParameters(StepParameters):
-    """The benchmark's naive baseline (one Python model, PyTorch eager)."""
-
-    catalog_file: str
-    checkpoint_file: str
-    max_seq_length: int
-    torch_threads: int
-
-
 def _render(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

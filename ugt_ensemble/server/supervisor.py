@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ugt_ensemble.errors import ServerError
-from ugt_ensemble.server.orphans import Cleanup, clean_up_after
-from ugt_ensemble.server.probe import probe_ensemble
-from ugt_ensemble.server.process import TritonServer
+from ugt_ensemble.server.context import ServingContext
+from ugt_ensemble.server.orphans import Cleanup
 from ugt_ensemble.server.watchdog import Watchdog
 
 #: `run`'s exit code when tritonserver keeps dying.
@@ -63,25 +62,25 @@ def _say(text: str) -> None:
 
 
 class Supervisor:
-    """Runs `server` (not started yet) serving `ensemble` until a stop request or too many restarts."""
+    """Runs `context` (not started yet) until a stop request or too many restarts."""
 
     def __init__(
-        self,
-        server: TritonServer,
-        ensemble: str,
-        watch_interval_s: float = 2.0,
-        policy: RestartPolicy = RestartPolicy(),
-        shm_prefix: str | None = None,
-        say: Callable[[str], None] = _say,
+        self, context: ServingContext, policy: RestartPolicy = RestartPolicy(), say: Callable[[str], None] = _say
     ) -> None:
-        self.server, self.ensemble, self.watch_interval_s = server, ensemble, watch_interval_s
-        self.policy, self.shm_prefix, self.say = policy, shm_prefix, say
+        self.context, self.server, self.ensemble = context, context.server, context.ensemble
+        self.policy, self.say = policy, say
         self.stop_event = threading.Event()
-        self.watchdog: Watchdog | None = None
         self.restarts: list[float] = []  # monotonic times of the restarts within the window
-        self.cleanups: list[Cleanup] = []
         self._starting = False
         self._started_at = 0.0
+
+    @property
+    def watchdog(self) -> Watchdog | None:
+        return self.context.watchdog
+
+    @property
+    def cleanups(self) -> list[Cleanup]:
+        return self.context.cleanups
 
     def request_stop(self, *_: object) -> None:
         """Stop serving (a signal handler); interrupts a start in progress."""
@@ -109,21 +108,11 @@ class Supervisor:
     def _start(self) -> None:
         self._starting = True
         try:
-            self.server.start()
-            self._probe()
+            self.context.start()
         finally:
             self._starting = False
         self._started_at = time.monotonic()
         pid = self.server.process.pid  # type: ignore[union-attr]
-        if self.watch_interval_s > 0:
-            self.watchdog = Watchdog(
-                self.server.grpc_url,
-                pid,
-                self.server.model_repository,
-                self.ensemble,
-                self.watch_interval_s,
-                headers=self.server.grpc_operator_headers(),
-            ).start()
         if self.restarts:
             restart = len(self.restarts)
             self.say(f"Serving {self.ensemble!r} again (pid {pid}, restart {restart}) at {self.server.grpc_url}")
@@ -131,23 +120,12 @@ class Supervisor:
         if self.watchdog is not None:
             self.say(
                 f"Watchdog: probing {self.ensemble!r}, checking its stubs and that its models are loaded "
-                f"every {self.watch_interval_s:g} s"
+                f"every {self.context.watch_interval_s:g} s"
             )
         self.say(
             f"Serving {self.ensemble!r} (pid {pid}): gRPC {self.server.grpc_url}, HTTP {self.server.http_url}, "
             f"metrics {self.server.metrics_url}\nLog: {self.server.log_path}. Press Ctrl-C to stop."
         )
-
-    def _probe(self, attempts: int = 3) -> None:
-        """A real inference through the ensemble; ServerError if it fails `attempts` times, 1 s apart."""
-        for attempt in range(attempts):
-            try:
-                probe_ensemble(self.server.grpc_url, self.ensemble)
-                return
-            except Exception as exc:  # noqa: BLE001 - a client error is a failed probe too
-                if attempt == attempts - 1:
-                    raise exc if isinstance(exc, ServerError) else ServerError(f"the probe failed: {exc}") from None
-                time.sleep(1.0)
 
     def _wait_for_trouble(self) -> str | None:
         """Why the server must be restarted, or None once a stop was requested."""
@@ -192,14 +170,11 @@ class Supervisor:
 
     def _retire(self) -> int | None:
         """Stop the watchdog and the server, then remove what the server left; its exit code."""
-        if self.watchdog is not None:
-            self.watchdog.stop()
-            self.watchdog = None
         if self.server.process is None:
+            self.context.stop_watchdog()
             return None
-        code = self.server.stop()
-        cleanup = clean_up_after(self.server.process.pid, self.shm_prefix)
-        self.cleanups.append(cleanup)
+        code = self.context.stop()
+        cleanup = self.context.cleanups[-1]
         if cleanup.stubs or cleanup.regions:
             self.say(f"Cleaned up after tritonserver (pid {self.server.process.pid}): {cleanup.describe()}")
         return code

@@ -10,12 +10,14 @@ model repository, which Triton would scan for models):
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ugt_ensemble.bench.perf_analyzer import write_input_data
+from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.histories import LengthDistribution, history_json, random_history
 from ugt_ensemble.repository.inspect import RepositoryInfo
 from ugt_ensemble.runtime.history import parse_history
@@ -24,6 +26,7 @@ from ugt_ensemble.runtime.packing import pack_histories
 #: Histories per file, and their lengths (log-uniform, capped at the repository's max_seq_length).
 HISTORIES = 16
 LENGTHS = "4-300"
+_CONVERT = {"f": float, "i": int, "u": int, "b": bool}  # numpy dtype kind -> JSON value
 
 
 @dataclass(frozen=True)
@@ -69,3 +72,36 @@ def write_input_data_files(repository: str | Path, seed: int = 0) -> InputDataFi
         rows.append({name: tensor[0] for name, tensor in row.items()})
     write_input_data(files.model_step, rows)
     return files
+
+
+def write_input_data(path: Path, rows: Sequence[Mapping[str, np.ndarray | bytes | str]]) -> Path:
+    """Write a perf_analyzer `--input-data` JSON file: one step per row, used round-robin.
+
+    bytes / str become a BYTES tensor of shape [1]; arrays become their flattened content and shape
+    (without the batch dimension), floats as floats and integers as integers.
+    """
+    if not rows:
+        raise ConfigError("perf_analyzer input data needs at least one row")
+    data = [{name: _tensor_entry(name, value) for name, value in row.items()} for row in rows]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"data": data}), encoding="utf-8")
+    return path
+
+
+def _tensor_entry(name: str, value: np.ndarray | bytes | str) -> dict[str, list]:
+    if isinstance(value, (bytes, str)):
+        return {"content": [_text(name, value)], "shape": [1]}
+    array = np.asarray(value)
+    kind = array.dtype.kind
+    if kind not in _CONVERT and kind not in "OSU":
+        raise ConfigError(f"input {name}: unsupported dtype {array.dtype} (allowed: bool, int, float, bytes, str)")
+    convert = _CONVERT.get(kind) or (lambda x: _text(name, x))
+    return {"content": [convert(x) for x in array.reshape(-1)], "shape": list(array.shape)}
+
+
+def _text(name: str, value: object) -> str:
+    try:
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"input {name}: bytes are not UTF-8 ({exc})") from None

@@ -18,15 +18,15 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.utils import InferenceServerException
 
-from ugt_ensemble.bench.loadgen import LoadSpec, run_load
-from ugt_ensemble.bench.profiles import TuneConfig
-from ugt_ensemble.bench.stats import BenchmarkResult, median_run
-from ugt_ensemble.bench.targets import make_target
-from ugt_ensemble.bench.workload import workload_of
+from ugt_ensemble.client.load import LoadSpec, run_load
+from ugt_ensemble.client.load_results import BenchmarkResult, median_run
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.repository.inspect import RepositoryInfo
 from ugt_ensemble.repository.step_settings import StepSettings, config_json, with_settings
 from ugt_ensemble.server.operator_key import OperatorKey
+from ugt_ensemble_dev.bench.profiles import TuneConfig
+from ugt_ensemble_dev.bench.targets import make_target
+from ugt_ensemble_dev.bench.workload import workload_of
 
 __all__ = ["Candidate", "TuneConfig", "TuneResult", "candidate_grid", "choose", "run_tune", "tune_markdown"]
 LOGGER = logging.getLogger(__name__)

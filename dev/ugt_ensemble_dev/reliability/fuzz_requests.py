@@ -20,8 +20,8 @@ from tritonclient.utils import InferenceServerException
 from ugt_ensemble.client.grpc_client import history_tensor
 from ugt_ensemble.client.results import Recommendation
 from ugt_ensemble.export.compare import ranked_mismatches
-from ugt_ensemble.reliability.fuzz import KINDS, SMALL_KINDS, RandomSource, generate_case
-from ugt_ensemble.reliability.raw import (
+from ugt_ensemble_dev.reliability.fuzz import KINDS, SMALL_KINDS, RandomSource, generate_case
+from ugt_ensemble_dev.reliability.raw import (
     POISON,
     RawGrpc,
     bytes_element,

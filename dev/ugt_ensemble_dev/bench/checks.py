@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ugt_ensemble.bench.stats import BenchmarkResult
+from ugt_ensemble.client.load_results import BenchmarkResult
 
 #: Most the ensemble's p50 may exceed the model step's at low concurrency (ms).
 MAX_P50_OVERHEAD_MS = 1.0

@@ -1,4 +1,4 @@
-"""`BenchmarkResult`: throughput and latency percentiles of one benchmark run (the seeds' fields, 002 §3.5)."""
+"""`BenchmarkResult`: throughput and latency percentiles of one load run (the fields the Python API names first)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class BenchmarkResult:
-    """One (target, concurrency) measurement: the seeds' fields first, then ours.
+    """One (target, concurrency) measurement: the Python API's fields first (throughput, latency percentiles,
+    request counts), then ours.
 
     Latencies are in milliseconds; `throughput` counts successful requests per second, and
     `total_requests` = `successful_requests` + `failed_requests`. Latencies are NaN when no request

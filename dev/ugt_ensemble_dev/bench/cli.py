@@ -1,6 +1,7 @@
 """`python -m ugt_ensemble bench`: load-test the served ensemble (and its peers) over gRPC, or tune its model step.
 
-Every flag that sets a config field takes its default from that field (`BenchmarkConfig`, `TuneConfig`,
+The development package declares the command; the product's `ugt_ensemble.cli.dev_commands` loads this
+module when the parser is built. Every flag that sets a config field takes its default from that field (`BenchmarkConfig`, `TuneConfig`,
 `SuiteConfig`); the benchmark itself (tritonclient, the server) is imported only when the command runs.
 """
 
@@ -16,17 +17,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from ugt_ensemble.bench.profiles import COMPARE_CONCURRENCY, COMPARE_HISTORY_LENGTHS, SuiteConfig, TuneConfig
 from ugt_ensemble.cli.common import int_list
-from ugt_ensemble.cli.flags import Flag, given
+from ugt_ensemble.cli.flags import Flag, field_default, given, shown
 from ugt_ensemble.config import BENCH_TARGETS, BenchmarkConfig
 from ugt_ensemble.errors import ConfigError
+from ugt_ensemble_dev.bench.profiles import COMPARE_CONCURRENCY, COMPARE_HISTORY_LENGTHS, SuiteConfig, TuneConfig
 
 if TYPE_CHECKING:
-    from ugt_ensemble.bench.runner import BenchReport
     from ugt_ensemble.repository.inspect import RepositoryInfo
     from ugt_ensemble.repository.step_settings import StepSettings
     from ugt_ensemble.server import TritonServer
+    from ugt_ensemble_dev.bench.runner import BenchReport
 
 #: The repository benchmarked when --model-repository is left out (where `build` writes by default).
 DEFAULT_REPOSITORY = Path("ensemble")
@@ -35,20 +36,14 @@ TUNE_FIELDS = ("concurrency", "duration_s", "rounds", "num_warmup_requests", "hi
 SUITE_FIELDS = ("duration_s", "perf_measurement_ms", "rounds")
 
 
-def _shown(value: object) -> str:
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
-    return "none" if value is None else str(value)
-
-
 def _default(owner: type, name: str) -> str:
     """The default of field `name` of the dataclass `owner`, as the help shows it."""
-    return _shown(next(f.default for f in dataclasses.fields(owner) if f.name == name))
+    return shown(field_default(owner, name))
 
 
 def _modes(name: str, **modes: object) -> str:
     """Help text "<BenchmarkConfig default>; --mode: <value>; ..." for a flag whose default a mode changes."""
-    return "; ".join([_default(BenchmarkConfig, name)] + [f"--{mode}: {_shown(v)}" for mode, v in modes.items()])
+    return "; ".join([_default(BenchmarkConfig, name)] + [f"--{mode}: {shown(v)}" for mode, v in modes.items()])
 
 
 def target_list(text: str) -> tuple[str, ...]:
@@ -191,28 +186,28 @@ def target_of_model(info: RepositoryInfo, model: str) -> str:
 
 
 @contextlib.contextmanager
-def served(
-    args: argparse.Namespace, info: RepositoryInfo, extra_args: tuple[str, ...] = ()
-) -> Iterator[tuple[str, int | None]]:
+def served(args: argparse.Namespace, info: RepositoryInfo) -> Iterator[tuple[str, int | None]]:
     """The gRPC address to load and the server's pid when it runs here: --url, or a tritonserver
     started for the run (then the report includes its CPU per request)."""
     url = given(args, FLAGS, BenchmarkConfig).get("triton_url")
     if url:
         yield url, None
         return
-    with started(info, extra_args) as server:
+    with started(info) as server:
         yield server.grpc_url, server.process.pid  # type: ignore[union-attr]
 
 
 @contextlib.contextmanager
-def started(info: RepositoryInfo, extra_args: tuple[str, ...] = ()) -> Iterator[TritonServer]:
-    """A tritonserver on `info`'s repository (loopback, free ports, its own operator key) until the block ends."""
-    from ugt_ensemble.server import TritonServer
+def started(info: RepositoryInfo) -> Iterator[TritonServer]:
+    """A tritonserver on `info`'s repository until the block ends, served as `serve` serves it (`ServingContext`:
+    explicit model control, latency summaries, a probe through the ensemble, cleanup) on loopback, free ports and
+    its own operator key, but with no watchdog, whose probes would fall into the measurements."""
+    from ugt_ensemble.server.context import ServingContext
 
     ready = [info.ensemble, info.model_step] + ([info.naive_peer] if info.naive_peer else [])
     print(f"Starting tritonserver on {info.path} (loopback, free ports) ...", flush=True)
-    with TritonServer(info.path, ready_models=ready, extra_args=extra_args) as server:
-        yield server
+    with ServingContext.create(info.path, info.ensemble, ready_models=ready, watch_interval_s=0) as context:
+        yield context.server
 
 
 def run(args: argparse.Namespace) -> int:
@@ -224,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         return run_tuning(args, info)
     if args.suite:
         return run_suite(args, info)
-    from ugt_ensemble.bench.runner import run_benchmark
+    from ugt_ensemble_dev.bench.runner import run_benchmark
 
     config = config_from_args(args, info)  # checked before a server starts
     with served(args, info) as (url, pid):
@@ -236,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
 
 def print_report(report: BenchReport) -> None:
     """The tables and target checks of `report`, then the files written."""
-    from ugt_ensemble.bench.report import markdown_table
+    from ugt_ensemble_dev.bench.report import markdown_table
 
     for title, results, checks in (
         ("Python client", report.results, report.checks),
@@ -251,7 +246,7 @@ def print_report(report: BenchReport) -> None:
 
 def run_suite(args: argparse.Namespace, info: RepositoryInfo) -> int:
     """`--suite REPORT.md`: both parts of the suite against one server, written to REPORT.md."""
-    from ugt_ensemble.bench import suite
+    from ugt_ensemble_dev.bench import suite
 
     config = suite_config_from_args(args)
     command = "python -m ugt_ensemble " + shlex.join(sys.argv[1:])
@@ -263,8 +258,8 @@ def run_suite(args: argparse.Namespace, info: RepositoryInfo) -> int:
 
 def run_tuning(args: argparse.Namespace, info: RepositoryInfo) -> int:
     """`--tune`: measure the candidates on a server started here, report, and optionally write the winner."""
-    from ugt_ensemble.bench.tune import run_tune, tune_grid, tune_markdown
     from ugt_ensemble.repository.step_settings import read_step_config, settings_of
+    from ugt_ensemble_dev.bench.tune import run_tune, tune_grid, tune_markdown
 
     if given(args, FLAGS, BenchmarkConfig).get("triton_url"):
         raise ConfigError("--tune starts its own tritonserver (it reloads the model step); leave out --url")
@@ -272,8 +267,7 @@ def run_tuning(args: argparse.Namespace, info: RepositoryInfo) -> int:
     step_config = read_step_config(info.path, info.model_step)
     grid = tune_grid(settings_of(step_config), config, os.cpu_count() or 1)
     print(f"Tuning {info.model_step!r}: {len(grid)} candidates x {config.rounds} rounds of {config.duration_s:g} s")
-    explicit = ("--model-control-mode=explicit", "--load-model=*")
-    with started(info, explicit) as server:
+    with started(info) as server:  # explicit model control: the candidates are loaded through the repository API
         result = run_tune(
             server.grpc_url, info, step_config, grid, config, not args.quiet, operator_key=server.operator_key
         )

@@ -1,7 +1,8 @@
 """The reliability suite behind RELIABILITY.md: every scenario on one real server, then the report.
 
-`python -m ugt_ensemble.reliability --output RELIABILITY.md` (scripts/reliability.sh) builds a CPU
-repository, serves it in explicit model-control mode with the watchdog `serve` runs, and runs, in
+`python -m ugt_ensemble_dev.reliability --output RELIABILITY.md` (scripts/reliability.sh) builds a CPU
+repository, serves it as `serve` does (`ServingContext`: explicit model control, the probe, the watchdog,
+the cleanup after the server), and runs, in
 order: poisoned BYTES tensors, the largest shapes, a soak, overload and a burst, the queue-policy trade-off,
 a rollout and rollback, fuzzed requests, and a kill -9 of each stub; then it stops the server and records
 how the stop went. `--short` runs every scenario for seconds (what CI runs).
@@ -20,8 +21,8 @@ from typing import Callable
 
 import numpy as np
 
-from ugt_ensemble.reliability import scenarios
-from ugt_ensemble.reliability.scenarios import Live, Section
+from ugt_ensemble_dev.reliability import scenarios
+from ugt_ensemble_dev.reliability.scenarios import Live, Section
 
 LOGGER = logging.getLogger(__name__)
 
@@ -50,35 +51,28 @@ def run_suite(
     workdir: Path, durations: Durations, repository: Path | None = None
 ) -> tuple[list[Section], dict[str, str]]:
     """Run every scenario (see the module docstring); the report's sections and the machine's description."""
-    from ugt_ensemble.bench.machine import describe_machine
     from ugt_ensemble.repository.inspect import RepositoryInfo
-    from ugt_ensemble.server import TritonServer
-    from ugt_ensemble.server.watchdog import Watchdog
+    from ugt_ensemble.server.context import ServingContext
+    from ugt_ensemble_dev.bench.machine import describe_machine
 
     repo = _repository(workdir, repository)
     info = RepositoryInfo.read(repo)
     histories = _histories(info, 256, "32-1024")
-    explicit = ("--model-control-mode=explicit", "--load-model=*")
     sections: list[Section] = []
-    server = TritonServer(
-        repo, ready_models=[info.ensemble], extra_args=explicit, log_path=workdir / "tritonserver.log"
-    )
-    with server:
+    context = ServingContext.create(repo, info.ensemble, log_path=workdir / "tritonserver.log", watch_interval_s=0.5)
+    with context:
+        server = context.server
         machine = describe_machine(server.grpc_url)
-        watchdog = Watchdog(
-            server.grpc_url, server.process.pid, repo, info.ensemble, interval_s=0.5,
-            headers=server.grpc_operator_headers(),
-        ).start()  # fmt: skip
         live = Live(
             server.grpc_url, server.http_url, server.process.pid, repo, info.ensemble, histories, server.operator_key
         )
-        steps = _steps(live, info, durations, workdir, watchdog)
+        steps = _steps(live, info, durations, workdir, context.watchdog)
         for number, (name, step) in enumerate(steps, 1):
             LOGGER.info("[%d/%d] reliability: %s ...", number, len(steps), name)
             started = time.monotonic()
             sections.append(step())
             LOGGER.info("[%d/%d] reliability: %s: done (%.0f s)", number, len(steps), name, time.monotonic() - started)
-        watchdog.stop()
+        context.stop_watchdog()
         start = time.monotonic()
         code = server.stop()
         sections.append(_stop_section(code, time.monotonic() - start))
@@ -169,7 +163,7 @@ def _policy(live: Live, models: list[str], enabled: bool) -> None:
 
 
 def _fuzz(live: Live, count: int) -> Section:
-    from ugt_ensemble.reliability.fuzz_server import fuzz_server
+    from ugt_ensemble_dev.reliability.fuzz_server import fuzz_server
 
     result = fuzz_server(live.grpc_url, live.http_url, live.ensemble, live.server_pid, count)
     return Section(f"{count} fuzzed requests at concurrency 8", result.markdown(), result.ok)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from ugt_ensemble.reliability.scenarios import Section
+from ugt_ensemble_dev.reliability.scenarios import Section
 
 BEFORE = """## Before the fixes (recorded 2026-12-02 on the same machine, commit 085fd2c; not re-run by the script)
 

@@ -8,17 +8,17 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ugt_ensemble.bench.checks import TargetCheck, check_targets, checks_markdown
-from ugt_ensemble.bench.cpu import CpuMeter, CpuRow, cpu_markdown
-from ugt_ensemble.bench.loadgen import LoadSpec, run_load
-from ugt_ensemble.bench.perf_analyzer_output import PerfAnalyzerResult
-from ugt_ensemble.bench.perf_runs import as_benchmark_results, breakdown_markdown, run_perf_analyzer
-from ugt_ensemble.bench.report import markdown_table, plot, target_legend, write_csv
-from ugt_ensemble.bench.stats import BenchmarkResult, median_run
-from ugt_ensemble.bench.targets import make_target
-from ugt_ensemble.bench.workload import Workload, workload_of
+from ugt_ensemble.client.load import LoadSpec, run_load
+from ugt_ensemble.client.load_results import BenchmarkResult, median_run
 from ugt_ensemble.config import BenchmarkConfig
 from ugt_ensemble.repository.inspect import RepositoryInfo
+from ugt_ensemble_dev.bench.checks import TargetCheck, check_targets, checks_markdown
+from ugt_ensemble_dev.bench.cpu import CpuMeter, CpuRow, cpu_markdown
+from ugt_ensemble_dev.bench.perf_analyzer_output import PerfAnalyzerResult
+from ugt_ensemble_dev.bench.perf_runs import as_benchmark_results, breakdown_markdown, run_perf_analyzer
+from ugt_ensemble_dev.bench.report import markdown_table, plot, target_legend, write_csv
+from ugt_ensemble_dev.bench.targets import make_target
+from ugt_ensemble_dev.bench.workload import Workload, workload_of
 
 LOGGER = logging.getLogger(__name__)
 

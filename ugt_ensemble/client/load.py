@@ -1,5 +1,8 @@
-"""An asynchronous gRPC load generator: N concurrent workers, warm-up, then a fixed request count
-or duration. Client-side latency per request; failures are counted, never raised."""
+"""A closed-loop gRPC load client: N concurrent workers, warm-up, then a fixed request count or duration.
+
+Client-side latency per request; failures are counted, never raised. `TritonBenchmark` (the Python API) runs
+it, and so does the benchmark harness of the development package (`bench`).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,24 @@ import asyncio
 import sys
 import time
 from dataclasses import dataclass
+from typing import Protocol, Sized
 
 import tritonclient.grpc.aio as aioclient
 from tqdm import tqdm
 
-from ugt_ensemble.bench.stats import BenchmarkResult
-from ugt_ensemble.bench.targets import Target
+from ugt_ensemble.client.load_results import BenchmarkResult
 from ugt_ensemble.config import BenchmarkConfig
 from ugt_ensemble.errors import ConfigError
+
+
+class Target(Protocol):
+    """What the load client sends: `request(client, i)` sends item i of `workload` and raises if it fails."""
+
+    name: str
+    model: str
+    workload: Sized
+
+    async def request(self, client: aioclient.InferenceServerClient, i: int) -> None: ...
 
 
 @dataclass(frozen=True)

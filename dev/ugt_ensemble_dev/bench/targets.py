@@ -9,11 +9,11 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aioclient
 
-from ugt_ensemble.bench.workload import Workload, pack_one
 from ugt_ensemble.client.grpc_client import history_tensor
 from ugt_ensemble.config import BENCH_TARGETS
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.repository.inspect import RepositoryInfo
+from ugt_ensemble_dev.bench.workload import Workload, pack_one
 from ugt_ensemble.runtime.contract import (
     ENCODER_INPUTS,
     ITEM_IDS,

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ugt_ensemble.server.stubs import process_rss_mib, stubs_of
-from ugt_ensemble.serving.traffic import Answer
+from ugt_ensemble_dev.traffic import Answer
 
 
 @dataclass(frozen=True)

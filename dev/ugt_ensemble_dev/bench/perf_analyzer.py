@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import json
 import logging
 import os
 import shlex
@@ -21,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from ugt_ensemble.bench.perf_analyzer_output import (
+from ugt_ensemble.errors import ConfigError, MissingDependencyError, UgtEnsembleError
+from ugt_ensemble.tools.input_data import write_input_data
+from ugt_ensemble_dev.bench.perf_analyzer_output import (
     NOT_MEASURED,
     UNSTABLE,
     UNSTABLE_LINE,
@@ -31,7 +30,6 @@ from ugt_ensemble.bench.perf_analyzer_output import (
     StepBreakdown,
     parse_output,
 )
-from ugt_ensemble.errors import ConfigError, MissingDependencyError, UgtEnsembleError
 
 __all__ = ["PerfAnalyzer", "PerfAnalyzerResult", "StepBreakdown", "parse_output", "run", "write_input_data"]
 
@@ -43,7 +41,6 @@ _LIBRARY_HINTS = {
     "libb64": "sudo apt-get install libb64-0d",
     "libcudart": "pip install nvidia-cuda-runtime-cu12",
 }
-_CONVERT = {"f": float, "i": int, "u": int, "b": bool}  # numpy dtype kind -> JSON value
 
 
 @dataclass(frozen=True)
@@ -99,39 +96,6 @@ def _library_env() -> dict[str, str]:
     libs = [str(lib) for lib in (Path(root) / "cuda_runtime" / "lib" for root in roots) if lib.is_dir()]
     existing = [os.environ["LD_LIBRARY_PATH"]] if os.environ.get("LD_LIBRARY_PATH") else []
     return {"LD_LIBRARY_PATH": os.pathsep.join(libs + existing)} if libs else {}
-
-
-def write_input_data(path: Path, rows: Sequence[Mapping[str, np.ndarray | bytes | str]]) -> Path:
-    """Write a perf_analyzer `--input-data` JSON file: one step per row, used round-robin.
-
-    bytes / str become a BYTES tensor of shape [1]; arrays become their flattened content and shape
-    (without the batch dimension), floats as floats and integers as integers.
-    """
-    if not rows:
-        raise ConfigError("perf_analyzer input data needs at least one row")
-    data = [{name: _tensor_entry(name, value) for name, value in row.items()} for row in rows]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"data": data}), encoding="utf-8")
-    return path
-
-
-def _tensor_entry(name: str, value: np.ndarray | bytes | str) -> dict[str, list]:
-    if isinstance(value, (bytes, str)):
-        return {"content": [_text(name, value)], "shape": [1]}
-    array = np.asarray(value)
-    kind = array.dtype.kind
-    if kind not in _CONVERT and kind not in "OSU":
-        raise ConfigError(f"input {name}: unsupported dtype {array.dtype} (allowed: bool, int, float, bytes, str)")
-    convert = _CONVERT.get(kind) or (lambda x: _text(name, x))
-    return {"content": [convert(x) for x in array.reshape(-1)], "shape": list(array.shape)}
-
-
-def _text(name: str, value: object) -> str:
-    try:
-        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"input {name}: bytes are not UTF-8 ({exc})") from None
 
 
 def run(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from ugt_ensemble.reliability.fuzz_json import (
+from ugt_ensemble_dev.reliability.fuzz_json import (
     IGNORED_KEYS,
     INT64_MAX,
     INT64_MIN,

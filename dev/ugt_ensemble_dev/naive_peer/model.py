@@ -2,8 +2,9 @@
 
 The way most teams start: one model that, request by request, parses the JSON history, runs the
 PyTorch model eagerly and decodes the codes, with no dynamic batching. It is a benchmark
-baseline, not part of the product, and (unlike the ensemble's models) imports `ugt_ensemble`,
-which must be installed in the server's Python. `build --naive-peer` copies it as model.py.
+baseline, not part of the product, and (unlike the ensemble's models) imports `ugt_ensemble` and
+`ugt_ensemble_dev`, which must be installed in the server's Python. `build --naive-peer` copies it as model.py
+(through the build hook in `hook.py`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from ugt_ensemble.runtime.decoding import decode_recommendations
 from ugt_ensemble.runtime.errors import describe_error
 from ugt_ensemble.runtime.history import parse_history
 from ugt_ensemble.runtime.packing import PackingConfig, pack_histories
-from ugt_ensemble.runtime.parameters import NaivePeerParameters
 from ugt_ensemble.runtime.triton_io import input_array, model_config, triton_error, version_dir
+from ugt_ensemble_dev.naive_peer.parameters import NaivePeerParameters
 
 
 class TritonPythonModel:

@@ -13,14 +13,14 @@ import math
 import tempfile
 from pathlib import Path
 
-from ugt_ensemble.bench import perf_analyzer as pa
-from ugt_ensemble.bench.cpu import CpuMeter, CpuRow
-from ugt_ensemble.bench.perf_analyzer_output import PerfAnalyzerResult
-from ugt_ensemble.bench.stats import BenchmarkResult, median_run
-from ugt_ensemble.bench.targets import target_model
-from ugt_ensemble.bench.workload import Workload
+from ugt_ensemble.client.load_results import BenchmarkResult, median_run
 from ugt_ensemble.config import BenchmarkConfig
 from ugt_ensemble.repository.inspect import RepositoryInfo
+from ugt_ensemble_dev.bench import perf_analyzer as pa
+from ugt_ensemble_dev.bench.cpu import CpuMeter, CpuRow
+from ugt_ensemble_dev.bench.perf_analyzer_output import PerfAnalyzerResult
+from ugt_ensemble_dev.bench.targets import target_model
+from ugt_ensemble_dev.bench.workload import Workload
 
 LOGGER = logging.getLogger(__name__)
 #: Targets perf_analyzer can drive (no client-side work).

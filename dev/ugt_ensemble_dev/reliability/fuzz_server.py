@@ -6,7 +6,7 @@ HTTP 400 and a short message (a request with more rows than max_batch_size: the 
 batch-size error); the server process and every Python-backend stub must still be alive, with the
 same pids, and answer a last probe as before.
 
-    python -m ugt_ensemble.reliability.fuzz_server --model-repository /tmp/fuzzrepo --requests 10000
+    python -m ugt_ensemble_dev.reliability.fuzz_server --model-repository /tmp/fuzzrepo --requests 10000
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from ugt_ensemble.client.results import Recommendation
-from ugt_ensemble.reliability.fuzz import generate_cases
-from ugt_ensemble.reliability.fuzz_requests import (
+from ugt_ensemble_dev.reliability.fuzz import generate_cases
+from ugt_ensemble_dev.reliability.fuzz_requests import (
     GOOD_OUTCOMES,
     FuzzRequest,
     RequestPlanner,
@@ -231,7 +231,7 @@ def _send_all(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Fuzz a server given by its urls, or one started here on `--model-repository` (and stopped after)."""
-    parser = argparse.ArgumentParser(prog="python -m ugt_ensemble.reliability.fuzz_server", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ugt_ensemble_dev.reliability.fuzz_server", description=__doc__)
     parser.add_argument("--model-repository", type=Path, help="start a tritonserver on this repository")
     parser.add_argument("--grpc-url", help="a running server's gRPC url (host:port)")
     parser.add_argument("--http-url", help="a running server's HTTP url (http://host:port)")
@@ -259,10 +259,11 @@ def _run_cli(args: argparse.Namespace) -> FuzzResult:
         return fuzz_server(args.grpc_url, args.http_url, args.model, args.server_pid, args.requests, **options)
     from ugt_ensemble.runtime.catalog_index import CatalogIndex
     from ugt_ensemble.runtime.contract import CATALOG_FILE
-    from ugt_ensemble.server import TritonServer
+    from ugt_ensemble.server.context import ServingContext
 
     catalog = CatalogIndex.load(args.model_repository / "preprocess" / "1" / CATALOG_FILE)
-    with TritonServer(args.model_repository, ready_models=[args.model]) as server:
+    with ServingContext.create(args.model_repository, args.model, watch_interval_s=0) as context:
+        server = context.server
         pid = server.process.pid
         return fuzz_server(
             server.grpc_url,

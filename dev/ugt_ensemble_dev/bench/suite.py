@@ -13,11 +13,11 @@ import logging
 import shutil
 from pathlib import Path
 
-from ugt_ensemble.bench.machine import describe_machine
-from ugt_ensemble.bench.profiles import COMPARE_CONCURRENCY, COMPARE_HISTORY_LENGTHS, SuiteConfig
-from ugt_ensemble.bench.runner import BenchReport, result_markdown, run_benchmark
 from ugt_ensemble.config import BENCH_TARGETS, BenchmarkConfig
 from ugt_ensemble.repository.inspect import RepositoryInfo
+from ugt_ensemble_dev.bench.machine import describe_machine
+from ugt_ensemble_dev.bench.profiles import COMPARE_CONCURRENCY, COMPARE_HISTORY_LENGTHS, SuiteConfig
+from ugt_ensemble_dev.bench.runner import BenchReport, result_markdown, run_benchmark
 
 LOGGER = logging.getLogger(__name__)
 LOG_HEADING = "## Optimisation log"

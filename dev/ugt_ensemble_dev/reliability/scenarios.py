@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ugt_ensemble.reliability.load import Summary, burst, memory_mib, poisson
 from ugt_ensemble.server.operator_key import OperatorKey
-from ugt_ensemble.serving.traffic import Traffic
+from ugt_ensemble_dev.reliability.load import Summary, burst, memory_mib, poisson
+from ugt_ensemble_dev.traffic import Traffic
 
 
 @dataclass
@@ -127,7 +127,7 @@ def stub_kills(live: Live, steps: Sequence[str], settle_s: float, heals: Callabl
 
 def poisoned_bytes(live: Live, rounds: int) -> Section:
     """Good requests at concurrency 8 while BYTES tensors with a 2 GiB length prefix arrive (gRPC, HTTP)."""
-    from ugt_ensemble.reliability.raw import POISON, RawGrpc, bytes_element, http_binary
+    from ugt_ensemble_dev.reliability.raw import POISON, RawGrpc, bytes_element, http_binary
 
     good_failed, poisoned, lock = [0], [], threading.Lock()
 
@@ -187,7 +187,7 @@ def rollout(live: Live, catalog_b: Path, index_a, index_b, wait_s: float) -> Sec
     """Deploy version N+1 (another catalog) and roll back, under concurrency 8: failures, p99 before and
     around each switch, and the versions answers came from by send time (by the catalog their items match)."""
     from ugt_ensemble.serving.rollout import Rollout
-    from ugt_ensemble.serving.traffic import switches
+    from ugt_ensemble_dev.traffic import switches
 
     marks = {}
     with Traffic(live.grpc_url, live.ensemble, live.histories, 8) as traffic:

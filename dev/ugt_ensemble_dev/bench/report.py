@@ -6,8 +6,8 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
-from ugt_ensemble.bench.stats import COLUMNS, BenchmarkResult
-from ugt_ensemble.bench.targets import TARGETS
+from ugt_ensemble.client.load_results import COLUMNS, BenchmarkResult
+from ugt_ensemble_dev.bench.targets import TARGETS
 
 
 def write_csv(stats: Sequence[BenchmarkResult], path: Path) -> Path:
