@@ -1,6 +1,6 @@
-"""Check an ONNX model step against the step contract (`ugt_ensemble.model.contract`) without running it:
-input and output names, element types, ranks, and dynamic batch and sequence axes. The file is read by
-`onnx_file.read_onnx`, which checks its external data before anything opens it."""
+"""Check an ONNX model step against the step contract (`runtime.contract.STEP_INPUTS` / `STEP_OUTPUTS`) without
+running it: input and output names, element types, ranks, fixed sizes, and dynamic batch and sequence axes. The
+file is read by `onnx_file.read_onnx`, which checks its external data before anything opens it."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from onnx import TensorProto
 
 from ugt_ensemble.errors import StepContractError
 from ugt_ensemble.export.onnx_file import default_opset, read_onnx
-from ugt_ensemble.runtime.contract import ENCODER_DTYPES, ENCODER_INPUTS, MODEL_SCORES, RECOMMENDATIONS
+from ugt_ensemble.runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS, STEP_TENSORS, StepTensor
 
+#: ONNX element type of each numpy dtype the contract uses.
 _ELEMENT = {"int64": TensorProto.INT64, "float32": TensorProto.FLOAT}
-#: output -> (element type, rank, trailing dims that must be fixed)
-_OUTPUTS = {RECOMMENDATIONS: (TensorProto.INT64, 3, {2: 3}), MODEL_SCORES: (TensorProto.FLOAT, 2, {})}
+#: Axes that must stay symbolic in the file.
+_DYNAMIC = ("batch", "sequence")
 
 
 @dataclass(frozen=True)
@@ -38,32 +39,36 @@ def check_onnx_signature(path: str | Path, num_recommendations: int) -> OnnxSign
             f"{source} has inputs {sorted(inputs)}; the step contract wants exactly {list(ENCODER_INPUTS)}"
         )
     for name in ENCODER_INPUTS:
-        _check_input(source, inputs[name])
+        _check_input(source, inputs[name], STEP_TENSORS[name])
     outputs = {o.name: o for o in model.graph.output}
-    if set(outputs) != set(_OUTPUTS):
-        raise StepContractError(f"{source} has outputs {sorted(outputs)}; the step contract wants {list(_OUTPUTS)}")
-    k = {_check_output(source, outputs[name], num_recommendations) for name in _OUTPUTS} - {None}
+    if set(outputs) != set(MODEL_OUTPUTS):
+        raise StepContractError(
+            f"{source} has outputs {sorted(outputs)}; the step contract wants {list(MODEL_OUTPUTS)}"
+        )
+    k = {_check_output(source, outputs[name], STEP_TENSORS[name], num_recommendations) for name in MODEL_OUTPUTS}
+    k -= {None}
     return OnnxSignature(default_opset(model) or 0, k.pop() if k else None)
 
 
-def _check_input(source: str, tensor: onnx.ValueInfoProto) -> None:
-    want = _ELEMENT[ENCODER_DTYPES[tensor.name].__name__]
+def _check_input(source: str, tensor: onnx.ValueInfoProto, spec: StepTensor) -> None:
+    want = _ELEMENT[spec.dtype]
     kind, dims = tensor.type.tensor_type.elem_type, tensor.type.tensor_type.shape.dim
-    if kind != want or len(dims) != 2:
+    if kind != want or len(dims) != len(spec.shape):
         raise StepContractError(
             f"{source}: input {tensor.name} is {TensorProto.DataType.Name(kind)} of rank {len(dims)}; "
-            f"the contract wants {TensorProto.DataType.Name(want)} [batch, sequence]"
+            f"the contract wants {TensorProto.DataType.Name(want)} [{', '.join(map(str, spec.shape))}]"
         )
-    for axis, label in enumerate(("batch", "sequence")):
-        if dims[axis].HasField("dim_value"):
+    for axis, label in enumerate(spec.shape):
+        if label in _DYNAMIC and dims[axis].HasField("dim_value"):
             raise StepContractError(
                 f"{source}: input {tensor.name} has a fixed {label} axis of {dims[axis].dim_value}; export it with "
                 f"dynamic batch and sequence axes (dynamic_shapes or dynamic_axes)"
             )
 
 
-def _check_output(source: str, tensor: onnx.ValueInfoProto, num_recommendations: int) -> int | None:
-    want, rank, fixed = _OUTPUTS[tensor.name]
+def _check_output(source: str, tensor: onnx.ValueInfoProto, spec: StepTensor, k_wanted: int) -> int | None:
+    want, rank = _ELEMENT[spec.dtype], len(spec.shape)
+    fixed = {axis: size for axis, size in enumerate(spec.shape) if isinstance(size, int)}
     kind, dims = tensor.type.tensor_type.elem_type, tensor.type.tensor_type.shape.dim
     if kind != want or len(dims) != rank:
         raise StepContractError(
@@ -75,10 +80,11 @@ def _check_output(source: str, tensor: onnx.ValueInfoProto, num_recommendations:
             raise StepContractError(
                 f"{source}: output {tensor.name} has {dims[axis].dim_value} levels; the contract wants {size}"
             )
-    k = dims[1].dim_value if dims[1].HasField("dim_value") else None
-    if k is not None and k != num_recommendations:
+    k_axis = spec.shape.index("K")
+    k = dims[k_axis].dim_value if dims[k_axis].HasField("dim_value") else None
+    if k is not None and k != k_wanted:
         raise StepContractError(
             f"{source}: output {tensor.name} holds {k} recommendations per row; the build asks for "
-            f"num_recommendations {num_recommendations} (ExportConfig / --num-recommendations)"
+            f"num_recommendations {k_wanted} (ExportConfig / --num-recommendations)"
         )
     return k

@@ -1,4 +1,5 @@
-"""The model-step contract, checked on a model the package has never seen.
+"""The model-step contract (`runtime.contract.STEP_INPUTS` / `STEP_OUTPUTS`), checked in PyTorch on a model
+the package has never seen.
 
 A model step takes the six encoder tensors that preprocess packs, each [batch, sequence]:
 `encoder_l1_ids`, `encoder_l2_ids`, `encoder_l3_ids`, `encoder_positions`, `encoder_token_types`
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from ugt_ensemble.errors import StepContractError
-from ugt_ensemble.runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS
+from ugt_ensemble.runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS, STEP_OUTPUTS
 
 Feed = dict[str, np.ndarray]
 #: Runs a model step on one feed of encoder tensors; returns (recommendations, scores) as numpy.
@@ -50,7 +51,7 @@ def torch_runner(model: torch.nn.Module, source: str) -> Runner:
         if not isinstance(outputs, (tuple, list)) or len(outputs) != 2:
             raise StepContractError(
                 f"{source} returns {type(outputs).__name__}; the step contract wants a tuple "
-                "(recommendations int64 [batch, K, 3], scores float32 [batch, K])"
+                f"({', '.join(t.describe() for t in STEP_OUTPUTS)})"
             )
         for name, value in zip(MODEL_OUTPUTS, outputs):
             if not isinstance(value, torch.Tensor):
@@ -65,16 +66,18 @@ def check_outputs(outputs: Sequence[np.ndarray], batch: int, num_recommendations
     if len(outputs) != 2:
         raise StepContractError(f"{source} returns {len(outputs)} outputs; the contract wants {list(MODEL_OUTPUTS)}")
     codes, scores = (np.asarray(o) for o in outputs)
-    want_codes, want_scores = (batch, num_recommendations, 3), (batch, num_recommendations)
-    if codes.dtype != np.int64 or codes.shape != want_codes:
+    (codes_spec, scores_spec), k = STEP_OUTPUTS, num_recommendations
+    want_codes, want_scores = codes_spec.dims(batch=batch, K=k), scores_spec.dims(batch=batch, K=k)
+    if codes.dtype != codes_spec.dtype or codes.shape != want_codes:
         raise StepContractError(
-            f"{source}: output recommendations is {codes.dtype} {list(codes.shape)}; the contract wants int64 "
-            f"{list(want_codes)} (batch, K = num_recommendations, 3 levels)" + _k_hint(codes, want_codes)
+            f"{source}: output {codes_spec.name} is {codes.dtype} {list(codes.shape)}; the contract wants "
+            f"{codes_spec.dtype} {list(want_codes)} (batch, K = num_recommendations, {want_codes[2]} levels)"
+            + _k_hint(codes, want_codes)
         )
-    if scores.dtype != np.float32 or scores.shape != want_scores:
+    if scores.dtype != scores_spec.dtype or scores.shape != want_scores:
         raise StepContractError(
-            f"{source}: output scores is {scores.dtype} {list(scores.shape)}; "
-            f"the contract wants float32 {list(want_scores)}" + _k_hint(scores, want_scores)
+            f"{source}: output {scores_spec.name} is {scores.dtype} {list(scores.shape)}; "
+            f"the contract wants {scores_spec.dtype} {list(want_scores)}" + _k_hint(scores, want_scores)
         )
     if np.isnan(scores).any() or np.isposinf(scores).any():
         raise StepContractError(f"{source}: output scores holds NaN or +inf; empty slots must score -inf")

@@ -14,7 +14,14 @@ import torch
 from ugt_ensemble.errors import StepContractError
 from ugt_ensemble.model.contract import Runner
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.runtime.contract import ENCODER_INPUTS, NUM_TOKEN_TYPES
+from ugt_ensemble.runtime.contract import (
+    ENCODER_CODE_INPUTS,
+    ENCODER_MASK,
+    ENCODER_POSITIONS,
+    ENCODER_TOKEN_TYPES,
+    NUM_TOKEN_TYPES,
+)
+
 
 def check_limits(
     run: Runner,
@@ -54,21 +61,25 @@ def _longest_history(index: CatalogIndex, length: int) -> dict[str, np.ndarray]:
     """One row of `length` real catalog events (positions 0..length-1)."""
     rows = np.arange(length) % len(index.item_ids)
     codes = index.codes_by_level[:, rows]
-    feed = {name: codes[level][None, :].astype(np.int64) for level, name in enumerate(ENCODER_INPUTS[:3])}
-    feed["encoder_positions"] = np.arange(length, dtype=np.int64)[None, :]
-    feed["encoder_token_types"] = np.ones((1, length), dtype=np.int64)
-    feed["encoder_mask"] = np.ones((1, length), dtype=np.float32)
-    return feed
+    feed = {name: codes[level][None, :].astype(np.int64) for level, name in enumerate(ENCODER_CODE_INPUTS)}
+    return _with_events(feed, length, token_type=1)
 
 
 def _last_code(level: int, size: int, length: int) -> dict[str, np.ndarray]:
     """One row of `length` events whose level-`level` code is the codebook's last (`size` - 1)."""
-    feed = {name: np.zeros((1, length), dtype=np.int64) for name in ENCODER_INPUTS[:3]}
-    feed[ENCODER_INPUTS[level]][:] = size - 1
-    feed["encoder_positions"] = np.arange(length, dtype=np.int64)[None, :]
-    feed["encoder_token_types"] = np.full((1, length), NUM_TOKEN_TYPES - 1, dtype=np.int64)
-    feed["encoder_mask"] = np.ones((1, length), dtype=np.float32)
-    return feed
+    feed = {name: np.zeros((1, length), dtype=np.int64) for name in ENCODER_CODE_INPUTS}
+    feed[ENCODER_CODE_INPUTS[level]][:] = size - 1
+    return _with_events(feed, length, token_type=NUM_TOKEN_TYPES - 1)
+
+
+def _with_events(codes: dict[str, np.ndarray], length: int, token_type: int) -> dict[str, np.ndarray]:
+    """`codes` completed to a feed of one row of `length` real events of `token_type`."""
+    return {
+        **codes,
+        ENCODER_POSITIONS: np.arange(length, dtype=np.int64)[None, :],
+        ENCODER_TOKEN_TYPES: np.full((1, length), token_type, dtype=np.int64),
+        ENCODER_MASK: np.ones((1, length), dtype=np.float32),
+    }
 
 
 def _small_tables(module: torch.nn.Module | None, limit: int, hint: str) -> str:

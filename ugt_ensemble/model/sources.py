@@ -26,7 +26,7 @@ from ugt_ensemble.errors import InputFileError, StepContractError
 from ugt_ensemble.histories import random_encoder_batch
 from ugt_ensemble.model.pt2_safety import check_archive_sizes, check_program_json, check_program_operators
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.runtime.contract import ENCODER_DTYPES, ENCODER_INPUTS
+from ugt_ensemble.runtime.contract import ENCODER_INPUTS, STEP_INPUTS
 
 LOGGER = logging.getLogger(__name__)
 HOW_TO_SAVE = (
@@ -98,16 +98,17 @@ def check_program_signature(
             f"{source} takes {len(inputs)} inputs; the step contract wants the six encoder tensors "
             f"{list(ENCODER_INPUTS)}"
         )
-    for contract_name, name in zip(ENCODER_INPUTS, inputs):
+    ranges = {"batch": batch, "sequence": seq}
+    for spec, name in zip(STEP_INPUTS, inputs):
         value = placeholders[name].meta["val"]
-        want = torch.from_numpy(np.zeros(0, dtype=ENCODER_DTYPES[contract_name])).dtype
-        if value.dtype != want or value.dim() != 2:
+        want = torch.from_numpy(np.zeros(0, dtype=spec.dtype)).dtype
+        if value.dtype != want or value.dim() != len(spec.shape):
             raise StepContractError(
-                f"{source}: input {contract_name} is {value.dtype} of rank {value.dim()}; "
-                f"the contract wants {want} [batch, sequence]"
+                f"{source}: input {spec.name} is {value.dtype} of rank {value.dim()}; "
+                f"the contract wants {want} [{', '.join(map(str, spec.shape))}]"
             )
-        for axis, (label, (low, high)) in enumerate((("batch", batch), ("sequence", seq))):
-            _check_axis(program, source, contract_name, value.shape[axis], label, low, high)
+        for axis, label in enumerate(spec.shape):
+            _check_axis(program, source, spec.name, value.shape[axis], str(label), *ranges[str(label)])
 
 
 def _check_axis(

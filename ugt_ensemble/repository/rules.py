@@ -16,14 +16,15 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from ugt_ensemble.errors import RepositoryError
+from ugt_ensemble.runtime.contract import ONNX_FILE, PLAN_FILE
 
 #: The file a version directory needs, by backend / platform.
 MODEL_FILES = {
     "python": "model.py",
-    "onnxruntime_onnx": "model.onnx",
-    "onnxruntime": "model.onnx",
-    "tensorrt_plan": "model.plan",
-    "tensorrt": "model.plan",
+    "onnxruntime_onnx": ONNX_FILE,
+    "onnxruntime": ONNX_FILE,
+    "tensorrt_plan": PLAN_FILE,
+    "tensorrt": PLAN_FILE,
     "pytorch_libtorch": "model.pt",
 }
 

@@ -47,7 +47,7 @@ def step_batching(config: BuildConfig, step: str) -> Batching:
     """The batching of `step` ("preprocess", "model" or "postprocess").
 
     Preprocess takes one request per execute() (unless `preprocess_batch_requests`), and the model
-    step's queue delay and preferred sizes are the seeds' `max_queue_delay_us` / `preferred_batch_sizes`.
+    step's queue delay and preferred sizes are `TritonConfig.max_queue_delay_us` / `preferred_batch_sizes`.
     """
     t = config.triton
     one_per_execute = step == "preprocess" and not t.preprocess_batch_requests
@@ -71,23 +71,18 @@ def recommendation_outputs(k: int) -> tuple[TensorSpec, ...]:
     return (
         TensorSpec(c.ITEM_IDS, "TYPE_INT64", (k,)),
         TensorSpec(c.SCORES, "TYPE_FP32", (k,)),
-        TensorSpec(c.SEMANTIC_IDS, "TYPE_INT64", (k, 3)),
+        TensorSpec(c.SEMANTIC_IDS, "TYPE_INT64", (k, c.NUM_LEVELS)),
     )
 
 
 def model_outputs(k: int) -> tuple[TensorSpec, ...]:
-    """The model step's outputs for K recommendations."""
-    return (
-        TensorSpec(c.RECOMMENDATIONS, "TYPE_INT64", (k, 3)),
-        TensorSpec(c.MODEL_SCORES, "TYPE_FP32", (k,)),
-    )
+    """The model step's outputs for K recommendations (the contract's shapes without the batch axis)."""
+    return tuple(TensorSpec(t.name, _TRITON_TYPES[t.dtype], t.dims(K=k)[1:]) for t in c.STEP_OUTPUTS)
 
 
 def encoder_tensors(ragged: bool = False) -> tuple[TensorSpec, ...]:
     """The six encoder tensors, each of per-request shape [-1]."""
-    return tuple(
-        TensorSpec(name, _TRITON_TYPES[c.ENCODER_DTYPES[name].__name__], (-1,), ragged) for name in c.ENCODER_INPUTS
-    )
+    return tuple(TensorSpec(t.name, _TRITON_TYPES[t.dtype], (-1,), ragged) for t in c.STEP_INPUTS)
 
 
 def postprocess_inputs(config: BuildConfig) -> tuple[TensorSpec, ...]:

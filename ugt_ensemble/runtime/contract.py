@@ -1,4 +1,9 @@
-"""The wire and tensor contract shared by the client, the Triton models and the exporter.
+"""The wire and tensor contract shared by the client, the Triton models and the exporter, with the one
+spec of the model step (`STEP_INPUTS`, `STEP_OUTPUTS`) that every checker reads.
+
+A model step takes the six encoder tensors that preprocess packs, each [batch, sequence], and returns
+(recommendations int64 [batch, K, 3], scores float32 [batch, K]) best first; `StepTensor.values` says
+what each holds, and `encoder_upper_bounds` gives the ranges of the int64 inputs.
 
 This module (like the whole `runtime` package) depends on nothing but numpy and the standard
 library: `build` copies the package into the model repository as `ugt_runtime`.
@@ -6,11 +11,15 @@ library: `build` copies the package into the model repository as `ugt_runtime`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 #: Codebook sizes of the three semantic-ID levels.
 CODEBOOK_SIZES: tuple[int, int, int] = (1024, 4096, 16384)
-#: Items returned per request.
+#: Levels of a semantic id: an item is an (l1, l2, l3) triple of codes.
+NUM_LEVELS = 3
+#: Items returned per request (K).
 NUM_RECOMMENDATIONS = 50
 #: Event types, in token-type order; token type 0 is padding.
 EVENT_TYPES: tuple[str, ...] = ("view", "click", "cart", "purchase")
@@ -25,26 +34,78 @@ HISTORY = "HISTORY"
 ITEM_IDS = "ITEM_IDS"
 SCORES = "SCORES"
 SEMANTIC_IDS = "SEMANTIC_IDS"
-#: Padding of ITEM_IDS / SEMANTIC_IDS and SCORES where fewer than 50 items are returned.
+#: Padding of ITEM_IDS / SEMANTIC_IDS and SCORES where fewer than K items are returned.
 PAD_ITEM_ID = -1
 PAD_SCORE = float("-inf")
 
-#: Model-step tensors, in call order.
-ENCODER_INPUTS: tuple[str, ...] = (
-    "encoder_l1_ids",
-    "encoder_l2_ids",
-    "encoder_l3_ids",
-    "encoder_positions",
-    "encoder_token_types",
-    "encoder_mask",
+
+@dataclass(frozen=True)
+class StepTensor:
+    """One tensor of the model-step contract.
+
+    Attributes:
+        name: the tensor's name in the exported graph and in Triton's configs.
+        dtype: numpy's name of its element type ("int64", "float32").
+        shape: each axis by name ("batch", "sequence", "K" = num_recommendations) or fixed size.
+        values: what it holds, for people and messages.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[str | int, ...]
+    values: str
+
+    @property
+    def numpy_dtype(self) -> type:
+        return np.dtype(self.dtype).type
+
+    def dims(self, **sizes: int) -> tuple[int, ...]:
+        """The shape with named axes replaced by `sizes` (-1, dynamic, for those not given)."""
+        return tuple(axis if isinstance(axis, int) else sizes.get(axis, -1) for axis in self.shape)
+
+    def describe(self) -> str:
+        """E.g. "recommendations int64 [batch, K, 3]"."""
+        return f"{self.name} {self.dtype} [{', '.join(map(str, self.shape))}]"
+
+
+_ROWS = ("batch", "sequence")
+#: The model step's inputs, in call order (what preprocess packs; padded positions hold 0).
+STEP_INPUTS: tuple[StepTensor, ...] = (
+    *(
+        StepTensor(f"encoder_l{level}_ids", "int64", _ROWS, f"level-{level} codes in [0, codebook size)")
+        for level in range(1, NUM_LEVELS + 1)
+    ),
+    StepTensor("encoder_positions", "int64", _ROWS, "positions in [0, max_seq_length)"),
+    StepTensor("encoder_token_types", "int64", _ROWS, f"token types in [0, {NUM_TOKEN_TYPES}); 0 is padding"),
+    StepTensor("encoder_mask", "float32", _ROWS, "1.0 for a real event, 0.0 for padding"),
 )
-ENCODER_DTYPES: dict[str, type] = {name: np.int64 for name in ENCODER_INPUTS[:-1]}
-ENCODER_DTYPES["encoder_mask"] = np.float32
+#: The model step's outputs, in return order.
+STEP_OUTPUTS: tuple[StepTensor, ...] = (
+    StepTensor("recommendations", "int64", ("batch", "K", NUM_LEVELS), "codes, best first; -1 in an empty slot"),
+    StepTensor("scores", "float32", ("batch", "K"), "best first; -inf in an empty slot, never NaN or +inf"),
+)
+STEP_TENSORS: dict[str, StepTensor] = {t.name: t for t in (*STEP_INPUTS, *STEP_OUTPUTS)}
+
+#: Model-step tensor names, in call order, and the inputs' numpy types.
+ENCODER_INPUTS: tuple[str, ...] = tuple(t.name for t in STEP_INPUTS)
+ENCODER_DTYPES: dict[str, type] = {t.name: t.numpy_dtype for t in STEP_INPUTS}
+ENCODER_CODE_INPUTS: tuple[str, ...] = ENCODER_INPUTS[:NUM_LEVELS]
+ENCODER_POSITIONS, ENCODER_TOKEN_TYPES, ENCODER_MASK = ENCODER_INPUTS[NUM_LEVELS:]
 #: Encoder tensors that postprocess reads to drop items already in the history: the three codes, then the mask.
-HISTORY_CODE_INPUTS: tuple[str, ...] = (*ENCODER_INPUTS[:3], ENCODER_INPUTS[5])
-RECOMMENDATIONS = "recommendations"
-MODEL_SCORES = "scores"
-MODEL_OUTPUTS: tuple[str, ...] = (RECOMMENDATIONS, MODEL_SCORES)
+HISTORY_CODE_INPUTS: tuple[str, ...] = (*ENCODER_CODE_INPUTS, ENCODER_MASK)
+MODEL_OUTPUTS: tuple[str, ...] = tuple(t.name for t in STEP_OUTPUTS)
+RECOMMENDATIONS, MODEL_SCORES = MODEL_OUTPUTS
+
+
+def encoder_upper_bounds(
+    codebook_sizes: tuple[int, ...] = CODEBOOK_SIZES, max_seq_length: int = 1024, num_token_types: int = NUM_TOKEN_TYPES
+) -> dict[str, int]:
+    """Exclusive upper bound of each int64 encoder input (the lower bound is 0)."""
+    return {
+        **dict(zip(ENCODER_CODE_INPUTS, codebook_sizes)),
+        ENCODER_POSITIONS: max_seq_length,
+        ENCODER_TOKEN_TYPES: num_token_types,
+    }
 
 
 def code_keys(codes: np.ndarray, codebook_sizes: tuple[int, int, int] = CODEBOOK_SIZES) -> np.ndarray:

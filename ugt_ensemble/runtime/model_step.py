@@ -13,7 +13,15 @@ from typing import Callable
 import numpy as np
 
 from .batching import row_bounds
-from .contract import CODEBOOK_SIZES, ENCODER_INPUTS, MODEL_OUTPUTS, NUM_TOKEN_TYPES
+from .contract import (
+    CODEBOOK_SIZES,
+    ENCODER_DTYPES,
+    ENCODER_INPUTS,
+    ENCODER_MASK,
+    MODEL_OUTPUTS,
+    NUM_TOKEN_TYPES,
+    encoder_upper_bounds,
+)
 from .errors import RequestError
 
 Tensors = dict[str, np.ndarray]
@@ -29,13 +37,7 @@ class EncoderLimits:
 
     def ranges(self) -> dict[str, int]:
         """Exclusive upper bound of each int64 encoder tensor (lower bound 0)."""
-        return {
-            "encoder_l1_ids": self.codebook_sizes[0],
-            "encoder_l2_ids": self.codebook_sizes[1],
-            "encoder_l3_ids": self.codebook_sizes[2],
-            "encoder_positions": self.max_seq_length,
-            "encoder_token_types": self.num_token_types,
-        }
+        return encoder_upper_bounds(self.codebook_sizes, self.max_seq_length, self.num_token_types)
 
 
 def check_encoder_inputs(tensors: Tensors, limits: EncoderLimits) -> None:
@@ -50,9 +52,8 @@ def check_encoder_inputs(tensors: Tensors, limits: EncoderLimits) -> None:
         values = tensors[name]
         if values.size and (values.min() < 0 or values.max() >= upper):
             raise RequestError(f"{name} has values outside [0, {upper}): min {values.min()}, max {values.max()}")
-    mask = tensors["encoder_mask"]
-    if not np.all(np.isfinite(mask)):
-        raise RequestError("encoder_mask has non-finite values")
+    if not np.all(np.isfinite(tensors[ENCODER_MASK])):
+        raise RequestError(f"{ENCODER_MASK} has non-finite values")
 
 
 def run_by_length(
@@ -93,6 +94,4 @@ def warm_up(infer: Callable[[list[Tensors]], list[Tensors]], model_config: dict,
     if length < 1:
         return
     for rows in sorted({1, max(1, int(model_config.get("max_batch_size", 1)))}):
-        feed = {name: np.zeros((rows, length), dtype=np.int64) for name in ENCODER_INPUTS}
-        feed["encoder_mask"] = np.zeros((rows, length), dtype=np.float32)
-        infer([feed])
+        infer([{name: np.zeros((rows, length), dtype=ENCODER_DTYPES[name]) for name in ENCODER_INPUTS}])

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from .catalog_index import CatalogIndex
-from .contract import ENCODER_INPUTS
+from .contract import ENCODER_CODE_INPUTS, ENCODER_MASK, ENCODER_POSITIONS, ENCODER_TOKEN_TYPES
 from .errors import ConfigError
 from .history import History
 
@@ -90,10 +90,10 @@ def pack_histories(
         block[:3] = index.codes_by_level[:, pos[take]]
         block[3] = token_types[take]
         block *= valid
-    tensors = dict(zip(ENCODER_INPUTS[:3], block[:3]))
-    tensors["encoder_positions"] = cols * valid
-    tensors["encoder_token_types"] = block[3]
-    tensors["encoder_mask"] = valid.astype(np.float32)
+    tensors = dict(zip(ENCODER_CODE_INPUTS, block[:3]))
+    tensors[ENCODER_POSITIONS] = cols * valid
+    tensors[ENCODER_TOKEN_TYPES] = block[3]
+    tensors[ENCODER_MASK] = valid.astype(np.float32)
     return PackedBatch(tensors=tensors, lengths=lengths, padded_lengths=padded)
 
 
