@@ -15,8 +15,8 @@ from ugt_ensemble.client.results import Failure, HistoryLike, Recommendation, Re
 from ugt_ensemble.model.ugt import UGT
 from ugt_ensemble.runtime.batching import answer_batch
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.runtime.contract import ENCODER_INPUTS, HISTORY_CODE_INPUTS
-from ugt_ensemble.runtime.decoding import decode_recommendations
+from ugt_ensemble.runtime.contract import ENCODER_INPUTS
+from ugt_ensemble.runtime.decoding import decode_recommendations, packed_history
 from ugt_ensemble.runtime.history import History, HistoryLimits, parse_history
 from ugt_ensemble.runtime.packing import PackingConfig, pack_histories
 
@@ -55,10 +55,6 @@ class LocalPipeline:
         packed = pack_histories(histories, self.index, self.packing).tensors
         with torch.no_grad():
             codes, scores = self.model(*(torch.from_numpy(packed[name]) for name in ENCODER_INPUTS))
-        history = mask = None
-        if self.exclude_history:
-            *codes_names, mask_name = HISTORY_CODE_INPUTS
-            history = np.stack([packed[name] for name in codes_names], axis=-1)
-            mask = packed[mask_name]
+        history, mask = packed_history(packed) if self.exclude_history else (None, None)
         decoded = decode_recommendations(codes.numpy(), scores.numpy(), self.index, history, mask)
         return [decoded.rows(i, i + 1) for i in range(len(histories))]

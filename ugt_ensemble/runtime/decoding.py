@@ -10,11 +10,12 @@ catalog items, whatever the model returns.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 
 from .catalog_index import CatalogIndex
-from .contract import ITEM_IDS, PAD_ITEM_ID, PAD_SCORE, SCORES, SEMANTIC_IDS, code_keys
+from .contract import HISTORY_CODE_INPUTS, ITEM_IDS, PAD_ITEM_ID, PAD_SCORE, SCORES, SEMANTIC_IDS, code_keys
 
 
 @dataclass
@@ -32,6 +33,13 @@ class Recommendations:
             SCORES: self.scores[start:stop],
             SEMANTIC_IDS: self.semantic_ids[start:stop],
         }
+
+
+def packed_history(encoder_tensors: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The history a request was packed with, as `decode_recommendations` takes it to exclude it: the
+    codes (n, T, 3) stacked from the three code tensors, and the mask (n, T)."""
+    *code_names, mask_name = HISTORY_CODE_INPUTS
+    return np.stack([encoder_tensors[name] for name in code_names], axis=-1), encoder_tensors[mask_name]
 
 
 def decode_recommendations(

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from ugt_runtime.batching import answer_batch, row_bounds
 from ugt_runtime.catalog_index import CatalogIndex
-from ugt_runtime.contract import HISTORY_CODE_INPUTS, MODEL_SCORES, RECOMMENDATIONS
-from ugt_runtime.decoding import decode_recommendations
+from ugt_runtime.contract import HISTORY_CODE_INPUTS, MODEL_SCORES, NUM_LEVELS, RECOMMENDATIONS
+from ugt_runtime.decoding import decode_recommendations, packed_history
 from ugt_runtime.errors import RequestError
 from ugt_runtime.parameters import PostprocessParameters
 from ugt_runtime.triton_io import input_array, model_config, to_responses, version_dir
@@ -30,16 +30,15 @@ class TritonPythonModel:
 
     def _parse(self, request) -> dict[str, np.ndarray]:  # noqa: ANN001
         codes, scores = input_array(request, RECOMMENDATIONS), input_array(request, MODEL_SCORES)
-        if codes.shape[1:] != (self.k, 3) or scores.shape != codes.shape[:2]:
+        if codes.shape[1:] != (self.k, NUM_LEVELS) or scores.shape != codes.shape[:2]:
             raise RequestError(
-                f"expected recommendations [rows, {self.k}, 3] and scores [rows, {self.k}], "
+                f"expected recommendations [rows, {self.k}, {NUM_LEVELS}] and scores [rows, {self.k}], "
                 f"got {list(codes.shape)} and {list(scores.shape)}"
             )
         parsed = {"codes": codes, "scores": scores}
         if self.exclude_history:
-            *codes_names, mask_name = HISTORY_CODE_INPUTS
-            history = np.stack([input_array(request, name) for name in codes_names], axis=-1)
-            parsed["history"], parsed["mask"] = history, input_array(request, mask_name)
+            encoder = {name: input_array(request, name) for name in HISTORY_CODE_INPUTS}
+            parsed["history"], parsed["mask"] = packed_history(encoder)
         return parsed
 
     def _decode(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
