@@ -51,7 +51,7 @@ def test_triples_compare_as_entries():
         (lambda: TritonConfig(platform="onnxruntime"), "instance_kind='KIND_CPU'"),
         (lambda: TritonConfig(instance_kind="KIND_CPU", gpus=(0,)), "need instance_kind KIND_GPU"),
         (lambda: TritonConfig(platform="tensorrt", execution_accelerator="openvino"), "already names"),
-        (lambda: TritonConfig(version_policy="newest"), "version_policy"),
+        (lambda: TritonConfig().with_changes(version_policy="newest"), "version_policy"),
         (lambda: TritonConfig(instance_kind="KIND_TPU"), "instance_kind"),
         (lambda: ExportConfig(min_batch_size=4, max_batch_size=2), "min_batch_size"),
         (lambda: ExportConfig(validation_shapes=((128, 4),)), "outside the export range"),

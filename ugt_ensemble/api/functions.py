@@ -10,20 +10,23 @@ import torch
 
 from ugt_ensemble.api.components import ONNXExporter, TensorRTOptimizer
 from ugt_ensemble.api.exporter import ServingExporter
-from ugt_ensemble.config import BenchmarkConfig, BuildConfig, ExportConfig, TritonConfig
+from ugt_ensemble.config import STEP_FIELDS, BenchmarkConfig, BuildConfig, ExportConfig, TritonConfig
 from ugt_ensemble.errors import ConfigError
 
 
 def create_exporter(**settings: Any) -> ServingExporter:
-    """A ServingExporter from field names of ExportConfig, TritonConfig and BenchmarkConfig, e.g.
+    """A ServingExporter from field names of ExportConfig, TritonConfig (and the flat names of its step
+    settings, `steps.STEP_FIELDS`) and BenchmarkConfig, e.g.
     `create_exporter(model_name="my_model", precision="fp16", max_batch_size=64, max_seq_length=1024)`."""
     parts: dict[type, dict[str, Any]] = {ExportConfig: {}, TritonConfig: {}, BenchmarkConfig: {}}
+    names = {cls: {f.name for f in dataclasses.fields(cls)} for cls in parts}
+    names[TritonConfig] |= set(STEP_FIELDS)
     for name, value in settings.items():
-        owner = next((cls for cls in parts if name in {f.name for f in dataclasses.fields(cls)}), None)
+        owner = next((cls for cls in parts if name in names[cls]), None)
         if owner is None:
             raise ConfigError(f"create_exporter: {name!r} is no field of ExportConfig, TritonConfig or BenchmarkConfig")
         parts[owner][name] = value
-    return ServingExporter(ExportConfig(**parts[ExportConfig]), TritonConfig(**parts[TritonConfig]),
+    return ServingExporter(ExportConfig(**parts[ExportConfig]), TritonConfig().with_changes(**parts[TritonConfig]),
                            BenchmarkConfig(**parts[BenchmarkConfig]))  # fmt: skip
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ugt_ensemble.cli.common import int_list
 from ugt_ensemble.cli.flags import Flag, given
@@ -14,11 +16,16 @@ from ugt_ensemble.config import (
     TARGET_SERVERS,
     BuildConfig,
     ExportConfig,
+    ModelStepConfig,
+    PostprocessConfig,
+    PreprocessConfig,
+    QueuePolicy,
     TritonConfig,
     UGTConfig,
     resolve_target_server,
     target_server_settings,
 )
+from ugt_ensemble.config.steps import STEP_CONFIGS
 
 BY_TARGET = "by --target-server"
 SOURCE = [
@@ -61,7 +68,7 @@ TENSORRT = [
 ]
 TRITON = [
     Flag("--ensemble-name", ExportConfig, "model_name", "name of the ensemble clients call", str),
-    Flag("--exclude-history", TritonConfig, "exclude_history", "drop items already in the user's history",
+    Flag("--exclude-history", PostprocessConfig, "exclude_history", "drop items already in the user's history",
          action="store_true"),
     Flag("--naive-peer", TritonConfig, "naive_peer", "also emit ugt_naive, the benchmark's naive baseline",
          action="store_true"),
@@ -74,19 +81,19 @@ TRITON = [
     Flag("--instance-kind", TritonConfig, "instance_kind", "model-step instance kind", str,
          choices=("KIND_CPU", "KIND_GPU", "KIND_AUTO"), default_text=BY_TARGET),
     Flag("--gpus", TritonConfig, "gpus", "model-step GPUs, e.g. 0,1", int_list, default_text=BY_TARGET),
-    Flag("--intra-op-threads", TritonConfig, "intra_op_threads", "ONNX Runtime threads per instance", int),
-    Flag("--length-buckets", TritonConfig, "length_buckets", "padded history lengths, e.g. 16,64,1024", int_list),
-    Flag("--max-queue-size", TritonConfig, "max_queue_size", "each step's queue bound, 0: none (see README)", int),
-    Flag("--queue-timeout-us", TritonConfig, "queue_timeout_us", "each step's queue timeout, 0: none", int),
-    Flag("--max-batch-tokens", TritonConfig, "max_batch_tokens", "model step: rows x length per ORT call", int),
+    Flag("--intra-op-threads", ModelStepConfig, "intra_op_threads", "ONNX Runtime threads per instance", int),
+    Flag("--length-buckets", PreprocessConfig, "length_buckets", "padded history lengths, e.g. 16,64,1024", int_list),
+    Flag("--max-queue-size", QueuePolicy, "max_queue_size", "each step's queue bound, 0: none (see README)", int),
+    Flag("--queue-timeout-us", QueuePolicy, "queue_timeout_us", "each step's queue timeout, 0: none", int),
+    Flag("--max-batch-tokens", ModelStepConfig, "max_batch_tokens", "model step: rows x length per ORT call", int),
     Flag("--no-dynamic-batching", TritonConfig, "enable_dynamic_batching", "no dynamic batching",
          action="store_false"),
-    Flag("--cuda-graphs", TritonConfig, "cuda_graphs", "TensorRT plan: CUDA graphs", action="store_true"),
-    Flag("--no-warmup", TritonConfig, "warmup", "no model-step warm-up (Python step: in initialize; native: "
+    Flag("--cuda-graphs", ModelStepConfig, "cuda_graphs", "TensorRT plan: CUDA graphs", action="store_true"),
+    Flag("--no-warmup", ModelStepConfig, "warmup", "no model-step warm-up (Python step: in initialize; native: "
          "Triton model_warmup samples)", action="store_false"),
-    Flag("--response-cache", TritonConfig, "response_cache", "model step: response_cache (server --cache-config)",
+    Flag("--response-cache", ModelStepConfig, "response_cache", "model step: response_cache (server --cache-config)",
          action="store_true"),
-    Flag("--version-policy", TritonConfig, "version_policy", "latest:N, all, or specific:1,2", str),
+    Flag("--version-policy", ModelStepConfig, "version_policy", "latest:N, all, or specific:1,2", str),
 ]  # fmt: skip
 FLAGS = SOURCE + EXPORT + TENSORRT + TRITON
 
@@ -124,10 +131,22 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
     return BuildConfig(
         output_dir=args.output_dir,
         export=ExportConfig(**{**export_defaults, **given(args, FLAGS, ExportConfig)}),
-        triton=triton.with_changes(**triton_flags),
+        triton=triton.with_changes(**triton_flags, **step_changes(args, triton)),
         target_server=target,
         **build,
     )
+
+
+def step_changes(args: argparse.Namespace, triton: TritonConfig) -> dict[str, Any]:
+    """The step configs of `triton` that the flags change: each with its own flags, and the queue flags
+    (`QueuePolicy`) applied to every step."""
+    queue = given(args, FLAGS, QueuePolicy)
+    changes = {}
+    for attribute, owner in STEP_CONFIGS.items():
+        step, own = getattr(triton, attribute), given(args, FLAGS, owner)
+        if own or queue:
+            changes[attribute] = replace(step, **own, queue=replace(step.queue, **queue))
+    return changes
 
 
 def run(args: argparse.Namespace) -> int:

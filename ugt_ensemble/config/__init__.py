@@ -1,6 +1,8 @@
 """Typed configuration, checked on construction: the seeds' `ExportConfig`, `TritonConfig` and
-`BenchmarkConfig` (their field names and defaults first, then ours), the reference model's `UGTConfig`,
-and `BuildConfig`, which bundles them for `build` and checks them against each other."""
+`BenchmarkConfig` (their field names and defaults first, then ours), one config per step of the ensemble
+(`PreprocessConfig`, `ModelStepConfig`, `PostprocessConfig`, each with its `QueuePolicy`; held by
+`TritonConfig`), the reference model's `UGTConfig`, and `BuildConfig`, which bundles them for `build`,
+checks them against each other and composes each step's adapter parameters."""
 
 from ugt_ensemble.config.benchmark import BENCH_TARGETS, BenchmarkConfig
 from ugt_ensemble.config.build import (
@@ -13,6 +15,13 @@ from ugt_ensemble.config.build import (
 from ugt_ensemble.config.checks import require_model_name
 from ugt_ensemble.config.export import DEFAULT_TIMING_CACHE, PRECISIONS, ExportConfig
 from ugt_ensemble.config.model import UGTConfig
+from ugt_ensemble.config.steps import (
+    STEP_FIELDS,
+    ModelStepConfig,
+    PostprocessConfig,
+    PreprocessConfig,
+    QueuePolicy,
+)
 from ugt_ensemble.config.triton import ENGINES, PLATFORMS, TritonConfig, parse_version_policy
 
 __all__ = [
@@ -25,6 +34,11 @@ __all__ = [
     "BenchmarkConfig",
     "BuildConfig",
     "ExportConfig",
+    "ModelStepConfig",
+    "PostprocessConfig",
+    "PreprocessConfig",
+    "QueuePolicy",
+    "STEP_FIELDS",
     "TritonConfig",
     "UGTConfig",
     "parse_version_policy",

@@ -13,6 +13,7 @@ from ugt_ensemble.config.model import UGTConfig
 from ugt_ensemble.config.triton import ENGINES, TritonConfig
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.runtime.packing import PackingConfig
+from ugt_ensemble.runtime.parameters import ModelStepParameters, PostprocessParameters, PreprocessParameters
 
 #: Servers a repository can be built for:
 #: - "cpu-wheel": the CPU tritonserver of the nvidia-pytriton wheel (Python backend only; the model
@@ -69,7 +70,8 @@ def target_server_settings(target: str, engine: str | None = None) -> tuple[dict
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Everything `build` needs; the cross-field checks of the three configs run here.
+    """Everything `build` needs; the cross-field checks of the three configs run here, and the step configs
+    of `triton` are composed here with `export` into the parameters each Python-backend adapter reads.
 
     Attributes:
         output_dir: the model repository to write.
@@ -135,7 +137,19 @@ class BuildConfig:
     @property
     def packing(self) -> PackingConfig:
         """How preprocess pads histories (shared by the client and the reference pipeline)."""
-        return PackingConfig(self.export.max_seq_length, self.triton.length_buckets)
+        return self.triton.preprocess.packing(self.export.max_seq_length)
+
+    def preprocess_parameters(self) -> PreprocessParameters:
+        """What the preprocess adapter reads in `initialize`."""
+        return self.triton.preprocess.parameters(self.export)
+
+    def model_step_parameters(self) -> ModelStepParameters:
+        """What the Python-backend model step reads in `initialize`."""
+        return self.triton.model_step.parameters(self.triton.engine, self.export, self.packing)
+
+    def postprocess_parameters(self) -> PostprocessParameters:
+        """What the postprocess adapter reads in `initialize`."""
+        return self.triton.postprocess.parameters(self.export)
 
     @property
     def preferred_batch_sizes(self) -> tuple[int, ...]:

@@ -1,20 +1,26 @@
-"""`TritonConfig`: how the repository serves (the seeds' field names and defaults, then ours)."""
+"""`TritonConfig`: how the repository serves: the seeds' fields, the models' names, and one config per step."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from ugt_ensemble.config.checks import (
-    int_tuple,
-    require_model_name,
-    require_non_negative_int,
-    require_one_of,
-    require_positive_int,
-)
+from ugt_ensemble.config.checks import int_tuple, require_model_name, require_one_of, require_positive_int
 from ugt_ensemble.config.export import PRECISIONS
+from ugt_ensemble.config.steps import (
+    STEP_CONFIGS,
+    STEP_FIELDS,
+    ModelStepConfig,
+    PostprocessConfig,
+    PreprocessConfig,
+    apply_step_fields,
+    as_step_config,
+    parse_version_policy,
+)
+from ugt_ensemble.config.checks import require_non_negative_int
 from ugt_ensemble.errors import ConfigError
-from ugt_ensemble.runtime.packing import DEFAULT_BUCKETS
+
+__all__ = ["DEFAULT_GPUS", "ENGINES", "INSTANCE_KINDS", "PLATFORMS", "TritonConfig", "parse_version_policy"]
 
 #: Model-step platforms: Triton's own names, and this package's engine "onnxruntime" (ONNX Runtime inside
 #: a Python-backend model: any tritonserver, including the CPU build of the nvidia-pytriton wheel).
@@ -28,54 +34,33 @@ ENGINES: dict[str, tuple[str, str | None]] = {
     "onnxruntime-openvino": ("onnxruntime_onnx", "openvino"),
 }
 INSTANCE_KINDS: tuple[str, ...] = ("KIND_GPU", "KIND_CPU", "KIND_AUTO")
-#: The seeds' `gpus` for GPU kinds when none are given.
+#: `gpus` for GPU kinds when none are given.
 DEFAULT_GPUS: tuple[int, ...] = (0,)
 
 
 @dataclass(frozen=True)
 class TritonConfig:
-    """The emitted model repository. The first fields are the seeds' (002 §3.1), with their defaults:
-    a TensorRT model step on GPU 0. `TritonConfig.cpu()` gives the CPU settings.
+    """The emitted model repository. The first seven fields and their defaults are the original
+    design's: a TensorRT model step on GPU 0. `TritonConfig.cpu()` gives the CPU settings.
 
-    The seeds' fields concern the model step: `platform`, `instance_count` (instances per GPU),
-    `preferred_batch_sizes` (sizes above max_batch_size are left out), `max_queue_delay_us`,
-    `gpus`, `instance_kind`, `enable_dynamic_batching`. `gpus` left unset means (0,) for KIND_GPU and
-    KIND_AUTO and () for KIND_CPU; set explicitly with KIND_CPU, it is an error.
+    Those seven concern the model step: `platform`, `instance_count` (instances per GPU),
+    `preferred_batch_sizes` (sizes above max_batch_size are left out), `max_queue_delay_us`, `gpus`,
+    `instance_kind`, and `enable_dynamic_batching` (which applies to every step). `gpus` left unset means
+    (0,) for KIND_GPU and KIND_AUTO and () for KIND_CPU; set explicitly with KIND_CPU, it is an error.
 
-    Ours:
-        execution_accelerator: "tensorrt" or "openvino" for the onnxruntime_onnx platform.
+    Then:
+        execution_accelerator: "tensorrt" or "openvino" for the onnxruntime_onnx platform (`platform` also
+            takes the engine names of `ENGINES`, which set it).
         preprocess_name, step_name, postprocess_name: the composing models' names (the ensemble's is
             `ExportConfig.model_name`).
-        preprocess_instances, postprocess_instances: their `instance_group` counts (KIND_CPU).
-        intra_op_threads, allow_spinning: ONNX Runtime threads of the Python-backend model step, and
-            whether idle ones spin (faster wake-up, but they take the cores pre/postprocess need).
-        length_buckets: padded history lengths emitted by preprocess.
-        exclude_history: drop items the user already interacted with from the recommendations.
-        max_request_bytes, max_events: limits on one HISTORY document.
-        max_queue_size: most requests waiting in each step's queue (0: unbounded, the default); a
-            request that finds the queue full is rejected at once with UNAVAILABLE.
-        queue_timeout_us: longest wait in each step's queue before a request is rejected with
-            UNAVAILABLE (0: no limit, the default); clients may then set shorter timeouts per request.
-            Both are off by default because, measured on tritonserver 2.51, any queue policy turns off
-            the dynamic batcher's prefetching and exposes a wake-up delay: p99 at 100 req/s went from
-            10.5 to 27-35 ms, and some requests waited 500 ms (RELIABILITY.md).
-        preprocess_batch_requests: let preprocess's dynamic batcher put several requests in one
-            execute(). Off by default: the Python backend checks the BYTES tensors of a batch together,
-            so one request with a malformed tensor would fail every request batched with it.
-        ort_memory_arena: ONNX Runtime's CPU memory arena in the Python-backend model step. The arena
-            keeps its peak for good; `max_batch_tokens` bounds that peak. Off, every call allocates
-            afresh (measured 35-50 % slower on 2 cores).
-        max_batch_tokens: the Python-backend model step runs at most this many history positions
-            (rows x length) per engine call, which bounds its peak memory (measured at 64 histories of
-            1024 events: 274 MiB resident at 4096, 3.5 GiB without a bound).
-        naive_peer, naive_peer_name: also emit the benchmark's naive baseline (one Python model,
-            PyTorch eager, per request; needs ugt-ensemble in the server's Python).
-        cuda_graphs: `optimization.cuda.graphs` for the TensorRT plan.
-        warmup: warm the model step up (batch 1 and max_batch_size, zero data): inside initialize for the
-            Python-backend step, as `model_warmup` samples for native engines.
-        response_cache: `response_cache.enable` on the model step (start tritonserver with --cache-config).
-        version_policy: "latest:N", "all" or "specific:1,2" (Triton's `version_policy`).
-        accelerator_workspace_mib: `max_workspace_size_bytes` of the TensorRT execution accelerator.
+        preprocess, model_step, postprocess: each step's own settings (`ugt_ensemble.config.steps`:
+            instances, length buckets, limits, ONNX Runtime threads, `max_batch_tokens`, warm-up,
+            exclude-history, queue policy, version policy and more).
+        naive_peer, naive_peer_name: also emit the benchmark's naive baseline (one Python model, PyTorch
+            eager, per request; needs ugt-ensemble in the server's Python).
+
+    `cpu()`, `with_changes()` and `from_dict()` also take the step settings' former flat names
+    (`max_batch_tokens=...`, `exclude_history=...`, `max_queue_size=...`: see `steps.STEP_FIELDS`).
     """
 
     platform: str = "tensorrt_plan"
@@ -89,31 +74,17 @@ class TritonConfig:
     preprocess_name: str = "preprocess"
     step_name: str = "ugt_trt"
     postprocess_name: str = "postprocess"
-    preprocess_instances: int = 1
-    postprocess_instances: int = 1
-    intra_op_threads: int = 2
-    allow_spinning: bool = False
-    length_buckets: tuple[int, ...] = DEFAULT_BUCKETS
-    exclude_history: bool = False
-    max_request_bytes: int = 1 << 20
-    max_events: int = 100_000
-    max_queue_size: int = 0
-    queue_timeout_us: int = 0
-    preprocess_batch_requests: bool = False
-    ort_memory_arena: bool = True
-    max_batch_tokens: int = 4096
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model_step: ModelStepConfig = field(default_factory=ModelStepConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     naive_peer: bool = False
     naive_peer_name: str = "ugt_naive"
-    cuda_graphs: bool = False
-    warmup: bool = True
-    response_cache: bool = False
-    version_policy: str = "latest:1"
-    accelerator_workspace_mib: int = 1024
 
     @classmethod
     def cpu(cls, **overrides: Any) -> TritonConfig:
         """Settings for a CPU server: ONNX Runtime inside a Python-backend model step, one instance, no
-        GPU, no queue delay (what `build --target-server cpu-wheel` uses)."""
+        GPU, no queue delay (what `build --target-server cpu-wheel` uses); `overrides` as in `with_changes`."""
+        own, flat = _split(overrides)
         cpu = dict(
             platform="onnxruntime",
             instance_count=1,
@@ -122,7 +93,13 @@ class TritonConfig:
             gpus=(),
             instance_kind="KIND_CPU",
         )
-        return cls(**{**cpu, **overrides})
+        return cls(**{**cpu, **own})._with_step_fields(flat)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TritonConfig:
+        """From a build manifest's "triton" record: this shape, or the flat one of older builds."""
+        own, flat = _split(data)
+        return cls(**own)._with_step_fields(flat)
 
     def __post_init__(self) -> None:
         self._normalise_platform()
@@ -130,23 +107,18 @@ class TritonConfig:
             require_model_name(name)
         if len(set(self.step_names)) != len(self.step_names):
             raise ConfigError(f"model names must differ, got {list(self.step_names)}")
-        counts = ("instance_count", "preprocess_instances", "postprocess_instances", "intra_op_threads")
-        for name in (*counts, "max_request_bytes", "max_events", "max_batch_tokens", "accelerator_workspace_mib"):
-            require_positive_int(name, getattr(self, name))
-        for name in ("max_queue_delay_us", "max_queue_size", "queue_timeout_us"):
-            require_non_negative_int(name, getattr(self, name))
+        require_positive_int("instance_count", self.instance_count)
+        require_non_negative_int("max_queue_delay_us", self.max_queue_delay_us)
         object.__setattr__(
             self, "preferred_batch_sizes", int_tuple("preferred_batch_sizes", self.preferred_batch_sizes)
         )
-        object.__setattr__(self, "length_buckets", int_tuple("length_buckets", self.length_buckets))
         object.__setattr__(self, "_gpus_defaulted", self.gpus is None)
         if self.gpus is None:
             object.__setattr__(self, "gpus", () if self.instance_kind == "KIND_CPU" else DEFAULT_GPUS)
         object.__setattr__(self, "gpus", int_tuple("gpus", self.gpus, low=0))
-        if not self.length_buckets:
-            raise ConfigError("`length_buckets` must hold at least one length")
+        for attribute, cls in STEP_CONFIGS.items():
+            object.__setattr__(self, attribute, as_step_config(cls, getattr(self, attribute)))
         self._check_instances()
-        parse_version_policy(self.version_policy)
 
     def _normalise_platform(self) -> None:
         if self.platform in ENGINES:
@@ -208,23 +180,27 @@ class TritonConfig:
         return tuple(size for size in self.preferred_batch_sizes if size <= max_batch_size)
 
     def with_changes(self, **changes: Any) -> TritonConfig:
-        """A copy with `changes` (unknown names raise ConfigError naming the allowed ones)."""
-        unknown = sorted(set(changes) - {f.name for f in fields(self)})
-        if unknown:
-            raise ConfigError(f"unknown TritonConfig field(s) {unknown}")
-        if getattr(self, "_gpus_defaulted", False) and "gpus" not in changes:
-            changes["gpus"] = None  # a default follows the instance kind the changes may set
-        return replace(self, **changes)
+        """A copy with `changes`: fields of this class, or step settings by their former flat names
+        (unknown names raise ConfigError naming the allowed ones)."""
+        own, flat = _split(changes)
+        if getattr(self, "_gpus_defaulted", False) and "gpus" not in own:
+            own["gpus"] = None  # a default follows the instance kind the changes may set
+        return replace(self, **own)._with_step_fields(flat)
+
+    def _with_step_fields(self, flat: dict[str, Any]) -> TritonConfig:
+        if not flat:
+            return self
+        steps = apply_step_fields({name: getattr(self, name) for name in STEP_CONFIGS}, flat)
+        keep = {"gpus": None} if getattr(self, "_gpus_defaulted", False) else {}
+        return replace(self, **steps, **keep)
 
 
-def parse_version_policy(policy: str) -> tuple[str, tuple[int, ...]]:
-    """("latest", (N,)), ("all", ()) or ("specific", (v, ...)) from "latest:N", "all", "specific:v,..."."""
-    kind, _, values = policy.partition(":")
-    try:
-        numbers = tuple(int(v) for v in values.split(",") if v.strip())
-    except ValueError:
-        numbers = ()
-    ok = (kind == "all" and not values) or (kind in ("latest", "specific") and numbers and min(numbers) >= 1)
-    if not ok:
-        raise ConfigError(f"`version_policy` {policy!r}: use latest:N, all, or specific:1,2")
-    return kind, numbers
+def _split(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(fields of TritonConfig, former flat step settings) of `settings`; ConfigError on other names."""
+    own_names = {f.name for f in fields(TritonConfig)}
+    unknown = sorted(set(settings) - own_names - set(STEP_FIELDS))
+    if unknown:
+        allowed = ", ".join(sorted(own_names | set(STEP_FIELDS)))
+        raise ConfigError(f"unknown TritonConfig field(s) {unknown}; allowed: {allowed}")
+    own = {k: v for k, v in settings.items() if k in own_names}
+    return own, {k: v for k, v in settings.items() if k not in own_names}

@@ -50,14 +50,15 @@ def step_batching(config: BuildConfig, step: str) -> Batching:
     step's queue delay and preferred sizes are `TritonConfig.max_queue_delay_us` / `preferred_batch_sizes`.
     """
     t = config.triton
-    one_per_execute = step == "preprocess" and not t.preprocess_batch_requests
+    queue = {"preprocess": t.preprocess, "model": t.model_step, "postprocess": t.postprocess}[step].queue
+    one_per_execute = step == "preprocess" and not t.preprocess.batch_requests
     model = step == "model"
     return Batching(
         enabled=t.enable_dynamic_batching,
         max_queue_delay_us=t.max_queue_delay_us if model else 0,
         preferred_batch_sizes=(1,) if one_per_execute else (config.preferred_batch_sizes if model else ()),
-        max_queue_size=t.max_queue_size,
-        queue_timeout_us=t.queue_timeout_us,
+        max_queue_size=queue.max_queue_size,
+        queue_timeout_us=queue.queue_timeout_us,
     )
 
 
@@ -88,7 +89,8 @@ def encoder_tensors(ragged: bool = False) -> tuple[TensorSpec, ...]:
 def postprocess_inputs(config: BuildConfig) -> tuple[TensorSpec, ...]:
     """Model outputs, plus the packed history when recommendations exclude it."""
     history = tuple(t for t in encoder_tensors(ragged=True) if t.name in c.HISTORY_CODE_INPUTS)
-    return model_outputs(config.export.num_recommendations) + (history if config.triton.exclude_history else ())
+    exclude = config.triton.postprocess.exclude_history
+    return model_outputs(config.export.num_recommendations) + (history if exclude else ())
 
 
 def ensemble_steps(config: BuildConfig, versions: dict[str, int] | None = None) -> tuple[EnsembleStep, ...]:

@@ -112,7 +112,8 @@ def _record_in_manifest(repository: Path, settings: StepSettings, note: str) -> 
     triton = manifest.setdefault("triton", {})
     triton["instance_count"] = settings.instances
     triton["max_queue_delay_us"] = settings.max_queue_delay_us
-    if settings.intra_op_threads is not None:
-        triton["intra_op_threads"] = settings.intra_op_threads
+    if settings.intra_op_threads is not None:  # a ModelStepConfig field; flat in manifests of older builds
+        step = triton.get("model_step")
+        (step if isinstance(step, dict) else triton)["intra_op_threads"] = settings.intra_op_threads
     manifest["tuned"] = {**asdict(settings), "note": note}
     write_manifest(repository, manifest)

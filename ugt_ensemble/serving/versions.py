@@ -58,7 +58,7 @@ class VersionedRepository:
         return BuildConfig(
             output_dir=self.path,
             export=ExportConfig(**export),
-            triton=TritonConfig(**triton),
+            triton=TritonConfig.from_dict(triton),
             target_server=self.manifest.get("target_server"),
             **changes,
         )
