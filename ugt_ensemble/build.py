@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ugt_ensemble.build_result import BuildResult, PreparedStep, build_manifest
-from ugt_ensemble.catalog import Catalog, load_catalog, synthetic_catalog
+from ugt_ensemble.catalog import Catalog
 from ugt_ensemble.config import BuildConfig
 from ugt_ensemble.errors import ConfigError, RepositoryError
 from ugt_ensemble.export.onnx_contract import check_onnx_signature
@@ -34,7 +34,7 @@ from ugt_ensemble.export.validate import ShapeCheck, onnx_runner, validate_runne
 from ugt_ensemble.histories import random_encoder_batch
 from ugt_ensemble.model.contract import check_outputs
 from ugt_ensemble.model.limits import check_limits
-from ugt_ensemble.model.step import StepModel, catalog_of_module, given_module, step_model
+from ugt_ensemble.model.step import StepModel, choose_catalog, given_module, step_model
 from ugt_ensemble.progress import StepProgress
 from ugt_ensemble.repository.lock import RepositoryLock
 from ugt_ensemble.repository.peer_hook import naive_peer
@@ -116,16 +116,33 @@ def prepare_step(
     catalog: Catalog | None = None,
 ) -> PreparedStep:
     """Steps 1-10: the model step's files in `folder` (its version directory), checked."""
-    if config.triton.platform == "tensorrt_plan":
+    tensorrt = config.triton.platform == "tensorrt_plan"
+    if tensorrt:
         from ugt_ensemble.export.tensorrt_build import require_tensorrt
 
         require_tensorrt()  # one line on what is missing, before any work
+    prepared = check_step(config, step, folder / ONNX_FILE, model, catalog)
+    if tensorrt:
+        _build_engine(config, prepared, step, prepared.step.runner() or onnx_runner(prepared.onnx_path))
+    return prepared
+
+
+def check_step(
+    config: BuildConfig,
+    step: BuildSteps,
+    onnx_path: Path,
+    model: torch.nn.Module | None = None,
+    catalog: Catalog | None = None,
+) -> PreparedStep:
+    """Steps 1-8: the catalog (`choose_catalog`), the model step, its contract in PyTorch, the ONNX model
+    written to `onnx_path` (exported, or the given file copied), its contract, parity with PyTorch, the
+    TensorRT parser check and the catalog-validity probe. `ONNXExporter.export` runs the same checks."""
     with step(detail=str(config.export.catalog_path or ("from the model" if model is not None else "synthetic"))):
         catalog = catalog or _catalog(config, model)
     with step():
         chosen = given_module(model) if model is not None else step_model(config, catalog)
     LOGGER.info("model step: %s", chosen.source)
-    prepared = PreparedStep(folder, catalog, chosen, folder / ONNX_FILE)
+    prepared = PreparedStep(onnx_path.parent, catalog, chosen, onnx_path)
     index, reference = catalog.index(), chosen.runner()
     if reference is not None:
         with step():
@@ -145,8 +162,6 @@ def prepare_step(
         prepared.validity = probe_catalog_validity(candidate, index, config.packing, seed=config.seed)
         LOGGER.info("catalog validity: %s", prepared.validity.describe())
         require_validity(prepared.validity, config.export.min_catalog_validity, chosen.source)
-    if config.triton.platform == "tensorrt_plan":
-        _build_engine(config, prepared, step, reference or candidate)
     return prepared
 
 
@@ -163,20 +178,8 @@ class BuildSteps:
 
 
 def _catalog(config: BuildConfig, model: torch.nn.Module | None) -> Catalog:
-    e = config.export
-    if e.catalog_path is not None:
-        return load_catalog(e.catalog_path, e.codebook_sizes)
-    if model is not None:
-        catalog = catalog_of_module(model, e.codebook_sizes)
-        if catalog is None:
-            raise ConfigError(
-                f"{type(model).__name__} has no catalog tables: name the catalog its codes refer to "
-                "(ExportConfig(catalog_path=...), or build --catalog FILE)"
-            )
-        return catalog
-    if config.model_file is not None or config.serves_bare_onnx:
-        raise ConfigError("a model of your own needs the catalog its codes refer to: --catalog FILE (CSV or Parquet)")
-    return synthetic_catalog(config.synthetic_items, config.seed, e.codebook_sizes)
+    own_file = config.model_file is not None or config.serves_bare_onnx
+    return choose_catalog(config.export, model, own_file, config.synthetic_items, config.seed)
 
 
 def _check_eager_contract(run, index, config: BuildConfig, source: str, module=None) -> None:  # noqa: ANN001

@@ -1,6 +1,7 @@
 """What a build produced (`PreparedStep`, `BuildResult`) and what it records in `ugt_build.json` beside the
 files it wrote (`repository.manifest` adds the lists of models and files): versions, settings, the model's
-source, the catalog, and every check's result."""
+source (`model_source` in words, `model` typed: `model.provenance.ModelSource`), the catalog, and every
+check's result."""
 
 from __future__ import annotations
 
@@ -68,7 +69,6 @@ class BuildResult:
 def build_manifest(config: BuildConfig, prepared: PreparedStep) -> dict[str, Any]:
     """The manifest of a build of `config` (its `models` and `files` are added when it is committed)."""
     tables = prepared.catalog.prefix_tables()
-    check = prepared.tensorrt_check
     return {
         "generator": f"{GENERATOR} {__version__}",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -77,6 +77,7 @@ def build_manifest(config: BuildConfig, prepared: PreparedStep) -> dict[str, Any
         "engine": config.triton.engine,
         "target_server": config.target_server,
         "model_source": prepared.step.source,
+        "model": prepared.step.origin.as_dict(),
         "model_config": prepared.step.ugt_config.to_dict() if prepared.step.ugt_config else None,
         "weights": str(config.checkpoint) if config.checkpoint else None,
         "seed": config.seed,
@@ -93,14 +94,7 @@ def build_manifest(config: BuildConfig, prepared: PreparedStep) -> dict[str, Any
         "onnx": {"opset": prepared.signature.opset if prepared.signature else None},
         "validation": [dataclasses.asdict(c) for c in prepared.validation] or "not run: no PyTorch model",
         "catalog_validity": prepared.validity.as_dict() if prepared.validity else None,
-        "tensorrt_static_check": {
-            "ok": check.ok,
-            "problems": check.problems,
-            "opset": check.opset,
-            "ops": check.op_counts,
-        }
-        if check
-        else None,
+        "tensorrt_static_check": _static_check(prepared.tensorrt_check),
         "tensorrt_engine": _engine(prepared.engine),
     }
 
@@ -109,7 +103,7 @@ def _engine(engine: object) -> object:
     return dataclasses.asdict(engine) if dataclasses.is_dataclass(engine) else engine  # type: ignore[arg-type]
 
 
-def _static_check(check) -> dict | None:  # noqa: ANN001 - a TensorRTReport
+def _static_check(check: TensorRTReport | None) -> dict[str, Any] | None:
     if check is None:
         return None
     return {"ok": check.ok, "problems": check.problems, "opset": check.opset, "ops": check.op_counts}

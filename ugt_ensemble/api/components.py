@@ -1,43 +1,28 @@
-"""The seeds' component classes (002 §3.2-§3.4, §4.1), thin faces over the one implementation of each step:
-`ONNXExporter` (export + checks), `TensorRTOptimizer` (engine build), `TritonConfigGenerator` (repository),
-and `create_calibration_data_generator` (INT8 calibration batches)."""
+"""The Python API's component classes, thin faces over the one implementation of each step: `ONNXExporter`
+(export + the build's checks), `TensorRTOptimizer` (engine build), `TritonConfigGenerator` (repository), and
+`create_calibration_data_generator` (INT8 calibration batches). The catalog is chosen by
+`model.step.choose_catalog`, the rule `build` follows."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
-from ugt_ensemble.catalog import Catalog, load_catalog, synthetic_catalog
+from ugt_ensemble.build import BuildSteps, build_repository, check_step, plan
+from ugt_ensemble.catalog import Catalog, synthetic_catalog
 from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig
 from ugt_ensemble.errors import MissingFileError
-from ugt_ensemble.export.onnx_contract import check_onnx_signature
 from ugt_ensemble.export.onnx_export import export_onnx
-from ugt_ensemble.export.tensorrt_check import require_tensorrt_parsable
 from ugt_ensemble.export.tensorrt_plan import calibration_batches
-from ugt_ensemble.export.validate import ShapeCheck, onnx_runner, validate_runner
-from ugt_ensemble.model.step import catalog_of_module, given_module
+from ugt_ensemble.export.validate import ShapeCheck
+from ugt_ensemble.model.step import choose_catalog, given_module
+from ugt_ensemble.progress import StepProgress
+from ugt_ensemble.runtime.contract import CODEBOOK_SIZES
 
-LOGGER = logging.getLogger(__name__)
 Batches = Iterable[dict[str, np.ndarray]]
-
-
-def catalog_for(config: ExportConfig, model: torch.nn.Module | None = None) -> Catalog:
-    """The catalog of a build: `config.catalog_path`, else the model's own tables, else a synthetic one."""
-    if config.catalog_path is not None:
-        return load_catalog(config.catalog_path, config.codebook_sizes)
-    own = catalog_of_module(model, config.codebook_sizes) if model is not None else None
-    if own is not None:
-        LOGGER.warning(
-            "no catalog_path: using the codes of the model's constraint tables with item ids 0..%d; name the "
-            "catalog (ExportConfig(catalog_path=...)) to serve your item ids",
-            len(own) - 1,
-        )
-        return own
-    return synthetic_catalog(10_000, 0, config.codebook_sizes)
 
 
 class ONNXExporter:
@@ -49,19 +34,17 @@ class ONNXExporter:
         self.validation: list[ShapeCheck] = []
 
     def export(self, model: torch.nn.Module, save_path: str | Path, verify: bool = True) -> str:
-        """Write `model` as ONNX; with `verify`, check the contract, compare with PyTorch on the validation
-        shapes and run the static TensorRT check (fatal when the platform parses with TensorRT)."""
-        step = given_module(model)
-        index = catalog_for(self.config, model).index()
-        path = export_onnx(step.exportable, save_path, self.config, index)
-        if verify:
-            c = self.config
-            check_onnx_signature(path, c.num_recommendations)
-            candidate = onnx_runner(path)
-            shapes, atol, k = c.validation_shapes, c.score_atol, c.num_recommendations
-            self.validation = validate_runner(step.runner(), candidate, str(path), index, shapes, atol, k)
-            require_tensorrt_parsable(path, self.triton_config.needs_tensorrt_parser)
-        return str(path)
+        """Write `model` as ONNX; with `verify`, run the build's checks on it (`build.check_step`: the step
+        contract in PyTorch and in the file, parity with PyTorch on the validation shapes, the static TensorRT
+        check, fatal when the platform parses with TensorRT, and the catalog-validity probe)."""
+        if not verify:
+            index = choose_catalog(self.config, model).index()
+            return str(export_onnx(given_module(model).exportable, save_path, self.config, index))
+        config = BuildConfig(export=self.config, triton=self.triton_config)
+        steps = BuildSteps(StepProgress.silent(), plan(config, module_given=True))
+        prepared = check_step(config, steps, Path(save_path), model)
+        self.validation = prepared.validation
+        return str(prepared.onnx_path)
 
 
 class TensorRTOptimizer:
@@ -89,7 +72,7 @@ class TensorRTOptimizer:
             raise MissingFileError(f"ONNX model {onnx_path}: no such file")
         batches = calibration_data() if callable(calibration_data) else calibration_data
         if batches is None and self.config.precision == "int8":
-            batches = int8_calibration((self.catalog or catalog_for(self.config)).index(), self.config)
+            batches = int8_calibration((self.catalog or choose_catalog(self.config)).index(), self.config)
         build_engine(onnx_path, engine_path, self.config, batches)
         return str(engine_path)
 
@@ -117,8 +100,6 @@ class TritonConfigGenerator:
     ) -> str:
         """Write the repository serving `model_file` (an ONNX model step; validated against `model` when
         given) or `model` itself, with the TensorRT engine `engine_file` for tensorrt_plan."""
-        from ugt_ensemble.build import build_repository
-
         build = BuildConfig(
             output_dir=Path(model_repository),
             export=self.export_config,
@@ -126,8 +107,7 @@ class TritonConfigGenerator:
             onnx_path=Path(model_file) if model_file else None,
             plan_path=Path(engine_file) if engine_file else None,
         )
-        catalog = self.catalog or (catalog_for(self.export_config, model) if model is not None else None)
-        result = build_repository(build, model=model, catalog=catalog)
+        result = build_repository(build, model=model, catalog=self.catalog)
         return str(result.repository / self.export_config.model_name / "config.pbtxt")
 
 
@@ -135,7 +115,7 @@ def create_calibration_data_generator(
     num_samples: int = 100,
     batch_size: int = 32,
     seq_length: int = 512,
-    codebook_sizes: tuple[int, int, int] = (1024, 4096, 16384),
+    codebook_sizes: tuple[int, int, int] = CODEBOOK_SIZES,
     catalog: Catalog | None = None,
     histories_file: str | Path | None = None,
     seed: int = 0,

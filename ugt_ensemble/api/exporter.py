@@ -1,4 +1,4 @@
-"""`ServingExporter`: the seeds' unified exporter (002 §3.6, §4.2), over the same functions the CLI uses.
+"""`ServingExporter`: PyTorch -> ONNX -> TensorRT -> Triton in one object, over the same functions the CLI uses.
 
 Step by step (`export_onnx` -> `optimize_tensorrt` -> `generate_triton_config`) the exporter remembers the
 model and files of the previous step; `deploy_full_pipeline` runs the whole checked build at once.
@@ -13,15 +13,16 @@ from typing import Any
 
 import torch
 
-from ugt_ensemble.api.components import ONNXExporter, TensorRTOptimizer, TritonConfigGenerator, catalog_for
+from ugt_ensemble.api.components import ONNXExporter, TensorRTOptimizer, TritonConfigGenerator
 from ugt_ensemble.config import BenchmarkConfig, BuildConfig, ExportConfig, TritonConfig
 from ugt_ensemble.errors import ExportError
+from ugt_ensemble.model.step import choose_catalog
 from ugt_ensemble.progress import StepProgress
 from ugt_ensemble.repository.deployment import validate_deployment as _validate_deployment
 
 
 class ServingExporterInterface(abc.ABC):
-    """PyTorch -> ONNX -> TensorRT -> Triton, one method per step (the seeds' interfaces.py)."""
+    """PyTorch -> ONNX -> TensorRT -> Triton, one method per step, plus the benchmark."""
 
     @abc.abstractmethod
     def export_onnx(self, model: torch.nn.Module, save_path: str, config: ExportConfig | None = None) -> str: ...
@@ -37,7 +38,7 @@ class ServingExporterInterface(abc.ABC):
 
 
 class ServingExporter(ServingExporterInterface):
-    """The seeds' ServingExporter: `ServingExporter(export_config, triton_config, benchmark_config)`."""
+    """`ServingExporter(export_config, triton_config, benchmark_config)`: each step, or `deploy_full_pipeline`."""
 
     def __init__(
         self,
@@ -66,7 +67,7 @@ class ServingExporter(ServingExporterInterface):
         self, onnx_path: str | Path, engine_path: str | Path, config: ExportConfig | None = None
     ) -> str:
         """Build a TensorRT engine from `onnx_path` (TensorRT 10 and a GPU); returns the engine's path."""
-        catalog = catalog_for(config or self.export_config, self._model)
+        catalog = choose_catalog(config or self.export_config, self._model)
         path = TensorRTOptimizer(config or self.export_config, catalog).optimize(onnx_path, engine_path)
         self._onnx, self._engine = Path(onnx_path), Path(path)
         return path
@@ -103,7 +104,7 @@ class ServingExporter(ServingExporterInterface):
     ) -> dict[str, Any]:
         """Export, check, optimise and write the repository for `model`, then validate it.
 
-        Returns the seeds' keys (onnx_path, engine_path, config_path, model_repository) with the files in
+        Returns onnx_path, engine_path, config_path and model_repository, with the files in
         the repository (copied to `onnx_path` / `engine_path` when given), plus validate_deployment's
         valid / errors / info and the build's catalog_validity.
         """
@@ -111,7 +112,7 @@ class ServingExporter(ServingExporterInterface):
 
         config = BuildConfig(output_dir=Path(model_repository), export=self.export_config, triton=self.triton_config)
         progress = StepProgress(enabled=self.show_progress)
-        result = build_repository(config, progress, model=model, catalog=catalog_for(self.export_config, model))
+        result = build_repository(config, progress, model=model)  # the catalog: `choose_catalog`
         served_onnx, served_engine = result.prepared.onnx_path, result.prepared.engine_path
         report = _validate_deployment(result.repository, self.export_config.model_name)
         self._model, self._onnx, self._repository = model, _copy(served_onnx, onnx_path), result.repository

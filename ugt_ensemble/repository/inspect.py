@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ugt_ensemble.errors import InputFileError
-from ugt_ensemble.repository.manifest import read_manifest
+from ugt_ensemble.repository.manifest import model_names, read_manifest
 from ugt_ensemble.repository.rules import read_config, string_parameters
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.packing import PackingConfig
@@ -32,24 +32,22 @@ class RepositoryInfo:
     def read(cls, repository: str | Path) -> RepositoryInfo:
         path = Path(repository)
         try:
-            manifest = read_manifest(path)
-            triton = manifest["triton"]
-            names = (manifest["ensemble"], triton["preprocess_name"], triton["step_name"], triton["postprocess_name"])
+            names = model_names(read_manifest(path))
         except (InputFileError, KeyError, TypeError) as exc:
             raise InputFileError(
                 f"{path}: not a repository written by `python -m ugt_ensemble build` ({exc})"
             ) from None
-        ensemble, preprocess, model_step, postprocess = names
+        preprocess, postprocess = names.preprocess, names.postprocess
         version = latest_version(path / preprocess)
         pre = PreprocessParameters.from_config(*_parameters(path, preprocess))
         post = PostprocessParameters.from_config(*_parameters(path, postprocess))
         return cls(
             path=path,
-            ensemble=ensemble,
+            ensemble=names.ensemble,
             preprocess=preprocess,
-            model_step=model_step,
+            model_step=names.model_step,
             postprocess=postprocess,
-            naive_peer=triton["naive_peer_name"] if triton.get("naive_peer") else None,
+            naive_peer=names.naive_peer,
             index=CatalogIndex.load(path / preprocess / str(version) / pre.catalog_file),
             packing=PackingConfig(pre.max_seq_length, pre.length_buckets),
             num_recommendations=post.num_recommendations,

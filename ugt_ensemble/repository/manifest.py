@@ -50,13 +50,40 @@ def write_manifest(repository: Path, manifest: dict[str, Any]) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class ModelNames:
+    """The models a build wrote, by role, as its manifest names them."""
+
+    ensemble: str
+    preprocess: str
+    model_step: str
+    postprocess: str
+    naive_peer: str | None = None
+
+    @property
+    def steps(self) -> tuple[str, str, str]:
+        """The ensemble's steps, in request order."""
+        return (self.preprocess, self.model_step, self.postprocess)
+
+
+def model_names(manifest: Any) -> ModelNames:
+    """The names a parsed manifest records (the one reader of them); KeyError naming the missing field,
+    TypeError when the manifest or its `triton` section is not a mapping."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("triton", {}), dict):
+        raise TypeError("the manifest is not a JSON object with a `triton` object")
+    triton = manifest["triton"]
+    names = (manifest["ensemble"], triton["preprocess_name"], triton["step_name"], triton["postprocess_name"])
+    if not all(isinstance(name, str) for name in names):
+        raise TypeError(f"the manifest's model names {list(names)} are not all strings")
+    return ModelNames(*names, naive_peer=triton.get("naive_peer_name") if triton.get("naive_peer") else None)
+
+
 def ensemble_name(repository: Path, default: str = "ugt_recommend") -> str:
     """The ensemble a build wrote into `repository` (from its manifest), else `default`."""
     try:
-        name = read_manifest(repository).get("ensemble")
-    except (InputFileError, AttributeError):
+        return model_names(read_manifest(repository)).ensemble
+    except (InputFileError, KeyError, TypeError):
         return default
-    return name if isinstance(name, str) else default
 
 
 @dataclass(frozen=True)

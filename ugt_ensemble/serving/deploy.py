@@ -2,8 +2,10 @@
 pipeline as `build` (contract, export, parity, validity probe), written into new version folders only.
 
 A new version brings a model (a .pt2, an ONNX file, or reference-UGT weights) and/or a catalog; what is
-not given is kept: the catalog of the served version, and for a repository of the reference UGT its
-seed and weights (re-exported on a new catalog, since its constraint tables come from the catalog). The
+not given is kept: the catalog of the served version, and its model, by the kind the manifest records
+(`model.provenance.ModelSource`): the reference UGT's seed and weights are exported again (on a new
+catalog, since its constraint tables come from the catalog), and an ONNX file served with no PyTorch model
+is taken again from the served version's folder; a .pt2 or a Python-API module must be named again. The
 serving settings stay those of the repository: a version whose configs would differ is refused.
 """
 
@@ -25,7 +27,7 @@ from ugt_ensemble.repository.render import render_configs
 from ugt_ensemble.repository.rules import parse_config, read_config
 from ugt_ensemble.repository.writer import write_version_files
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.runtime.contract import CATALOG_FILE
+from ugt_ensemble.runtime.contract import CATALOG_FILE, ONNX_FILE
 from ugt_ensemble.serving.versions import VersionedRepository
 
 MODEL_SOURCES = ("model_file", "onnx_path", "checkpoint", "model_config")
@@ -68,6 +70,7 @@ def add_version(
         prepared.step.source,
         {"source": catalog.source, "items": len(catalog), "fingerprint": catalog.fingerprint()},
         files,
+        prepared.step.origin,
     )
     return number
 
@@ -77,16 +80,24 @@ def _config(repo: VersionedRepository, changes: dict[str, Any], catalog_path: Pa
     if unknown:
         raise ConfigError(f"a version takes a new model ({', '.join(MODEL_SOURCES)}), not {unknown}")
     manifest = repo.manifest
-    if not changes:
-        if manifest.get("model_file") or str(manifest.get("model_source", "")).startswith(("ONNX", "the given")):
-            raise ConfigError("name the new version's model: --model FILE.pt2, --onnx FILE.onnx or --checkpoint")
-        changes = {"checkpoint": Path(manifest["weights"])} if manifest.get("weights") else {}
-        if manifest.get("model_config"):
-            changes["model_config"] = UGTConfig.from_dict(manifest["model_config"], source=f"{repo.path} manifest")
-    config = repo.build_config(seed=int(manifest.get("seed") or 0), **changes)
+    config = repo.build_config(seed=int(manifest.get("seed") or 0), **(changes or _served_model(repo)))
     if catalog_path is None:
         return config
     return dataclasses.replace(config, export=dataclasses.replace(config.export, catalog_path=Path(catalog_path)))
+
+
+def _served_model(repo: VersionedRepository) -> dict[str, Any]:
+    """The BuildConfig fields that rebuild the model of the served version, by its recorded kind."""
+    served = repo.pinned()
+    source = repo.model_source(served)
+    if source.kind == "onnx":
+        return {"onnx_path": repo.path / repo.steps[1] / str(served) / ONNX_FILE}
+    if source.kind not in ("reference", "checkpoint"):
+        raise ConfigError("name the new version's model: --model FILE.pt2, --onnx FILE.onnx or --checkpoint")
+    changes: dict[str, Any] = {"checkpoint": Path(source.path)} if source.kind == "checkpoint" and source.path else {}
+    if repo.manifest.get("model_config"):
+        changes["model_config"] = UGTConfig.from_dict(repo.manifest["model_config"], source=f"{repo.path} manifest")
+    return changes
 
 
 def _served_catalog(repo: VersionedRepository) -> Catalog:

@@ -23,7 +23,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig
 from ugt_ensemble.errors import RepositoryError
-from ugt_ensemble.repository.manifest import read_manifest, write_manifest
+from ugt_ensemble.model.provenance import ModelSource
+from ugt_ensemble.repository.manifest import model_names, read_manifest, write_manifest
 from ugt_ensemble.repository.rules import read_config
 
 
@@ -45,9 +46,8 @@ class VersionedRepository:
         self.path = Path(repository)
         self.manifest = read_manifest(self.path)
         try:
-            triton = self.manifest["triton"]
-            self.ensemble = self.manifest["ensemble"]
-            self.steps = (triton["preprocess_name"], triton["step_name"], triton["postprocess_name"])
+            names = model_names(self.manifest)
+            self.ensemble, self.steps = names.ensemble, names.steps
         except (KeyError, TypeError) as exc:
             raise RepositoryError(f"{self.path}: its manifest lacks {exc}; rebuild it with this version") from None
 
@@ -151,12 +151,20 @@ class VersionedRepository:
             return sorted(config.version_policy.specific.versions)
         return [max(self.numbers())] if not config.version_policy.HasField("all") else self.numbers()
 
-    def record(self, number: int, model_source: str, catalog: dict[str, Any], files: list[str]) -> None:
-        """Add version `number` to the manifest (its files too, so a later build can replace them)."""
+    def model_source(self, number: int) -> ModelSource:
+        """The kind and file of version `number`'s model (its record, else the build's for the first)."""
+        return ModelSource.from_record(self.manifest.get("versions", {}).get(str(number)) or self.manifest)
+
+    def record(
+        self, number: int, model_source: str, catalog: dict[str, Any], files: list[str], model: ModelSource
+    ) -> None:
+        """Add version `number` to the manifest (its files too, so a later build can replace them):
+        `model_source` in words, `model` typed."""
         created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.manifest.setdefault("versions", {})[str(number)] = {
             "created": created,
             "model_source": model_source,
+            "model": model.as_dict(),
             "catalog": catalog,
         }
         self.manifest["files"] = sorted(set(self.manifest.get("files", [])) | set(files))
