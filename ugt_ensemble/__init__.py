@@ -1,6 +1,6 @@
 """ugt-ensemble: serve a generative recommender on NVIDIA Triton as a three-step ensemble.
 
-The seeds' Python API (`from ugt_ensemble import ServingExporter, ExportConfig, ...`) is imported
+The Python API (`from ugt_ensemble import ServingExporter, ExportConfig, ...`) is imported
 lazily, so the command line stays quick for commands that need no torch.
 """
 

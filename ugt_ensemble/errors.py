@@ -28,11 +28,11 @@ class InputFileError(UgtEnsembleError):
 
 
 class MissingFileError(InputFileError, FileNotFoundError):
-    """A file the user named does not exist (also a FileNotFoundError, as the seeds' API promises)."""
+    """A file the user named does not exist (also a FileNotFoundError, which catches it)."""
 
 
 class ExportError(UgtEnsembleError, RuntimeError):
-    """Exporting, building or validating the model step failed (also a RuntimeError, as in the seeds)."""
+    """Exporting, building or validating the model step failed (also a RuntimeError, which catches it)."""
 
 
 class StepContractError(ExportError):

@@ -1,4 +1,4 @@
-"""The seeds' Python API (002 §4): configs, `ServingExporter`, the component classes, the benchmark and the
+"""The Python API: configs, `ServingExporter`, the component classes, the benchmark and the
 convenience functions. Each is a thin face over the one implementation of its step (the CLI uses the same)."""
 
 from ugt_ensemble.api.components import (

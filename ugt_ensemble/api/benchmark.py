@@ -1,4 +1,4 @@
-"""`TritonBenchmark`: the seeds' benchmark (002 §3.5, §5.3) on the project's load generator.
+"""`TritonBenchmark`: the Python API's benchmark of a served model, on the project's load generator.
 
 `run(url, model, batch_size, seq_length)` sends requests that each carry `batch_size` histories of
 `seq_length` events (HISTORY [batch_size, 1]) at the configured concurrency, after the warm-up, and
@@ -44,7 +44,7 @@ class HistoryBatches:
 
 
 class TritonBenchmark:
-    """The seeds' benchmark over gRPC: `run`, `run_sweep`, `generate_report`."""
+    """Throughput and latency of a served model over gRPC: `run`, `run_sweep`, `generate_report`."""
 
     def __init__(self, config: BenchmarkConfig | None = None, show_progress: bool = False) -> None:
         self.config = config or BenchmarkConfig()

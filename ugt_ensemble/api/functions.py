@@ -1,4 +1,5 @@
-"""The seeds' convenience functions (002 §4.3), each one line over the classes of `ugt_ensemble.api`."""
+"""The Python API's convenience functions (`create_exporter`, `export_to_onnx`, `build_trt_engine`,
+`generate_triton_config`, `run_benchmark`), each one line over the classes of `ugt_ensemble.api`."""
 
 from __future__ import annotations
 

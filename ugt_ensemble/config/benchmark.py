@@ -1,4 +1,4 @@
-"""`BenchmarkConfig`: what a benchmark measures (the seeds' field names and defaults, then ours)."""
+"""`BenchmarkConfig`: what a benchmark measures (the core API's fields and defaults first, then the harness's)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ BENCH_TARGETS: tuple[str, ...] = ("ensemble", "model_step", "client_packing", "n
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    """The seeds' fields (002 §3.1), with their defaults, then ours.
+    """The core API's fields (`triton_url` to `test_seq_lengths`) with their defaults, then the harness's.
 
     Attributes:
         triton_url: gRPC address of the server.

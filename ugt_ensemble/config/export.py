@@ -1,4 +1,4 @@
-"""`ExportConfig`: what is exported and how (the seeds' field names and defaults, then ours)."""
+"""`ExportConfig`: what is exported and how (the core API's fields and defaults first, then the build's)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ DEFAULT_VALIDATION_SHAPES: tuple[tuple[int, int], ...] = ((1, 1), (3, 17), (8, 2
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """Export settings. The first fields are the seeds' (002 §3.1), with their defaults.
+    """Export settings. The first fields (`model_name` to `num_recommendations`) are the core API's, with its
+    defaults.
 
     Attributes:
         model_name: the model clients call: the ensemble's name in the repository.
@@ -98,7 +99,7 @@ class ExportConfig:
         self._set_validation_shapes()
 
     def validate(self) -> ExportConfig:
-        """The seeds call `config.validate()`: the checks ran on construction, so this returns the config."""
+        """For callers of `config.validate()`: the checks ran on construction, so this returns the config."""
         return self
 
     @property

@@ -13,7 +13,7 @@ two deploys at once build N+1 and N+2 one after the other, and a rollback asked 
 waits for it and then rolls back from the version the deploy left. A server URL needs the operator key
 (`serving.live.resolve_operator_key`), which every load sends.
 
-`ModelVersionManager` is the seeds' face of the same functions (002 §10.3).
+`ModelVersionManager` is the Python API's face of the same functions, named by the ensemble it serves.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ class Rollout:
 
 
 class ModelVersionManager:
-    """The seeds' version manager (002 §10.3): `deploy_version`, `rollback`, `cleanup_old_versions`.
+    """Versions by ensemble name: `deploy_version`, `rollback`, `cleanup_old_versions` (over `Rollout`).
 
     `model_name` is the ensemble (a version is all three steps together); `model_file` is the new model
     step: a torch.export archive (.pt2) or an ONNX file (.onnx).

@@ -1,9 +1,9 @@
 """A/B variants: two ensembles served side by side in one server, and a stable router between them.
 
 `add_variant` writes a second ensemble into a repository that pins another version of the same steps
-(`serving.versions`), so both variants share the steps' instances. `ABTestingRouter` is the seeds' router
-(002 §10.4) with a hash that does not change between processes: Python's `hash()` of a string is salted
-per process, so the seeds' version would move a user from one variant to the other between clients.
+(`serving.versions`), so both variants share the steps' instances. `ABTestingRouter` sends each user to one
+variant by a hash that does not change between processes: Python's `hash()` of a string is salted per
+process, so a router built on it would move a user from one variant to the other between clients.
 """
 
 from __future__ import annotations
