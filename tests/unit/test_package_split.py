@@ -68,7 +68,9 @@ def test_bench_without_the_development_package_says_how_to_install_it():
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install -e dev/" in lines[0] and "Traceback" not in done.stderr
-    other = subprocess.run([sys.executable, "-c", code, "stats", "--bogus"], capture_output=True, text=True, timeout=120)
+    other = subprocess.run(
+        [sys.executable, "-c", code, "stats", "--bogus"], capture_output=True, text=True, timeout=120
+    )
     assert other.returncode == 2 and "unrecognized arguments: --bogus" in other.stderr
 
 

@@ -1,8 +1,9 @@
 """`python -m ugt_ensemble bench`: load-test the served ensemble (and its peers) over gRPC, or tune its model step.
 
 The development package declares the command; the product's `ugt_ensemble.cli.dev_commands` loads this
-module when the parser is built. Every flag that sets a config field takes its default from that field (`BenchmarkConfig`, `TuneConfig`,
-`SuiteConfig`); the benchmark itself (tritonclient, the server) is imported only when the command runs.
+module when the parser is built. Every flag that sets a config field takes its default from that field
+(`BenchmarkConfig`, `TuneConfig`, `SuiteConfig`; shown by `cli.flags`); the benchmark itself (tritonclient,
+the server) is imported only when the command runs.
 """
 
 from __future__ import annotations

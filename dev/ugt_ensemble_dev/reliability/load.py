@@ -1,6 +1,6 @@
 """Load shapes for the reliability scenarios, and how to summarise what came back.
 
-Closed loop (`serving.traffic.Traffic`: N clients, each sends when its answer came) shows failures and
+Closed loop (`ugt_ensemble_dev.traffic.Traffic`: N clients, each sends when its answer came) shows failures and
 latency under a fixed concurrency; open loop (`poisson`: requests arrive at a rate whatever the
 answers) shows how the server behaves when traffic does not slow down for it, including bursts.
 """
