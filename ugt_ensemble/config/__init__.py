@@ -1,5 +1,5 @@
-"""Typed configuration, checked on construction: the seeds' `ExportConfig`, `TritonConfig` and
-`BenchmarkConfig` (their field names and defaults first, then ours), one config per step of the ensemble
+"""Typed configuration, checked on construction: `ExportConfig`, `TritonConfig` and
+`BenchmarkConfig` (the core API's field names and defaults first, then ours), one config per step of the ensemble
 (`PreprocessConfig`, `ModelStepConfig`, `PostprocessConfig`, each with its `QueuePolicy`; held by
 `TritonConfig`), the reference model's `UGTConfig`, and `BuildConfig`, which bundles them for `build`,
 checks them against each other and composes each step's adapter parameters."""

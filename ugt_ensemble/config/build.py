@@ -43,7 +43,7 @@ def resolve_target_server(target: str = "auto", engine: str | None = None) -> st
 
 #: The opset asked for ONNX Runtime engines. ONNX gained a Gelu operator in opset 20; below it torch writes Gelu
 #: as Erf arithmetic that ONNX Runtime 1.32 does not fuse, which made the CPU model step 10-19 % slower than at
-#: opset 20 (measured on the reference UGT, batch 1 and 8 at length 100). TensorRT builds keep the seeds' 17.
+#: opset 20 (measured on the reference UGT, batch 1 and 8 at length 100). TensorRT builds keep ExportConfig's 17.
 ORT_OPSET = 20
 
 
@@ -60,7 +60,7 @@ def target_server_settings(target: str, engine: str | None = None) -> tuple[dict
     if platform == "onnxruntime":
         raise ConfigError("NVIDIA's container has no onnxruntime in its Python: use a native engine for ngc")
     if platform == "tensorrt_plan":
-        return {}, TritonConfig()  # the seeds' defaults: TensorRT, fp16, on GPU 0
+        return {}, TritonConfig()  # TritonConfig's defaults: TensorRT, fp16, on GPU 0
     kind = {"tensorrt": "KIND_GPU", "openvino": "KIND_CPU"}.get(accelerator or "", "KIND_AUTO")
     opset = ORT_OPSET if accelerator is None else ExportConfig.opset_version  # accelerators: onnx-tensorrt's 9-20
     return {"precision": "fp32", "opset_version": opset}, TritonConfig(

@@ -90,7 +90,7 @@ class PreprocessConfig:
 
 @dataclass(frozen=True)
 class ModelStepConfig:
-    """The model step's settings beyond the seeds' (which stay `TritonConfig` fields: platform, instances,
+    """The model step's settings beyond the core ones (which stay `TritonConfig` fields: platform, instances,
     GPUs, instance kind, preferred batch sizes, queue delay).
 
     Attributes:

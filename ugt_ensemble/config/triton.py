@@ -1,4 +1,4 @@
-"""`TritonConfig`: how the repository serves: the seeds' fields, the models' names, and one config per step."""
+"""`TritonConfig`: how the repository serves: the model step's core fields, the models' names, one config per step."""
 
 from __future__ import annotations
 
