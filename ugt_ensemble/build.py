@@ -24,7 +24,7 @@ import torch
 from ugt_ensemble.build_result import BuildResult, PreparedStep, build_manifest
 from ugt_ensemble.catalog import Catalog
 from ugt_ensemble.config import BuildConfig
-from ugt_ensemble.errors import ConfigError, RepositoryError
+from ugt_ensemble.errors import RepositoryError
 from ugt_ensemble.export.onnx_contract import check_onnx_signature
 from ugt_ensemble.export.onnx_export import export_onnx
 from ugt_ensemble.export.onnx_file import copy_onnx
