@@ -15,12 +15,13 @@ import pytest
 
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.server import TritonServer
+from ugt_ensemble.server.context import EXPLICIT_ARGS
 from ugt_ensemble.server.probe import probe_ensemble
 from ugt_ensemble.server.stubs import stubs_of
 from ugt_ensemble.server.watchdog import Watchdog
 from ugt_ensemble_dev.traffic import Traffic
 
-EXPLICIT = ("--model-control-mode=explicit", "--load-model=*")
+EXPLICIT = EXPLICIT_ARGS  # explicit model control, as serve runs it
 
 
 @pytest.fixture(scope="module")

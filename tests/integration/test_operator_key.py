@@ -25,10 +25,11 @@ from ugt_ensemble.deploy.k8s_security import restriction_flags
 from ugt_ensemble.export.compare import ranked_mismatches
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.server import TritonServer
+from ugt_ensemble.server.context import EXPLICIT_ARGS
 from ugt_ensemble.server.operator_key import HEADER, OperatorKey
 from ugt_ensemble_dev.traffic import Traffic
 
-EXPLICIT = ("--model-control-mode=explicit", "--load-model=*")
+EXPLICIT = EXPLICIT_ARGS  # explicit model control, as serve runs it
 STEP = "ugt_trt"
 WRONG = OperatorKey("not-the-operator-key-0123456789", "a guess")
 #: A Python model that leaves a mark when its code runs: the proof that an override load ran nothing.

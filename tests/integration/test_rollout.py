@@ -15,12 +15,13 @@ from ugt_ensemble.export.compare import ranked_mismatches
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.model.ugt import build_model
 from ugt_ensemble.server import TritonServer
+from ugt_ensemble.server.context import EXPLICIT_ARGS
 from ugt_ensemble.serving.metrics import model_stats, scrape
 from ugt_ensemble.serving.rollout import ModelVersionManager, Rollout
 from ugt_ensemble.serving.variants import ABTestingRouter, add_variant
 from ugt_ensemble_dev.traffic import Traffic, switches
 
-EXPLICIT = ("--model-control-mode=explicit", "--load-model=*")
+EXPLICIT = EXPLICIT_ARGS  # explicit model control, as serve runs it
 SEED = 4
 
 

@@ -27,10 +27,11 @@ from ugt_ensemble.repository.deployment import validate_deployment
 from ugt_ensemble.repository.lock import LOCK_FILE, read_holder
 from ugt_ensemble.runtime.contract import ITEM_IDS
 from ugt_ensemble.server import TritonServer
+from ugt_ensemble.server.context import EXPLICIT_ARGS
 from ugt_ensemble.serving.versions import VersionedRepository
 from ugt_ensemble_dev.traffic import Traffic
 
-EXPLICIT = ("--model-control-mode=explicit", "--load-model=*")
+EXPLICIT = EXPLICIT_ARGS  # explicit model control, as serve runs it
 SEED = 4
 ROOT = Path(__file__).parents[2]
 STEPS = ("preprocess", "ugt_trt", "postprocess")

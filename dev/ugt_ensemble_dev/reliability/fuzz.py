@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
+from ugt_ensemble.runtime.contract import EVENT_TYPES
+from ugt_ensemble.runtime.history import HistoryLimits
 from ugt_ensemble_dev.reliability.fuzz_json import (
     IGNORED_KEYS,
     INT64_MAX,
@@ -33,8 +35,6 @@ from ugt_ensemble_dev.reliability.fuzz_json import (
     string,
     valid_document,
 )
-from ugt_ensemble.runtime.contract import EVENT_TYPES
-from ugt_ensemble.runtime.history import HistoryLimits
 
 #: Stands for the defect in a document while it is built (never part of valid JSON text).
 _HOLE = "\x00"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from ugt_ensemble.client.results import Recommendation
+from ugt_ensemble.server.stubs import proc_stat, stubs_of
 from ugt_ensemble_dev.reliability.fuzz import generate_cases
 from ugt_ensemble_dev.reliability.fuzz_requests import (
     GOOD_OUTCOMES,
@@ -33,7 +34,6 @@ from ugt_ensemble_dev.reliability.fuzz_requests import (
     classify,
     compare_rows,
 )
-from ugt_ensemble.server.stubs import proc_stat, stubs_of
 
 
 @dataclass
