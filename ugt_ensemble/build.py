@@ -42,7 +42,7 @@ from ugt_ensemble.repository.rules import check_repository
 from ugt_ensemble.repository.staging import StagedRepository, check_replaceable
 from ugt_ensemble.repository.writer import static_files, write_models
 from ugt_ensemble.runtime.contract import ONNX_FILE, PLAN_FILE
-from ugt_ensemble.tools.input_data import write_input_data_files
+from ugt_ensemble.repository.input_data import write_input_data_files
 
 LOGGER = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 `write_config` fills in what `model-analyzer profile` needs in local launch mode on this server: the
 wheel's tritonserver, the Python backend directory, PATH / LD_LIBRARY_PATH (`tools.environment`), the
-perf_analyzer input data of real histories (`tools.input_data`), free loopback ports and a short quick
+perf_analyzer input data of real histories (`repository.input_data`), free loopback ports and a short quick
 search. The local tritonserver it starts listens on 127.0.0.1 only and has no operator key: Model
 Analyzer loads and unloads its candidate configs through the repository API and sends no header.
 Everything it writes goes to `<repository>_tools/model_analyzer/`, outside the model repository.
@@ -23,7 +23,7 @@ from ugt_ensemble.errors import MissingDependencyError, UgtEnsembleError
 from ugt_ensemble.repository.inspect import RepositoryInfo
 from ugt_ensemble.server.process import Ports
 from ugt_ensemble.tools.environment import ToolEnvironment, tool_environment
-from ugt_ensemble.tools.input_data import input_data_files, tools_dir, write_input_data_files
+from ugt_ensemble.repository.input_data import input_data_files, tools_dir, write_input_data_files
 
 LOOPBACK = "127.0.0.1"
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ugt_ensemble.errors import ConfigError, MissingDependencyError, UgtEnsembleError
-from ugt_ensemble.tools.input_data import write_input_data
+from ugt_ensemble.repository.input_data import write_input_data
 from ugt_ensemble_dev.bench.perf_analyzer_output import (
     NOT_MEASURED,
     UNSTABLE,
