@@ -36,13 +36,13 @@ from ugt_ensemble.model.contract import check_outputs
 from ugt_ensemble.model.limits import check_limits
 from ugt_ensemble.model.step import StepModel, choose_catalog, given_module, step_model
 from ugt_ensemble.progress import StepProgress
+from ugt_ensemble.repository.input_data import write_input_data_files
 from ugt_ensemble.repository.lock import RepositoryLock
 from ugt_ensemble.repository.peer_hook import naive_peer
 from ugt_ensemble.repository.rules import check_repository
 from ugt_ensemble.repository.staging import StagedRepository, check_replaceable
 from ugt_ensemble.repository.writer import static_files, write_models
 from ugt_ensemble.runtime.contract import ONNX_FILE, PLAN_FILE
-from ugt_ensemble.repository.input_data import write_input_data_files
 
 LOGGER = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ def test_the_short_suite_meets_every_expectation_and_writes_the_report(built, tm
     titles = " ".join(s.title for s in sections).lower()
     for scenario in ("poison", "soak", "rollout", "fuzz", "kill", "stop"):
         assert scenario in titles, titles
-    report = write_report(tmp_path / "RELIABILITY.md", sections, machine, "python -m ugt_ensemble_dev.reliability --short")
+    command = "python -m ugt_ensemble_dev.reliability --short"
+    report = write_report(tmp_path / "RELIABILITY.md", sections, machine, command)
     text = report.read_text()
     assert text.startswith("# Reliability") and "NOT met" not in text and machine["cpu"] in text

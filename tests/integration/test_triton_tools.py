@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
+from ugt_ensemble.repository.input_data import input_data_files
 from ugt_ensemble.repository.inspect import RepositoryInfo
 from ugt_ensemble.server import Ports, TritonServer
 from ugt_ensemble.serving.metrics import model_stats
-from ugt_ensemble.repository.input_data import input_data_files
 
 #: A fresh shell: no venv on PATH, no library path.
 BARE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")}

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from ugt_ensemble.errors import ConfigError, MissingDependencyError
 from ugt_ensemble_dev.bench import perf_analyzer as pa
 from ugt_ensemble_dev.bench.perf_analyzer import PerfAnalyzer, write_input_data
 from ugt_ensemble_dev.bench.perf_analyzer_output import (
@@ -17,7 +18,6 @@ from ugt_ensemble_dev.bench.perf_analyzer_output import (
     StepBreakdown,
     parse_output,
 )
-from ugt_ensemble.errors import ConfigError, MissingDependencyError
 
 SETTINGS = """\
  Successfully read data for 1 stream/streams with 2 step/steps.

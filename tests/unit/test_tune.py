@@ -12,7 +12,6 @@ from ugt_ensemble.errors import ConfigError, RepositoryError
 from ugt_ensemble.repository.manifest import MANIFEST
 from ugt_ensemble.repository.render import render_configs
 from ugt_ensemble.repository.rules import parse_config
-from ugt_ensemble_dev.bench.tune import Candidate, TuneConfig, TuneResult, candidate_grid, choose, tune_markdown
 from ugt_ensemble.repository.step_settings import (
     StepSettings,
     read_step_config,
@@ -21,6 +20,7 @@ from ugt_ensemble.repository.step_settings import (
     write_step_settings,
 )
 from ugt_ensemble.repository.writer import write_models
+from ugt_ensemble_dev.bench.tune import Candidate, TuneConfig, TuneResult, candidate_grid, choose, tune_markdown
 
 STEP = TritonConfig().step_name
 

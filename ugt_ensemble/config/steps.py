@@ -248,4 +248,4 @@ def _check_counts(config: object, step: str, names: tuple[str, ...]) -> None:
 
 
 def _coerce_queue(config: object) -> None:
-    object.__setattr__(config, "queue", as_step_config(QueuePolicy, getattr(config, "queue")))
+    object.__setattr__(config, "queue", as_step_config(QueuePolicy, config.queue))

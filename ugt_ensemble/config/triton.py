@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from ugt_ensemble.config.checks import int_tuple, require_model_name, require_one_of, require_positive_int
+from ugt_ensemble.config.checks import (
+    int_tuple,
+    require_model_name,
+    require_non_negative_int,
+    require_one_of,
+    require_positive_int,
+)
 from ugt_ensemble.config.export import PRECISIONS
 from ugt_ensemble.config.steps import (
     STEP_CONFIGS,
@@ -17,7 +23,6 @@ from ugt_ensemble.config.steps import (
     as_step_config,
     parse_version_policy,
 )
-from ugt_ensemble.config.checks import require_non_negative_int
 from ugt_ensemble.errors import ConfigError
 
 __all__ = ["DEFAULT_GPUS", "ENGINES", "INSTANCE_KINDS", "PLATFORMS", "TritonConfig", "parse_version_policy"]

@@ -24,13 +24,13 @@ import jinja2
 from tritonclient.grpc import model_config_pb2 as mc
 
 from ugt_ensemble import __version__
+from ugt_ensemble.deploy.k8s_security import SECRET_KEY, STATE_DIR, restriction_flags, secret_command
 from ugt_ensemble.deploy.options import NGC_IMAGE, NGC_TAG, K8sOptions, dns_label, quantity_bytes
 from ugt_ensemble.deploy.shm import MIB, ShmEstimate, estimate_shm, instance_count
 from ugt_ensemble.errors import ConfigError, InputFileError, RepositoryError
 from ugt_ensemble.repository.manifest import read_manifest
 from ugt_ensemble.repository.rules import check_repository, string_parameters
 from ugt_ensemble.repository.servers import loadable_on
-from ugt_ensemble.deploy.k8s_security import SECRET_KEY, STATE_DIR, restriction_flags, secret_command
 from ugt_ensemble.server.operator_key import ENV_KEY, ENV_STATE_DIR
 
 CPU_IMAGE = f"ugt-ensemble-cpu:{__version__}"

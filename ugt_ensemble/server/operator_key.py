@@ -51,7 +51,8 @@ class OperatorKey:
         if not _KEY_PATTERN.fullmatch(self.value):
             raise ConfigError(
                 f"operator key from {self.source} is not usable: it needs 16-256 characters from "
-                "A-Z a-z 0-9 _ ~ . + / - (generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                "A-Z a-z 0-9 _ ~ . + / - (generate one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
 
     def http_headers(self) -> dict[str, str]:

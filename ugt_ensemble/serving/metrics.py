@@ -78,7 +78,9 @@ def _stats(values: dict, model: str) -> ModelStats:
 
 def _failures(values: dict, model: str, metric: str) -> float:
     """The sum of counter `metric` for `model` over every other label (failure reason, error code)."""
-    return sum(value for (name, labels), value in values.items() if name == metric and dict(labels).get("model") == model)
+    return sum(
+        value for (name, labels), value in values.items() if name == metric and dict(labels).get("model") == model
+    )
 
 
 def _ms(us: float | None) -> float | None:

@@ -25,10 +25,10 @@ from typing import Any, Iterator
 
 from ugt_ensemble.errors import ConfigError, UgtEnsembleError
 from ugt_ensemble.progress import StepProgress
+from ugt_ensemble.repository.lock import DEFAULT_TIMEOUT_S, RepositoryLock
 from ugt_ensemble.server.operator_key import OperatorKey
 from ugt_ensemble.serving.deploy import add_version
 from ugt_ensemble.serving.live import LiveServer, resolve_operator_key
-from ugt_ensemble.repository.lock import DEFAULT_TIMEOUT_S, RepositoryLock
 from ugt_ensemble.serving.variants import add_variant
 from ugt_ensemble.serving.versions import VersionedRepository
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import yaml
 
 from ugt_ensemble.errors import MissingDependencyError, UgtEnsembleError
+from ugt_ensemble.repository.input_data import input_data_files, tools_dir, write_input_data_files
 from ugt_ensemble.repository.inspect import RepositoryInfo
 from ugt_ensemble.server.process import Ports
 from ugt_ensemble.tools.environment import ToolEnvironment, tool_environment
-from ugt_ensemble.repository.input_data import input_data_files, tools_dir, write_input_data_files
 
 LOOPBACK = "127.0.0.1"
 

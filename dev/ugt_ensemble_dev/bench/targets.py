@@ -13,7 +13,6 @@ from ugt_ensemble.client.grpc_client import history_tensor
 from ugt_ensemble.config import BENCH_TARGETS
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.repository.inspect import RepositoryInfo
-from ugt_ensemble_dev.bench.workload import Workload, pack_one
 from ugt_ensemble.runtime.contract import (
     ENCODER_INPUTS,
     ITEM_IDS,
@@ -24,6 +23,7 @@ from ugt_ensemble.runtime.contract import (
     SEMANTIC_IDS,
 )
 from ugt_ensemble.runtime.decoding import decode_recommendations
+from ugt_ensemble_dev.bench.workload import Workload, pack_one
 
 _TRITON_DTYPE = {np.dtype(np.int64): "INT64", np.dtype(np.float32): "FP32"}
 TARGETS: dict[str, str] = {

@@ -9,6 +9,7 @@ comes in too and items the user already has are dropped.
 from __future__ import annotations
 
 import numpy as np
+
 from ugt_runtime.batching import answer_batch, row_bounds
 from ugt_runtime.catalog_index import CatalogIndex
 from ugt_runtime.contract import HISTORY_CODE_INPUTS, MODEL_SCORES, NUM_LEVELS, RECOMMENDATIONS

@@ -7,6 +7,7 @@ this file by `python -m ugt_ensemble build` with the catalog index it reads.
 from __future__ import annotations
 
 import numpy as np
+
 from ugt_runtime.batching import answer_batch, row_bounds
 from ugt_runtime.catalog_index import CatalogIndex
 from ugt_runtime.contract import HISTORY

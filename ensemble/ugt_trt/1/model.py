@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
+
 from ugt_runtime.batching import answer_batch
 from ugt_runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS
 from ugt_runtime.model_step import EncoderLimits, check_encoder_inputs, run_by_length, warm_up
