@@ -89,6 +89,9 @@ def test_a_model_unloaded_with_the_key_is_loaded_again(built, healing_server):
         index = client.get_model_repository_index(as_json=True, headers=server.grpc_operator_headers())["models"]
     probe_ensemble(server.grpc_url, name)
     assert {(m["name"], m.get("state")) for m in index} >= {("ugt_trt", "READY"), (name, "READY")}
+    deadline = time.monotonic() + 10  # the watchdog records its heal after its own probe answers
+    while not any(h.action == "load" for h in watchdog.heals) and time.monotonic() < deadline:
+        time.sleep(0.1)
     loads = [h for h in watchdog.heals if h.action == "load"]  # the step, or the ensemble (which loads its steps)
     assert loads and all(h.ok for h in loads) and {h.model for h in loads} <= {"ugt_trt", name}, watchdog.heals
     print(f"\nunloaded ugt_trt answered again after {seconds:.1f} s")
