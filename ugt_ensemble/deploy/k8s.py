@@ -27,8 +27,8 @@ from ugt_ensemble import __version__
 from ugt_ensemble.deploy.k8s_security import SECRET_KEY, STATE_DIR, restriction_flags, secret_command
 from ugt_ensemble.deploy.options import NGC_IMAGE, NGC_TAG, K8sOptions, dns_label, quantity_bytes
 from ugt_ensemble.deploy.shm import MIB, ShmEstimate, estimate_shm, instance_count
-from ugt_ensemble.errors import ConfigError, InputFileError, RepositoryError
-from ugt_ensemble.repository.manifest import read_manifest
+from ugt_ensemble.errors import ConfigError, RepositoryError
+from ugt_ensemble.repository.manifest import read_manifest_or_empty
 from ugt_ensemble.repository.rules import check_repository, string_parameters
 from ugt_ensemble.repository.servers import loadable_on
 from ugt_ensemble.server.operator_key import ENV_KEY, ENV_STATE_DIR
@@ -78,7 +78,7 @@ def read_repository(path: str | Path, options: K8sOptions) -> RepositoryFacts:
     if not report.valid:
         raise RepositoryError(f"{root} is not a valid repository: " + "; ".join(report.errors[:3]))
     configs = report.configs
-    manifest = _manifest(root)
+    manifest = read_manifest_or_empty(root)
     ensemble = _ensemble(configs, manifest)
     step = _model_step(configs, ensemble, manifest)
     server = _server(root, configs, options)
@@ -246,14 +246,6 @@ def _server(root: Path, configs: dict[str, mc.ModelConfig], options: K8sOptions)
     if reasons[options.server]:
         raise RepositoryError(f"{root} does not load on {options.server}: " + "; ".join(reasons[options.server][:3]))
     return options.server
-
-
-def _manifest(root: Path) -> dict[str, Any]:
-    try:
-        manifest = read_manifest(root)
-    except InputFileError:
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
 
 
 def _ensemble(configs: dict[str, mc.ModelConfig], manifest: dict[str, Any]) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ugt_ensemble.errors import InputFileError, UgtEnsembleError
-from ugt_ensemble.repository.manifest import read_manifest
+from ugt_ensemble.errors import UgtEnsembleError
+from ugt_ensemble.repository.manifest import read_manifest_or_empty
 from ugt_ensemble.repository.rules import check_repository, string_parameters
 from ugt_ensemble.repository.servers import loadable_on
 from ugt_ensemble.repository.version_rules import check_versions
@@ -74,8 +74,5 @@ def _catalog(path: Path) -> list[str]:
 
 
 def _manifest_summary(root: Path) -> dict[str, Any]:
-    try:
-        manifest = read_manifest(root)
-    except InputFileError:
-        return {}
+    manifest = read_manifest_or_empty(root)
     return {key: manifest.get(key) for key in MANIFEST_KEYS if key in manifest}

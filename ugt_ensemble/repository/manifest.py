@@ -41,6 +41,16 @@ def read_manifest(repository: Path) -> Any:
         raise InputFileError(f"{path}: cannot read the build manifest ({exc})") from None
 
 
+def read_manifest_or_empty(repository: Path) -> dict[str, Any]:
+    """The build manifest of `repository` as a dict, or {} when it is missing, unreadable or not a JSON object
+    (for readers that fall back to the configs: checks, k8s rendering, the watchdog's expected models)."""
+    try:
+        manifest = read_manifest(repository)
+    except InputFileError:
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def write_manifest(repository: Path, manifest: dict[str, Any]) -> Path:
     """Write `manifest` as `repository`/ugt_build.json (atomically: a reader sees the old or the new one)."""
     path = Path(repository) / MANIFEST

@@ -9,12 +9,10 @@ cleanup) therefore takes every ensemble or variant that pins it down, at the nex
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from tritonclient.grpc import model_config_pb2 as mc
 
-from ugt_ensemble.errors import InputFileError
-from ugt_ensemble.repository.manifest import read_manifest
+from ugt_ensemble.repository.manifest import read_manifest_or_empty
 
 
 def check_versions(root: Path, configs: dict[str, mc.ModelConfig]) -> list[str]:
@@ -66,7 +64,7 @@ def _check_pins(name: str, ensemble: mc.ModelConfig, configs: dict, folders: dic
 
 
 def _check_manifest(root: Path, configs: dict, folders: dict[str, set[int]]) -> list[str]:
-    manifest = _manifest(root)
+    manifest = read_manifest_or_empty(root)
     triton = manifest.get("triton") if isinstance(manifest.get("triton"), dict) else {}
     steps = [triton.get(k) for k in ("preprocess_name", "step_name", "postprocess_name") if triton.get(k) in configs]
     errors = []
@@ -92,9 +90,3 @@ def _check_manifest(root: Path, configs: dict, folders: dict[str, set[int]]) -> 
     return errors
 
 
-def _manifest(root: Path) -> dict[str, Any]:
-    try:
-        manifest = read_manifest(root)
-    except InputFileError:
-        return {}
-    return manifest if isinstance(manifest, dict) else {}

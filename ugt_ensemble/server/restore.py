@@ -19,8 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from ugt_ensemble.errors import InputFileError
-from ugt_ensemble.repository.manifest import read_manifest
+from ugt_ensemble.repository.manifest import read_manifest_or_empty
 
 #: The model-config parameter whose change makes Triton reload a model with new stubs.
 HEAL_PARAMETER = "ugt_heal"
@@ -34,12 +33,7 @@ def expected_models(repository: Path, also: Iterable[str] = ()) -> list[str]:
     Steps come first so that an ensemble is loaded after the models it calls. An unreadable manifest
     leaves only `also`.
     """
-    try:
-        manifest = read_manifest(repository)
-    except InputFileError:
-        manifest = {}
-    if not isinstance(manifest, dict):
-        manifest = {}
+    manifest = read_manifest_or_empty(repository)
     names = {m for m in [*manifest.get("models", []), *also] if isinstance(m, str)}
     variants = manifest.get("variants", {})
     ensembles = {manifest.get("ensemble"), *(variants if isinstance(variants, dict) else ())}
