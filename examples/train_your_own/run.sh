@@ -19,15 +19,4 @@ max_length=$("$python" -c "import sys; a=sys.argv[1:]; print(a[a.index('--max-se
 (cd "$here" && "$python" train.py --interactions "$interactions" --catalog "$items" --out "$work" ${TRAIN_ARGS:-})
 "$python" -m ugt_ensemble build --model "$work/model.pt2" --catalog "$items" --max-seq-length "$max_length" \
   --output-dir "$work/repository" --target-server cpu-wheel
-"$python" -m ugt_ensemble serve --model-repository "$work/repository" --http-port 0 --grpc-port 0 \
-  --metrics-port 0 --log-file "$work/server.log" > "$work/serve.out" &
-server=$!
-trap 'kill -INT $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 240); do
-  grep -q "^Serving" "$work/serve.out" 2>/dev/null && break
-  kill -0 $server 2>/dev/null || { cat "$work/serve.out"; exit 1; }
-  sleep 0.5
-done
-url=$(sed -n 's/.*gRPC \([0-9.:]*\),.*/\1/p' "$work/serve.out")
-"$python" -m ugt_ensemble infer --url "$url" --file "$work/histories.jsonl" --top 5
-echo "Served $work/model.pt2 from $work/repository at $url"
+bash "$here/../serve_and_query.sh" "$work"
