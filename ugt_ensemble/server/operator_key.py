@@ -104,9 +104,10 @@ def load_operator_key(key_file: Path | None = None, create: bool = False) -> Ope
     if path.is_file():
         return _read_key_file(path)
     if not create:
+        where = f"{path}: no such file" if key_file is not None else f"`serve` on this machine writes {path}"
         raise ConfigError(
-            f"no operator key: set ${ENV_KEY}, or ${ENV_KEY_FILE}, or start the server with `serve` on this "
-            f"machine (it writes {path}); the server's load/unload/logging APIs refuse requests without it"
+            f"no operator key: set ${ENV_KEY} to the key, or pass --operator-key-file FILE (or set ${ENV_KEY_FILE}); "
+            f"{where}; the server's load/unload/logging APIs refuse requests without it"
         )
     return _write_key_file(path)
 

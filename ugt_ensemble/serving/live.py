@@ -7,27 +7,22 @@ sends the key as gRPC metadata. Model configs are open.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ugt_ensemble.errors import ConfigError, ServerError
-from ugt_ensemble.server.operator_key import ENV_KEY, ENV_KEY_FILE, OperatorKey, default_key_file, load_operator_key
+from ugt_ensemble.server.operator_key import OperatorKey, load_operator_key
 
 
 def resolve_operator_key(url: str | None, key_file: Path | None = None) -> OperatorKey | None:
-    """The operator key for the server at `url` (None without a URL): $UGT_OPERATOR_KEY, `key_file`,
-    $UGT_OPERATOR_KEY_FILE or the default file `serve` writes; a missing key is a one-line ConfigError."""
+    """The operator key for the server at `url` (None without a URL), as `load_operator_key` finds it
+    ($UGT_OPERATOR_KEY, `key_file`, $UGT_OPERATOR_KEY_FILE or the file `serve` writes); none is a one-line
+    ConfigError naming the URL."""
     if url is None:
         return None
-    if key_file is not None and not Path(key_file).is_file() and not os.environ.get(ENV_KEY):
-        raise ConfigError(f"--operator-key-file {key_file}: no such file (it holds the key `serve` printed)")
-    named = key_file or (Path(os.environ[ENV_KEY_FILE]) if os.environ.get(ENV_KEY_FILE) else default_key_file())
-    if not os.environ.get(ENV_KEY) and not named.is_file():
-        raise ConfigError(
-            f"{url} demands the operator key to load models, and there is none here: set ${ENV_KEY} to the key, "
-            f"or pass --operator-key-file FILE (or set ${ENV_KEY_FILE}); `serve` on this machine writes {named}"
-        )
-    return load_operator_key(key_file)
+    try:
+        return load_operator_key(key_file)
+    except ConfigError as exc:
+        raise ConfigError(f"{url} demands the operator key to load models: {exc}") from None
 
 
 class LiveServer:
