@@ -7,7 +7,6 @@ as an entry with `error` set.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import logging
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from ugt_ensemble.errors import ConfigError, MissingDependencyError, UgtEnsembleError
 from ugt_ensemble.repository.input_data import write_input_data
+from ugt_ensemble.tools.environment import cuda_runtime_libs
 from ugt_ensemble_dev.bench.perf_analyzer_output import (
     NOT_MEASURED,
     UNSTABLE,
@@ -89,11 +89,7 @@ class PerfAnalyzer:
 
 def _library_env() -> dict[str, str]:
     """LD_LIBRARY_PATH with nvidia-cuda-runtime-cu12's lib/ (libcudart.so.12) first, if it is installed."""
-    try:
-        roots = list(importlib.util.find_spec("nvidia").submodule_search_locations or [])
-    except (AttributeError, ImportError, ValueError):  # no `nvidia` namespace package
-        roots = []
-    libs = [str(lib) for lib in (Path(root) / "cuda_runtime" / "lib" for root in roots) if lib.is_dir()]
+    libs = cuda_runtime_libs()
     existing = [os.environ["LD_LIBRARY_PATH"]] if os.environ.get("LD_LIBRARY_PATH") else []
     return {"LD_LIBRARY_PATH": os.pathsep.join(libs + existing)} if libs else {}
 
