@@ -11,6 +11,7 @@ library: `build` copies the package into the model repository as `ugt_runtime`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,3 +120,47 @@ CATALOG_FILE = "catalog.npz"
 ONNX_FILE = "model.onnx"
 PLAN_FILE = "model.plan"
 CHECKPOINT_FILE = "checkpoint.pt"
+
+
+# --- Business rules inside the search (optional part of the contract) -------------------------------
+#: A model step honours the rules in its search when it declares every `RULE_INPUTS` and `TABLE_INPUTS`
+#: tensor (a `ConstrainedRecommender` does); otherwise it declares none of them. Preprocess packs the rule
+#: tensors per request (`ugt_runtime.rules.pack_rules`); the tables are the served catalog's constraint data
+#: (`ugt_runtime.constraint_data`), fed by the model step from a memory map, never sent by clients.
+#: "pairs" tables are padded by the level-2 fan-out cap and "items" tables by the level-3 cap, so a beam's
+#: `offset + slot` never runs past the end.
+RULE_INPUTS: tuple[StepTensor, ...] = (
+    StepTensor("rule_set", "int64", ("batch", 1), "the base item set: 0 = the whole catalog, s = named set s"),
+    StepTensor("rule_l1_valid", "bool", ("batch", "codes1"), "level-1 codes with an eligible item below"),
+    StepTensor(
+        "rule_dead_pairs", "int64", ("batch", "dead_pairs", 2),
+        "(l1 code, child slot) of pairs left without an eligible item; l1 -1 pads",
+    ),
+    StepTensor(
+        "rule_removed_items", "int64", ("batch", "removed_items", 2),
+        "(pair index, child slot) of base-set items removed for this request; pair -1 pads",
+    ),
+)  # fmt: skip
+TABLE_INPUTS: tuple[StepTensor, ...] = (
+    StepTensor("table_l2_offset", "int64", ("codes1",), "first pair index below each l1 code"),
+    StepTensor("table_l2_count", "int64", ("codes1",), "number of pairs below each l1 code"),
+    StepTensor("table_pair_l2", "int64", ("pairs",), "the l2 code of each (l1, l2) pair, sorted"),
+    StepTensor("table_l3_offset", "int64", ("pairs",), "first item index below each pair"),
+    StepTensor("table_l3_count", "int64", ("pairs",), "number of items below each pair"),
+    StepTensor("table_item_l3", "int64", ("items",), "the l3 code of each item, items sorted by code"),
+    StepTensor("table_set_pairs", "bool", ("sets", "pairs"), "pairs holding an item of each item set"),
+    StepTensor("table_set_items", "bool", ("sets", "items"), "items of each item set (set 0: all)"),
+)
+RULE_NAMES: tuple[str, ...] = tuple(t.name for t in RULE_INPUTS)
+TABLE_NAMES: tuple[str, ...] = tuple(t.name for t in TABLE_INPUTS)
+RULE_SET, RULE_L1_VALID, RULE_DEAD_PAIRS, RULE_REMOVED_ITEMS = RULE_NAMES
+RULE_DTYPES: dict[str, type] = {t.name: t.numpy_dtype for t in (*RULE_INPUTS, *TABLE_INPUTS)}
+#: Folder of a version's catalog and constraint data (.npy files, memory-mapped by every step).
+CATALOG_DIR = "catalog"
+
+
+def default_fanout_caps(max_l2: int, max_l3: int, codebook_sizes: tuple[int, ...] = CODEBOOK_SIZES) -> tuple[int, int]:
+    """The widest level-2 and level-3 fan-outs a model step is built for: the build catalog's widest, with
+    headroom (x1.25 + 2) so later catalogs of the same codebooks fit without a new export."""
+    widths = zip((max_l2, max_l3), codebook_sizes[1:])
+    return tuple(min(size, math.ceil(width * 1.25) + 2) for width, size in widths)  # type: ignore[return-value]
