@@ -1,9 +1,11 @@
 """Property-based fuzzing of HISTORY parsing, packing and per-request isolation (Hypothesis).
 
-Cases come from `ugt_ensemble_dev.reliability.fuzz.case_strategy`: hostile documents (deep nesting, integers
+List documents come from `ugt_ensemble_dev.reliability.fuzz.case_strategy`: hostile documents (deep nesting, integers
 past int64 or thousands of digits long, floats, NaN/Infinity, payloads at and past 1 MiB, invalid UTF-8,
 garbage, wrong event shapes, unknown event types of any length) mixed with valid ones, each knowing
-whether it is valid and, if so, what it holds.
+whether it is valid and, if so, what it holds. Object documents (events with rules) come from
+`request_documents` below: those lists as "events", each rule key absent, valid or wrong, unknown keys, and
+arbitrary JSON objects.
 
 CI runs the "ci" profile (a few thousand cases, well under a minute). `UGT_FUZZ_EXAMPLES=100000` selects
 the "fuzz" profile: that many parsed documents in each parse test, a quarter as many packed batches and
@@ -13,6 +15,7 @@ a tenth as many mixed dynamic batches.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 from datetime import timedelta
@@ -29,8 +32,10 @@ from ugt_ensemble.runtime.batching import answer_batch, row_bounds
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.contract import CODEBOOK_SIZES, ENCODER_INPUTS, NUM_TOKEN_TYPES
 from ugt_ensemble.runtime.errors import CLIENT_ERROR, SERVER_ERROR, RequestError
-from ugt_ensemble.runtime.history import History, HistoryError, parse_history
+from ugt_ensemble.runtime.history import REQUEST_KEYS, History, HistoryError, parse_history
+from ugt_ensemble.runtime.history import parse_request as parse_document
 from ugt_ensemble.runtime.packing import PackedBatch, PackingConfig, pack_histories
+from ugt_ensemble.runtime.rule_request import MAX_EXCLUDED_ITEMS, MAX_SETS_PER_REQUEST, NO_RULES, RuleRequest
 from ugt_ensemble_dev.reliability.fuzz import SMALL_KINDS, FuzzCase, case_strategy
 
 EXAMPLES = int(os.environ.get("UGT_FUZZ_EXAMPLES", "0"))
@@ -203,3 +208,113 @@ def test_a_long_integer_under_an_ignored_key_gets_one_verdict():
     with_escape = f'[{{"item_id":1,"ts":{long_int},"s":"\\ud800"}}]'.encode()
     for document in (alone, with_escape):
         assert isinstance(parse_outcome(FuzzCase("probe", document, True, [1], [1])), History)
+
+
+# --- The object form: events with rules -------------------------------------------------------------------
+#: JSON fragments that are wrong for each rule key (each must be refused, whatever else the document holds).
+BAD_RULES = {
+    "exclude_history": ("1", "0", "null", '"true"', "[]", "{}", "1.5", "9" * 30),
+    "exclude": ("1", "null", '"1,2"', "{}", "[true]", "[1.0]", '["7"]', "[null]", "[[1]]", f"[{2**63}]",
+                f"[{-(2**63) - 1}]", "[" + "9" * 25 + "]", "[1e400]", "[" + ",".join(["1"] * 1001) + "]"),
+    "sets": ('"in_stock"', "null", "{}", "[1]", "[true]", '[""]', '["a", "a"]', "[null]", '[["a"]]',
+             '["' + "x" * 201 + '"]', "[" + ",".join(f'"s{i}"' for i in range(9)) + "]"),
+}  # fmt: skip
+int64s = st.integers(-(2**63), 2**63 - 1) | st.sampled_from(ITEM_POOL)
+set_names = st.text(min_size=1, max_size=12) | st.sampled_from(["in_stock", "category=books", "x" * 200])
+GOOD_RULES = {
+    "exclude_history": st.booleans(),
+    "exclude": st.lists(int64s, max_size=20) | st.just(list(range(MAX_EXCLUDED_ITEMS))),
+    "sets": st.lists(set_names, max_size=MAX_SETS_PER_REQUEST, unique=True),
+}
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@st.composite
+def request_documents(draw) -> tuple[bytes, tuple | None]:
+    """An object document and what it holds: (item ids, token types, exclude_history, exclude, sets), or
+    None when it must be refused."""
+    events = draw(case_strategy(ITEM_POOL, ("valid",)) | case_strategy(ITEM_POOL, SMALL_KINDS))
+    valid = events.valid and events.document.lstrip().startswith(b"[")
+    parts = [] if draw(st.integers(0, 19)) == 0 else [(b'"events"', events.document)]
+    valid &= bool(parts)
+    rules: dict = {}
+    for key in REQUEST_KEYS[1:]:
+        how = draw(st.sampled_from(["absent", "good", "good", "good", "bad"]))
+        if how == "good":
+            rules[key] = draw(GOOD_RULES[key])
+            parts.append((json.dumps(key).encode(), json.dumps(rules[key]).encode()))
+        elif how == "bad":
+            parts.append((json.dumps(key).encode(), draw(st.sampled_from(BAD_RULES[key])).encode()))
+            valid = False
+    if draw(st.integers(0, 9)) == 0:
+        unknown = draw(st.text(max_size=10).filter(lambda k: k not in REQUEST_KEYS))
+        parts.append((json.dumps(unknown).encode(), draw(json_values.map(json.dumps)).encode()))
+        valid = False
+    order = draw(st.permutations(parts))
+    document = b"{" + b", ".join(k + b": " + v for k, v in order) + b"}"
+    if not valid:
+        return document, None
+    expected = RuleRequest(rules.get("exclude_history"), rules.get("exclude", []), tuple(rules.get("sets", ())))
+    return document, (events.item_ids, events.token_types, expected)
+
+
+def request_outcome(document: bytes | str) -> tuple[History, RuleRequest] | str:
+    """`parse_request`'s result, or its HistoryError's message; anything else fails the test."""
+    with time_limit(HANG_S):
+        try:
+            history, rules = parse_document(document)
+        except HistoryError as exc:
+            message = str(exc)
+            assert isinstance(exc, RequestError) and 0 < len(message) < 500, message[:600]
+            return message
+    assert isinstance(history, History) and isinstance(rules, RuleRequest)
+    assert history.item_ids.dtype == history.token_types.dtype == rules.exclude.dtype == np.int64
+    assert rules.exclude_history in (None, True, False) and len(rules.exclude) <= MAX_EXCLUDED_ITEMS
+    assert len(rules.sets) <= MAX_SETS_PER_REQUEST and all(type(s) is str and s for s in rules.sets)
+    return history, rules
+
+
+@settings(PROFILE)
+@given(request_documents())
+def test_parse_request_returns_what_an_object_document_holds_or_a_history_error(case):
+    document, expected = case
+    outcome = request_outcome(document)
+    if expected is None:
+        assert isinstance(outcome, str), f"invalid document accepted: {document[:300]!r}"
+        return
+    assert not isinstance(outcome, str), f"valid document refused: {outcome}"
+    history, rules = outcome
+    item_ids, token_types, expected_rules = expected
+    assert history.item_ids.tolist() == item_ids and history.token_types.tolist() == token_types
+    assert rules.exclude_history == expected_rules.exclude_history and rules.sets == expected_rules.sets
+    assert rules.exclude.tolist() == list(expected_rules.exclude)
+    with mock.patch.object(history_module, "_fast_loads", None):
+        assert not isinstance(request_outcome(document), str)
+
+
+@settings(PROFILE)
+@given(st.dictionaries(st.sampled_from(REQUEST_KEYS) | st.text(max_size=6), json_values, max_size=5))
+def test_parse_request_on_arbitrary_objects_gives_a_request_or_a_history_error(obj):
+    """Also: the fast path and the standard library's agree, in verdict and message."""
+    document = json.dumps(obj).encode()
+    fast = request_outcome(document)
+    with mock.patch.object(history_module, "_fast_loads", None):
+        strict = request_outcome(document)
+    assert type(fast) is type(strict) and (not isinstance(fast, str) or fast == strict), (fast, strict)
+
+
+@settings(PROFILE)
+@given(case_strategy(ITEM_POOL))
+def test_parse_request_reads_every_list_document_as_parse_history_does(case):
+    """The list form is unchanged: the same history with no rules, or an error."""
+    outcome = request_outcome(case.document)
+    if case.valid:
+        history, rules = outcome
+        assert rules is NO_RULES and history.item_ids.tolist() == case.item_ids
+        assert history.token_types.tolist() == case.token_types
+    elif not case.document.lstrip().startswith(b"{"):  # an object may be a valid request here
+        assert isinstance(outcome, str)

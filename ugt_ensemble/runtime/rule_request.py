@@ -7,13 +7,19 @@ A HISTORY document is either a JSON list of events (no rules beyond the reposito
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ConfigError, clip
+
 #: Most item ids one request may exclude, and most item sets it may name (requests beyond are refused).
 MAX_EXCLUDED_ITEMS = 1000
 MAX_SETS_PER_REQUEST = 8
+#: Item set names: "in_stock", "category=books", "region:eu-west" (what a defined set may be called).
+SET_NAME = re.compile(r"[A-Za-z0-9_.:=-]+")
+MAX_SET_NAME_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -37,3 +43,13 @@ class RuleRequest:
 
 
 NO_RULES = RuleRequest()
+
+
+def require_set_name(name: object, where: str) -> str:
+    """`name` if it may name an item set, else a `ConfigError` starting with `where` (the flag or field)."""
+    if not isinstance(name, str) or not SET_NAME.fullmatch(name) or len(name) > MAX_SET_NAME_LENGTH:
+        raise ConfigError(
+            f"{where}: item set name {clip(repr(name), 80)} must be 1-{MAX_SET_NAME_LENGTH} characters from "
+            "[A-Za-z0-9_.:=-]"
+        )
+    return name
