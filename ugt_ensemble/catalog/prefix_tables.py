@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ugt_ensemble.runtime.contract import TABLE_NAMES
+
 
 @dataclass(frozen=True)
 class PrefixTables:
@@ -76,6 +78,17 @@ class PrefixTables:
         pair_of_item = np.repeat(np.arange(len(self.pair_l2)), self.l3_count)
         return np.column_stack([pair_l1[pair_of_item], self.pair_l2[pair_of_item], self.item_l3]).astype(np.int64)
 
+    def padded(self, fanout_caps: tuple[int, int]) -> dict[str, np.ndarray]:
+        """The tables as a rules-aware model step reads them (`runtime.contract.TABLE_INPUTS`, by name) with one
+        item set, the whole catalog: pair tables padded by the level-2 cap and item tables by the level-3 cap."""
+        pairs, items = len(self.pair_l2) + fanout_caps[0], len(self.item_l3) + fanout_caps[1]
+        arrays = (
+            self.l2_offset, self.l2_count, _pad(self.pair_l2, pairs), _pad(self.l3_offset, pairs),
+            _pad(self.l3_count, pairs), _pad(self.item_l3, items),
+            (np.arange(pairs) < len(self.pair_l2))[None], (np.arange(items) < len(self.item_l3))[None],
+        )  # fmt: skip
+        return {name: np.ascontiguousarray(values) for name, values in zip(TABLE_NAMES, arrays)}
+
     def children_codes(self, l1: int, l2: int | None = None) -> np.ndarray:
         """The valid next-level codes below a prefix (for tests and debugging)."""
         start, count = self.l2_offset[l1], self.l2_count[l1]
@@ -85,6 +98,11 @@ class PrefixTables:
         (slot,) = np.flatnonzero(l2_codes == l2)
         pair = start + slot
         return self.item_l3[self.l3_offset[pair] : self.l3_offset[pair] + self.l3_count[pair]]
+
+
+def _pad(values: np.ndarray, size: int) -> np.ndarray:
+    """int64 `values` followed by zeros up to `size`."""
+    return np.concatenate([values, np.zeros(size - len(values), dtype=np.int64)]).astype(np.int64)
 
 
 def _exclusive_cumsum(counts: np.ndarray) -> np.ndarray:

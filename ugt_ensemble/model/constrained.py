@@ -9,8 +9,10 @@
   each beam's prefix (`PerLevelScorer` wraps three independent modules);
 - each level's distribution is renormalised over the children the catalog allows, so every returned
   triple is a catalog item, and its score is log p(l1) + log p(l2 | l1) + log p(l3 | l1, l2);
+- business rules (`SearchRules`: an item set, excluded items) narrow each level to the children with an
+  eligible item below, over tables that may come at run time (`SearchTables`, static widths `fanout_caps`);
 - the three steps are unrolled into static shapes with ops that TensorRT's ONNX parser takes
-  (Gather, GatherElements, TopK with sorted output, Where, Less): no Loop, no Scan.
+  (Gather, GatherElements, ScatterElements, TopK with sorted output, Where, Less): no Loop, no Scan.
 Slots without a catalog item (catalogs smaller than K) hold codes -1 and score -inf.
 """
 
@@ -22,6 +24,8 @@ from torch import nn
 
 from ugt_ensemble.catalog.prefix_tables import PrefixTables
 from ugt_ensemble.errors import ConfigError
+from ugt_ensemble.model.rule_step import RuleStep, SearchRules, SearchTables, check_caps, check_fanout, no_rule_feed
+from ugt_ensemble.runtime.contract import CODEBOOK_SIZES, TABLE_NAMES, default_fanout_caps
 
 #: Score given to candidates outside the catalog: finite (no NaN in log-sum-exp) and, at three levels
 #: summed, still within fp16's range for reduced-precision engines.
@@ -71,7 +75,13 @@ class CandidateHead(nn.Module):
 
 
 class ConstrainedRecommender(nn.Module):
-    """(six encoder tensors, each (B, T)) -> recommendations (B, K, 3) int64, scores (B, K) float32."""
+    """(six encoder tensors, each (B, T)) -> recommendations (B, K, 3) int64, scores (B, K) float32.
+
+    `search` also takes business rules (`SearchRules`, per row) and runtime tables (`SearchTables`): each level
+    is then renormalised over the children with an eligible item below, and `rule_step()` is the module that
+    takes both as inputs (the exported form). `fanout_caps` (C2, C3) are the static widths of levels 2 and 3:
+    any catalog whose fan-outs fit them can be searched without a new export.
+    """
 
     def __init__(
         self,
@@ -80,6 +90,8 @@ class ConstrainedRecommender(nn.Module):
         tables: PrefixTables,
         beam_size: int = 50,
         num_recommendations: int = 50,
+        fanout_caps: tuple[int, int] | None = None,
+        codebook_sizes: tuple[int, int, int] = CODEBOOK_SIZES,
     ) -> None:
         super().__init__()
         if beam_size < num_recommendations:
@@ -88,20 +100,19 @@ class ConstrainedRecommender(nn.Module):
         self.scorer = scorer
         self.tables = tables  # numpy, kept for exporters and tests (the catalog can be rebuilt from it)
         self.vocab1 = len(tables.l1_valid)
-        self.c2, self.c3 = tables.max_l2_children, tables.max_l3_children
+        widest = (tables.max_l2_children, tables.max_l3_children)
+        self.fanout_caps = check_caps(fanout_caps or default_fanout_caps(*widest, codebook_sizes), widest)
+        self.c2, self.c3 = self.fanout_caps
         self.k1 = min(beam_size, self.vocab1)
         self.k2 = min(beam_size, self.k1 * self.c2)
         self.k3 = min(num_recommendations, self.k2 * self.c3)
         self.num_recommendations = num_recommendations
         if max(self.k1 * self.c2, self.k2 * self.c3) >= _EXACT_FLOAT_INTS:
-            raise ConfigError(f"`beam_size` {beam_size} x the catalog's widest fan-out exceeds 2**24 candidates")
-        for name in ("l1_valid", "l2_offset", "l2_count", "l3_offset", "l3_count"):
-            self.register_buffer(name, torch.from_numpy(getattr(tables, name).copy()), persistent=False)
-        # Child tables padded by one fan-out width, so `offset + slot` never runs past the end (no clamp:
-        # TensorRT's Clip takes no integers).
-        for name, width in (("pair_l2", self.c2), ("item_l3", self.c3)):
-            padded = np.concatenate([getattr(tables, name), np.zeros(width, dtype=np.int64)])
-            self.register_buffer(name, torch.from_numpy(padded), persistent=False)
+            raise ConfigError(f"`beam_size` {beam_size} x the fan-out caps {self.fanout_caps} exceeds 2**24 candidates")
+        # The tables padded by one cap (`offset + slot` never runs past the end; no clamp: TensorRT's Clip
+        # takes no integers), with one item set: the whole catalog.
+        for name, values in tables.padded(self.fanout_caps).items():
+            self.register_buffer(name, torch.from_numpy(values), persistent=False)
 
     def forward(
         self,
@@ -117,48 +128,74 @@ class ConstrainedRecommender(nn.Module):
         )
         return self.decode(user)
 
-    def decode(self, user: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def search(
+        self, *encoder_inputs: torch.Tensor, rules: SearchRules | None = None, tables: SearchTables | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The six encoder tensors -> (codes, scores) with `rules` (None: none) over `tables` (None: the
+        module's own). ConfigError when `tables` fan out wider than the caps."""
+        if tables is not None:
+            check_fanout(tables, self.fanout_caps)
+        return self.decode(self.encoder(*encoder_inputs), rules, tables)
+
+    def rule_step(self) -> RuleStep:
+        """This module as a step taking (encoder, rule, table tensors) positionally, in contract order."""
+        return RuleStep(self)
+
+    def default_rule_feed(self, batch: int) -> dict[str, np.ndarray]:
+        """The rule tensors of `batch` rows without a rule, by contract name."""
+        return no_rule_feed(self.tables.l2_count, batch)
+
+    def table_feed(self) -> dict[str, np.ndarray]:
+        """This module's own padded tables (one item set: the whole catalog), by contract name."""
+        return self.tables.padded(self.fanout_caps)
+
+    def own_tables(self) -> SearchTables:
+        """The module's table buffers (on its device)."""
+        return SearchTables(*(getattr(self, name) for name in TABLE_NAMES))
+
+    def decode(
+        self, user: torch.Tensor, rules: SearchRules | None = None, tables: SearchTables | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Beam search from the user states (B, ...) to codes (B, K, 3) and scores (B, K), best first."""
+        t = tables if tables is not None else self.own_tables()
         batch = user.shape[0]
         codes = torch.arange(self.vocab1, device=user.device).expand(batch, 1, self.vocab1)
         logits = self.scorer(0, user, codes[..., :0], codes).squeeze(1)
-        logp1 = _masked_log_softmax(logits, self.l1_valid.unsqueeze(0))
+        l1_valid = t.l2_count > 0
+        l1_valid = l1_valid.unsqueeze(0) if rules is None else rules.l1_valid & l1_valid
+        logp1 = _masked_log_softmax(logits, l1_valid)
         score1, code1 = torch.topk(logp1, self.k1, dim=-1)
-        valid1 = self.l1_valid[code1]
+        valid1 = torch.gather(l1_valid.expand(batch, -1), 1, code1)
 
-        prefix1 = code1.unsqueeze(-1)
-        pair, code2, score2, parent, valid2 = self._expand(
-            1, user, prefix1, code1, score1, valid1, self.l2_offset, self.l2_count, self.pair_l2, self.c2, self.k2
-        )
+        child, valid = _children(code1, valid1, t.l2_offset, t.l2_count, self.c2)
+        if rules is not None:
+            valid = valid & _set_mask(t.set_pairs, rules.set, child)
+            valid = valid & ~_listed(rules.dead_pairs, code1, self.c2)
+        pair, code2, score2, parent, valid2 = self._keep(1, user, code1.unsqueeze(-1), child, valid, t.pair_l2, score1)
         prefix2 = torch.stack((torch.gather(code1, 1, parent), code2), dim=-1)
-        _, code3, score3, parent, valid3 = self._expand(
-            2, user, prefix2, pair, score2, valid2, self.l3_offset, self.l3_count, self.item_l3, self.c3, self.k3
-        )
+
+        child, valid = _children(pair, valid2, t.l3_offset, t.l3_count, self.c3)
+        if rules is not None:
+            valid = valid & _set_mask(t.set_items, rules.set, child)
+            valid = valid & ~_listed(rules.removed_items, pair, self.c3)
+        _, code3, score3, parent, valid3 = self._keep(2, user, prefix2, child, valid, t.item_l3, score2)
         chosen = _gather_rows(prefix2, parent)
         return self._finalise(torch.cat((chosen, code3.unsqueeze(-1)), dim=-1), score3, valid3)
 
-    def _expand(
+    def _keep(
         self,
         level: int,
         user: torch.Tensor,
         prefix: torch.Tensor,
-        parent_index: torch.Tensor,
-        score: torch.Tensor,
-        valid: torch.Tensor,
-        offset: torch.Tensor,
-        count: torch.Tensor,
+        child: torch.Tensor,
+        child_valid: torch.Tensor,
         child_codes: torch.Tensor,
-        width: int,
-        keep: int,
+        score: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        """Score every catalog child of every beam and keep the best `keep` (beam, child) pairs.
-
-        `parent_index` (B, K) indexes the CSR tables (the level-1 code, or the level-2 pair). Returns
-        (child index into `child_codes`, child code, score, parent beam, valid), each (B, keep).
-        """
-        slots = torch.arange(width, device=parent_index.device)
-        child = offset[parent_index].unsqueeze(-1) + slots
-        child_valid = (slots < count[parent_index].unsqueeze(-1)) & valid.unsqueeze(-1)
+        """Score the children (B, K, width) of every beam, renormalised over the valid ones, and keep the best
+        (beam, child) pairs. Returns (child index into `child_codes`, child code, score, parent beam, valid),
+        each (B, keep)."""
+        width, keep = child.shape[-1], (self.k2 if level == 1 else self.k3)
         candidates = child_codes[child]
         logp = _masked_log_softmax(self.scorer(level, user, prefix, candidates), child_valid)
         total = torch.where(child_valid, score.unsqueeze(-1) + logp, INVALID_SCORE)
@@ -176,6 +213,33 @@ class ConstrainedRecommender(nn.Module):
             codes = torch.nn.functional.pad(codes, (0, 0, 0, missing), value=-1)
             scores = torch.nn.functional.pad(scores, (0, missing), value=float("-inf"))
         return codes, scores
+
+
+def _children(
+    parent: torch.Tensor, valid: torch.Tensor, offset: torch.Tensor, count: torch.Tensor, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The child indices (B, K, width) of each beam's CSR run (`parent` (B, K) indexes `offset`/`count`), and
+    which of them exist below a valid beam."""
+    slots = torch.arange(width, device=parent.device)
+    child = offset[parent].unsqueeze(-1) + slots
+    return child, (slots < count[parent].unsqueeze(-1)) & valid.unsqueeze(-1)
+
+
+def _set_mask(members: torch.Tensor, item_set: torch.Tensor, child: torch.Tensor) -> torch.Tensor:
+    """members (S, N') bool, item_set (B, 1), child (B, K, C) -> whether each child is in its row's set."""
+    flat = item_set.unsqueeze(-1) * members.shape[1] + child
+    return members.flatten()[flat]
+
+
+def _listed(entries: torch.Tensor, parent: torch.Tensor, width: int) -> torch.Tensor:
+    """entries (B, E, 2) of (parent, slot), parent (B, K) -> (B, K, width) bool: slot listed under the beam's
+    parent. Unmatched entries (padding, other parents, out-of-range slots) land in a spare column."""
+    slot = entries[..., 1].unsqueeze(1)
+    hit = (entries[..., 0].unsqueeze(1) == parent.unsqueeze(-1)) & (slot >= 0) & (slot < width)
+    index = torch.where(hit, slot, width)
+    marks = torch.zeros((*index.shape[:2], width + 1), dtype=torch.int32, device=index.device)
+    marks = torch.scatter(marks, 2, index, torch.ones_like(index, dtype=torch.int32))
+    return marks[..., :width] > 0
 
 
 def expand_beams(user: torch.Tensor, beams: int) -> torch.Tensor:
