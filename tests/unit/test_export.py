@@ -8,7 +8,7 @@ from ugt_ensemble.errors import ExportError
 from ugt_ensemble.export.onnx_export import export_onnx
 from ugt_ensemble.export.validate import validate_onnx
 from ugt_ensemble.model.ugt import build_model
-from ugt_ensemble.runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS
+from ugt_ensemble.runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS, RULE_NAMES, TABLE_NAMES
 
 SMALL_RANGE = ExportConfig(max_batch_size=16, max_seq_length=128, precision="fp32")
 
@@ -21,9 +21,9 @@ def exported(tmp_path_factory, tiny_model, index):
 
 def test_graph_has_the_contract_names_and_dynamic_axes(exported):
     graph = onnx.load(str(exported)).graph
-    assert [i.name for i in graph.input] == list(ENCODER_INPUTS)
+    assert [i.name for i in graph.input] == [*ENCODER_INPUTS, *RULE_NAMES, *TABLE_NAMES]  # rules in the search
     assert [o.name for o in graph.output] == list(MODEL_OUTPUTS)
-    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input]
+    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.input[:6]]
     assert all(isinstance(b, str) and isinstance(t, str) for b, t in dims)
     out = [d.dim_param or d.dim_value for d in graph.output[0].type.tensor_type.shape.dim]
     assert out[1:] == [50, 3]

@@ -1,5 +1,11 @@
 """Export a model step (a module, or a `torch.export` program) to ONNX with dynamic batch and sequence
-axes (torch's dynamo exporter)."""
+axes (torch's dynamo exporter).
+
+A module with `rule_step()` (a `ConstrainedRecommender`) is exported as that step: the six encoder tensors,
+the four rule tensors and the eight table tensors of `runtime.contract` are inputs (the catalog is data fed
+at run time, not constants), and the file's metadata names its fan-out caps (`ugt.fanout_caps` = "C2,C3")
+and how it honours the rules (`ugt.rules` = "search").
+"""
 
 from __future__ import annotations
 
@@ -17,9 +23,11 @@ from ugt_ensemble.config import ExportConfig
 from ugt_ensemble.errors import ConfigError, ExportError
 from ugt_ensemble.histories import random_encoder_batch
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS
+from ugt_ensemble.runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS, RULE_NAMES, TABLE_NAMES
 
 LOGGER = logging.getLogger(__name__)
+#: Metadata of a rules-aware export: its fan-out caps ("C2,C3"), and where it honours the rules.
+FANOUT_CAPS_KEY, RULES_KEY = "ugt.fanout_caps", "ugt.rules"
 
 
 def export_onnx(
@@ -36,24 +44,52 @@ def export_onnx(
     batch = Dim("batch", min=config.min_batch_size, max=config.max_batch_size)
     sequence = Dim("sequence", min=config.min_seq_length, max=config.max_seq_length)
     dynamic = None if isinstance(model, ExportedProgram) else tuple({0: batch, 1: sequence} for _ in ENCODER_INPUTS)
+    names, metadata = list(ENCODER_INPUTS), {}
+    if not isinstance(model, ExportedProgram) and callable(getattr(model, "rule_step", None)):
+        args, dynamic = _rule_inputs(model, args, dynamic, batch)  # type: ignore[arg-type]
+        names += [*RULE_NAMES, *TABLE_NAMES]
+        metadata = {FANOUT_CAPS_KEY: ",".join(map(str, model.fanout_caps)), RULES_KEY: "search"}
+        model = model.rule_step()
     try:
         with _quiet_exporter(), torch.no_grad():
             program = torch.onnx.export(
                 model,
                 args,
                 dynamo=True,
-                input_names=list(ENCODER_INPUTS),
+                input_names=names,
                 output_names=list(MODEL_OUTPUTS),
                 dynamic_shapes=dynamic,
                 opset_version=config.opset_version,
                 optimize=config.do_constant_folding,
                 verbose=False,
             )
+            program.model.metadata_props.update(metadata)
             program.save(str(path))
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types
         raise ExportError(f"ONNX export to {path} failed: {type(exc).__name__}: {exc}") from exc
     LOGGER.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return path
+
+
+def _rule_inputs(
+    model: torch.nn.Module, encoder: tuple[torch.Tensor, ...], dynamic: tuple[dict, ...], batch: Dim
+) -> tuple[tuple[torch.Tensor, ...], tuple[dict, ...]]:
+    """Sample rule and table tensors (every dynamic axis at least 2, so that none is specialised to 1) and the
+    dynamic axes of all eighteen inputs."""
+    rows = len(encoder[0])
+    rules = model.default_rule_feed(rows)  # type: ignore[operator]
+    for name in RULE_NAMES[2:]:  # two padding entries per row
+        rules[name] = np.concatenate([rules[name], rules[name]], axis=1)
+    tables = model.table_feed()  # type: ignore[operator]
+    for name in TABLE_NAMES[-2:]:  # two item sets
+        tables[name] = np.concatenate([tables[name], tables[name]])
+    tensors = tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in (*rules.values(), *tables.values()))
+    pairs, items, sets = Dim("pairs", min=1), Dim("items", min=1), Dim("sets", min=1)
+    axes = (
+        {0: batch}, {0: batch}, {0: batch, 1: Dim("dead_pairs", min=1)}, {0: batch, 1: Dim("removed_items", min=1)},
+        None, None, {0: pairs}, {0: pairs}, {0: pairs}, {0: items}, {0: sets, 1: pairs}, {0: sets, 1: items},
+    )  # fmt: skip
+    return (*encoder, *tensors), (*dynamic, *axes)
 
 
 @contextlib.contextmanager

@@ -108,6 +108,7 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
         )
     },
     "Gelu": (*_F, "INT8", *_I),
+    "ScatterElements": (*_F, *_I),  # reduction "none" only (the rules' masks of the beam search)
     "Cast": (*_F, *_I, "UINT8", "BOOL"),
     "And": ("BOOL",),
     "Or": ("BOOL",),
