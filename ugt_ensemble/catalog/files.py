@@ -1,8 +1,9 @@
 """Read and write catalog files: CSV or Parquet with columns item_id, l1, l2, l3.
 
-CSV: a header line naming the columns (any order; extra columns are ignored), then one integer
-row per item; blank lines are skipped and a UTF-8 byte-order mark is accepted. Errors name the file
-and the line as an editor numbers it. Parquet needs pyarrow; errors name the row.
+CSV: a header line naming the columns (any order; extra columns are ignored by `load_catalog`), then one
+integer row per item; blank lines are skipped and a UTF-8 byte-order mark is accepted. Errors name the
+file and the line as an editor numbers it. Parquet needs pyarrow; errors name the row.
+`read_catalog_columns` reads extra columns (e.g. `in_stock`, `category`) as text, factorised.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -154,3 +156,145 @@ def _parquet_column(path: Path, table, name: str) -> np.ndarray:  # noqa: ANN001
     if values.dtype == np.uint64 and values.size and values.max() > np.iinfo(np.int64).max:
         raise InputFileError(f"catalog {path}: column {name} has values above the int64 range")
     return values.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class CatalogColumn:
+    """One extra catalog column, factorised: its distinct values (text, trimmed, non-empty) and each row's
+    value as an index into them (int64; -1 where the field is empty or null)."""
+
+    name: str
+    values: tuple[str, ...]
+    codes: np.ndarray
+
+
+def read_catalog_columns(path: str | Path, names: tuple[str, ...]) -> tuple[np.ndarray, list[CatalogColumn]]:
+    """The item ids (int64, in file order) and the named columns of a CSV or Parquet catalog.
+
+    Values are read as text (Parquet booleans as "true"/"false", numbers as written by pyarrow) and trimmed.
+    Uses pyarrow where installed (vectorised); CSV without it falls back to the csv module.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"catalog {path}: no such file")
+    parquet = path.suffix.lower() in PARQUET_SUFFIXES
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        if parquet:
+            _read_parquet(path)  # raises MissingDependencyError
+        return _csv_columns_plain(path, names)
+    return _arrow_columns(path, names, parquet)
+
+
+def _arrow_columns(path: Path, names: tuple[str, ...], parquet: bool) -> tuple[np.ndarray, list[CatalogColumn]]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = _arrow_table(path, names, parquet)
+    if not pa.types.is_integer(table.column(0).type):  # CSV text: drop blank rows (",,,"), then convert
+        id_text = pc.utf8_trim_whitespace(table.column(0))
+        table = table.filter(pc.not_equal(id_text, ""))
+        try:
+            table = table.set_column(0, "item_id", pc.cast(pc.utf8_trim_whitespace(table.column(0)), pa.int64()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InputFileError(f"catalog {path}: column item_id is not all integers ({exc})") from None
+    columns = []
+    for position, name in enumerate(names, start=1):
+        try:
+            text = pc.utf8_trim_whitespace(pc.cast(table.column(position), pa.string()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            kind = table.column(position).type
+            raise InputFileError(f"catalog {path}: column {name} has type {kind}; a set column holds text, "
+                                 "numbers or booleans") from None  # fmt: skip
+        encoded = pc.dictionary_encode(text).combine_chunks()
+        indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        columns.append(_factorised(name, encoded.dictionary.to_pylist(), indices))
+    return table.column(0).to_numpy().astype(np.int64), columns
+
+
+def _arrow_table(path: Path, names: tuple[str, ...], parquet: bool):  # noqa: ANN202 - a pyarrow.Table
+    """item_id, then `names`, as a pyarrow table (CSV fields as text)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    if parquet:
+        try:
+            schema = pq.read_schema(path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
+            raise InputFileError(f"catalog {path}: not a readable Parquet file ({exc})") from None
+        _require_columns(path, schema.names, names)
+        return pq.read_table(path, columns=["item_id", *names])
+    header = _csv_header(path)
+    _require_columns(path, header, names)
+    fields = [f"f{i}" for i in range(len(header))]
+    wanted = [fields[header.index(name)] for name in ("item_id", *names)]
+    try:
+        return pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(column_names=fields, skip_rows=1),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=_skip_blank_row),
+            convert_options=pa_csv.ConvertOptions(
+                include_columns=wanted, column_types={f: pa.string() for f in wanted}, strings_can_be_null=False
+            ),
+        ).select(wanted)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputFileError(f"catalog {path}: cannot read ({exc})") from None
+
+
+def _skip_blank_row(row) -> str:  # noqa: ANN001 - a pyarrow InvalidRow
+    """pyarrow's handler of rows of the wrong width: skip a blank line ("  "), refuse anything else."""
+    return "skip" if not (row.text or "").strip(" \t,\r\n") else "error"
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputFileError(f"catalog {path}: cannot read ({exc})") from None
+    if not header:
+        raise InputFileError(f"catalog {path}: empty file; expected a header line")
+    return [name.strip() for name in header]
+
+
+def _require_columns(path: Path, present: list[str], names: tuple[str, ...]) -> None:
+    missing = [name for name in ("item_id", *names) if name not in present]
+    if missing:
+        raise InputFileError(f"catalog {path}: no column(s) {missing} (its columns: {clip(str(list(present)))})")
+
+
+def _csv_columns_plain(path: Path, names: tuple[str, ...]) -> tuple[np.ndarray, list[CatalogColumn]]:
+    """The csv module's reading of the same columns (pyarrow missing)."""
+    header = _csv_header(path)
+    _require_columns(path, header, names)
+    positions = [header.index(name) for name in ("item_id", *names)]
+    fields: list[list[str]] = [[] for _ in positions]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            next(reader)
+            for row in reader:
+                if any(field.strip() for field in row):
+                    for column, position in zip(fields, positions):
+                        column.append(row[position].strip() if position < len(row) else "")
+            ids = np.array([int(v) for v in fields[0]], dtype=np.int64)
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError, OverflowError) as exc:
+        raise InputFileError(f"catalog {path}: cannot read ({exc})") from None
+    columns = []
+    for name, texts in zip(names, fields[1:]):
+        lookup: dict[str, int] = {}
+        codes = np.fromiter((lookup.setdefault(v, len(lookup)) for v in texts), dtype=np.int64, count=len(texts))
+        columns.append(_factorised(name, list(lookup), codes))
+    return ids, columns
+
+
+def _factorised(name: str, values: list, codes: np.ndarray) -> CatalogColumn:
+    """A `CatalogColumn` from distinct values and row codes, the empty value (if any) turned into -1."""
+    if "" not in values:
+        return CatalogColumn(name, tuple(values), codes)
+    empty = values.index("")
+    remap = np.arange(len(values) + 1, dtype=np.int64) - (np.arange(len(values) + 1) > empty)
+    remap[empty] = remap[-1] = -1  # the last entry maps -1 (null) to -1
+    return CatalogColumn(name, tuple(v for v in values if v != ""), remap[codes])

@@ -9,6 +9,7 @@ from typing import Any
 
 from ugt_ensemble.cli.common import int_list
 from ugt_ensemble.cli.flags import Flag, given
+from ugt_ensemble.cli.item_set_flags import add_item_set_flags, item_set_changes
 from ugt_ensemble.config import (
     ENGINES,
     PLATFORMS,
@@ -117,6 +118,8 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
         group = p.add_argument_group(title)
         for flag in flags:
             flag.add_to(group)
+        if flags is SOURCE:
+            add_item_set_flags(group)
     p.set_defaults(run=run)
 
 
@@ -131,7 +134,7 @@ def config_from_args(args: argparse.Namespace) -> BuildConfig:
         build["model_config"] = UGTConfig.from_json_file(build["model_config"])
     return BuildConfig(
         output_dir=args.output_dir,
-        export=ExportConfig(**{**export_defaults, **given(args, FLAGS, ExportConfig)}),
+        export=ExportConfig(**{**export_defaults, **given(args, FLAGS, ExportConfig), **item_set_changes(args)}),
         triton=triton.with_changes(**triton_flags, **step_changes(args, triton)),
         target_server=target,
         **build,

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ugt_ensemble.cli.item_set_flags import add_item_set_flags, item_set_changes
+from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.repository.lock import DEFAULT_TIMEOUT_S
 
 
@@ -37,6 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p.add_argument("--onnx", type=Path, help="the new model step as ONNX")
     p.add_argument("--checkpoint", type=Path, help="new reference UGT weights")
     p.add_argument("--catalog", type=Path, help="the new version's catalog (default: the served one's)")
+    add_item_set_flags(p)
     p.add_argument("--version", type=int, help="its number (default: the next)")
     p.add_argument("--no-switch", action="store_true", help="load it but keep serving the current version")
     p.set_defaults(run=run_deploy)
@@ -73,6 +76,9 @@ def run_deploy(args: argparse.Namespace) -> int:
     changes = {
         k: v for k, v in (("model_file", args.model), ("onnx_path", args.onnx), ("checkpoint", args.checkpoint)) if v
     }
+    if item_set_changes(args):  # parsed and checked; a version's own item sets are not wired in yet
+        raise ConfigError("deploy --set-column/--item-set: a new version's item sets are not supported yet; "
+                          "build the repository with them")  # fmt: skip
     rollout = _rollout(args)
     number = rollout.deploy(
         changes, args.catalog, not args.no_switch, args.version, StepProgress(enabled=not args.quiet)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ugt_ensemble.config.checks import int_tuple, require_model_name, require_one_of, require_positive_int
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.runtime.contract import CODEBOOK_SIZES, NUM_RECOMMENDATIONS
+from ugt_ensemble.runtime.errors import clip
+from ugt_ensemble.runtime.rule_request import require_set_name
 
 LOGGER = logging.getLogger(__name__)
 
@@ -49,6 +52,10 @@ class ExportConfig:
         calibration_histories: INT8 calibration data, one JSON history per line (None: synthetic).
         calibration_batches, calibration_batch_size: how much INT8 calibration data.
         engine_score_atol: the TensorRT engine's tolerance against PyTorch (None: `ENGINE_SCORE_ATOL`).
+        set_columns: catalog columns that define item sets (a boolean column: one set; any other: one set
+            per value, "COL=value"); see `ugt_ensemble.catalog.item_sets`.
+        item_sets: (name, file) of item sets listed in files (one item id per line, or a CSV with item_id);
+            "NAME=FILE" strings and a {name: file} mapping are read as well.
     """
 
     model_name: str = "ugt_recommend"
@@ -73,6 +80,8 @@ class ExportConfig:
     calibration_batches: int = 16
     calibration_batch_size: int = 32
     engine_score_atol: float | None = None
+    set_columns: tuple[str, ...] = ()
+    item_sets: tuple[tuple[str, Path], ...] = ()
 
     def __post_init__(self) -> None:
         require_model_name(self.model_name)
@@ -97,6 +106,7 @@ class ExportConfig:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         self._set_validation_shapes()
+        self._set_item_set_sources()
 
     def validate(self) -> ExportConfig:
         """For callers of `config.validate()`: the checks ran on construction, so this returns the config."""
@@ -121,6 +131,22 @@ class ExportConfig:
             LOGGER.debug("`opt_%s` %d lies outside [%d, %d]; using %d", name, opt, low, high, clipped)
             object.__setattr__(self, f"opt_{name}", clipped)
 
+    def _set_item_set_sources(self) -> None:
+        """`set_columns` and `item_sets` as tuples of valid, distinct set names (lists too: a manifest's JSON)."""
+        columns = (self.set_columns,) if isinstance(self.set_columns, str) else tuple(self.set_columns)
+        for column in columns:
+            require_set_name(column, "`set_columns` (--set-column COL)")
+        entries = self.item_sets.items() if isinstance(self.item_sets, Mapping) else self.item_sets
+        entries = (entries,) if isinstance(entries, str) else tuple(entries)
+        pairs = tuple(parse_item_set(e) if isinstance(e, str) else _item_set_pair(e) for e in entries)
+        names = [*columns, *(name for name, _ in pairs)]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigError(f"item set name(s) {repeated} given twice in `set_columns` / `item_sets` (--set-column, "
+                              "--item-set): each set needs its own name")  # fmt: skip
+        object.__setattr__(self, "set_columns", columns)
+        object.__setattr__(self, "item_sets", pairs)
+
     def _set_validation_shapes(self) -> None:
         if self.validation_shapes is None:
             clip = lambda v, lo, hi: max(lo, min(v, hi))  # noqa: E731
@@ -137,3 +163,22 @@ class ExportConfig:
                 and self.min_seq_length <= length <= self.max_seq_length
             ):
                 raise ConfigError(f"`validation_shapes` entry {(batch, length)} is outside the export range")
+
+
+def parse_item_set(text: str) -> tuple[str, Path]:
+    """(name, path) of "NAME=FILE" (the name ends at the first "="); `ConfigError` saying the form."""
+    name, sep, path = text.partition("=")
+    if not sep or not path.strip():
+        raise ConfigError(f"`item_sets` entry {clip(repr(text), 80)} must be NAME=FILE (--item-set NAME=FILE)")
+    return require_set_name(name.strip(), "`item_sets` (--item-set NAME=FILE)"), Path(path.strip())
+
+
+def _item_set_pair(entry: object) -> tuple[str, Path]:
+    try:
+        name, path = entry  # type: ignore[misc]
+        path = Path(path)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f'`item_sets` entries are (name, file) pairs or "NAME=FILE", got {clip(repr(entry), 80)}'
+        ) from None
+    return require_set_name(name, "`item_sets` (--item-set NAME=FILE)"), path
