@@ -23,9 +23,10 @@ import torch
 
 from ugt_ensemble.build_result import BuildResult, PreparedStep, build_manifest
 from ugt_ensemble.catalog import Catalog
+from ugt_ensemble.catalog.item_sets import item_sets_for
 from ugt_ensemble.config import BuildConfig
-from ugt_ensemble.errors import RepositoryError
-from ugt_ensemble.export.onnx_contract import check_onnx_signature
+from ugt_ensemble.errors import ConfigError, RepositoryError
+from ugt_ensemble.export.onnx_contract import OnnxSignature, check_onnx_signature
 from ugt_ensemble.export.onnx_export import export_onnx
 from ugt_ensemble.export.onnx_file import copy_onnx
 from ugt_ensemble.export.probe import probe_catalog_validity, require_validity
@@ -42,6 +43,8 @@ from ugt_ensemble.repository.peer_hook import naive_peer
 from ugt_ensemble.repository.rules import check_repository
 from ugt_ensemble.repository.staging import StagedRepository, check_replaceable
 from ugt_ensemble.repository.writer import static_files, write_models
+from ugt_ensemble.runtime.catalog_index import CatalogIndex
+from ugt_ensemble.runtime.constraint_data import ConstraintData
 from ugt_ensemble.runtime.contract import ONNX_FILE, PLAN_FILE
 
 LOGGER = logging.getLogger(__name__)
@@ -63,8 +66,9 @@ def build_repository(
     with _lock_existing(config.output_dir), StagedRepository(config.output_dir, ours) as staged:
         folder = staged.path / config.triton.step_name / "1"
         prepared = prepare_step(config, step, folder, model, catalog)
+        config = with_rules(config, prepared)
         with step():
-            write_models(staged.path, config, prepared.catalog.index())
+            write_models(staged.path, config, prepared.data)
             if config.triton.naive_peer:
                 naive_peer().write_checkpoint(staged.path / config.triton.naive_peer_name / "1", prepared.step.eager)
         with step():
@@ -123,7 +127,8 @@ def prepare_step(
         require_tensorrt()  # one line on what is missing, before any work
     prepared = check_step(config, step, folder / ONNX_FILE, model, catalog)
     if tensorrt:
-        _build_engine(config, prepared, step, prepared.step.runner() or onnx_runner(prepared.onnx_path))
+        reference = prepared.step.runner() or onnx_runner(prepared.onnx_path, data=prepared.data)
+        _build_engine(config, prepared, step, reference)
     return prepared
 
 
@@ -151,7 +156,8 @@ def check_step(
         _export_or_copy(config, chosen, prepared.onnx_path, index)
     with step():
         prepared.signature = check_onnx_signature(prepared.onnx_path, config.export.num_recommendations)
-        candidate = onnx_runner(prepared.onnx_path)
+        prepared.data = constraint_data(config, prepared.signature, index)
+        candidate = onnx_runner(prepared.onnx_path, data=prepared.data)
         _check_eager_contract(candidate, index, config, f"ONNX model {prepared.onnx_path.name}")
     if reference is not None:
         with step():
@@ -163,6 +169,25 @@ def check_step(
         LOGGER.info("catalog validity: %s", prepared.validity.describe())
         require_validity(prepared.validity, config.export.min_catalog_validity, chosen.source)
     return prepared
+
+
+def constraint_data(config: BuildConfig, signature: OnnxSignature, index: CatalogIndex) -> ConstraintData:
+    """The served catalog's constraint data: its item sets (`--set-column`, `--item-set`) and the tables padded
+    to the model's fan-out caps (a catalog wider than a cap is refused, naming it)."""
+    sets = item_sets_for(config.export, config.export.catalog_path, index)
+    if config.triton.postprocess.exclude_history and not signature.rules_in_search:
+        raise ConfigError(
+            "--exclude-history needs a model that honours the rules in its search (one built on "
+            "ConstrainedRecommender, or an ONNX file with the rule inputs); this one would return short answers"
+        )
+    return ConstraintData.build(index, sets, signature.fanout_caps)
+
+
+def with_rules(config: BuildConfig, prepared: PreparedStep) -> BuildConfig:
+    """`config` with the model step's `rules_in_search` as the model's signature says."""
+    honours = bool(prepared.signature and prepared.signature.rules_in_search)
+    step = dataclasses.replace(config.triton.model_step, rules_in_search=honours)
+    return dataclasses.replace(config, triton=dataclasses.replace(config.triton, model_step=step))
 
 
 class BuildSteps:

@@ -24,6 +24,7 @@ from ugt_ensemble.export.validate import ShapeCheck
 from ugt_ensemble.model.step import StepModel
 from ugt_ensemble.repository.manifest import GENERATOR
 from ugt_ensemble.repository.rules import RepositoryReport
+from ugt_ensemble.runtime.constraint_data import ConstraintData
 from ugt_ensemble.runtime.contract import PLAN_FILE
 
 
@@ -40,6 +41,7 @@ class PreparedStep:
     tensorrt_check: TensorRTReport | None = None
     validity: CatalogValidity | None = None
     engine: object | None = None  # EngineMetadata of a TensorRT build
+    data: ConstraintData | None = None  # the catalog's constraint data (item sets, tables) the steps serve
 
     @property
     def engine_path(self) -> Path:
@@ -92,10 +94,22 @@ def build_manifest(config: BuildConfig, prepared: PreparedStep) -> dict[str, Any
         "export": dataclasses.asdict(config.export),
         "triton": dataclasses.asdict(config.triton),
         "onnx": {"opset": prepared.signature.opset if prepared.signature else None},
+        "rules": rules_record(prepared),
         "validation": [dataclasses.asdict(c) for c in prepared.validation] or "not run: no PyTorch model",
         "catalog_validity": prepared.validity.as_dict() if prepared.validity else None,
         "tensorrt_static_check": _static_check(prepared.tensorrt_check),
         "tensorrt_engine": _engine(prepared.engine),
+    }
+
+
+def rules_record(prepared: PreparedStep) -> dict[str, Any]:
+    """How the served model honours the business rules: "search" (inside its beam search, with the fan-out
+    caps any later catalog must fit) or "none" (requests using a rule are refused), and the item sets."""
+    signature, data = prepared.signature, prepared.data
+    return {
+        "honoured": "search" if signature and signature.rules_in_search else "none",
+        "fanout_caps": list(signature.fanout_caps) if signature and signature.fanout_caps else None,
+        "item_sets": list(data.set_names) if data is not None else [],
     }
 
 

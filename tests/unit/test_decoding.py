@@ -22,12 +22,11 @@ def test_codes_map_to_items_and_unknown_codes_become_padding():
     assert out.semantic_ids[0].tolist() == [[5, 6, 7], [1, 2, 3], [-1, -1, -1], [-1, -1, -1]]
 
 
-def test_history_items_are_excluded_per_row():
+def test_ineligible_slots_are_dropped_per_row():
     codes = np.array([[[1, 2, 3], [1, 2, 4], [5, 6, 7]], [[1, 2, 3], [1, 2, 4], [5, 6, 7]]])
     scores = np.array([[-1.0, -2.0, -3.0]] * 2, dtype=np.float32)
-    history = np.array([[[1, 2, 4], [0, 0, 0]], [[5, 6, 7], [1, 2, 3]]])
-    mask = np.array([[1.0, 0.0], [1.0, 0.0]], dtype=np.float32)  # row 1's second event is padding
-    out = decode_recommendations(codes, scores, _index(), history, mask)
+    eligible = np.array([[True, False, True], [True, True, False]])
+    out = decode_recommendations(codes, scores, _index(), eligible)
     assert out.item_ids.tolist() == [[100, 102, -1], [100, 101, -1]]
     assert np.all(np.diff(out.scores[:, :2], axis=1) <= 0)
     assert out.rows(1, 2)["ITEM_IDS"].shape == (1, 3)

@@ -21,7 +21,7 @@ from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig
 from ugt_ensemble.errors import ExportError, InputFileError
 from ugt_ensemble.export.onnx_export import export_onnx
 from ugt_ensemble.export.onnx_file import copy_onnx, read_onnx
-from ugt_ensemble.export.validate import onnx_runner
+from ugt_ensemble.export.validate import catalog_data_for, onnx_runner
 from ugt_ensemble.histories import random_encoder_batch
 
 RANGE = ExportConfig(precision="fp32", max_batch_size=16, max_seq_length=64)
@@ -122,7 +122,7 @@ def test_onnx_runtime_errors_are_one_line(tmp_path, exported, index):
     with pytest.raises(ExportError, match="ONNX Runtime cannot load it") as refused:
         onnx_runner(tmp_path / "unknown.onnx")
     assert "\n" not in str(refused.value)
-    run = onnx_runner(exported)
+    run = onnx_runner(exported, data=catalog_data_for(exported, index))
     feed = random_encoder_batch(index, 2, 8, np.random.default_rng(0))
     with pytest.raises(ExportError, match="ONNX Runtime fails to run it"):
         run({**feed, "encoder_mask": feed["encoder_mask"].astype(np.float64)})
@@ -136,7 +136,8 @@ def test_legitimate_external_data_is_built_beside_the_model_and_deploy_refuses_a
     copied = copy_onnx(path, tmp_path / "copy" / "model.onnx")
     assert (tmp_path / "copy" / "weights.bin").read_bytes() == (tmp_path / "model" / "weights.bin").read_bytes()
     feed = random_encoder_batch(index, 3, 20, np.random.default_rng(1))
-    assert np.array_equal(onnx_runner(copied)(feed)[0], onnx_runner(exported)(feed)[0])
+    data = catalog_data_for(exported, index)
+    assert np.array_equal(onnx_runner(copied, data=data)(feed)[0], onnx_runner(exported, data=data)(feed)[0])
     config = BuildConfig(
         output_dir=tmp_path / "repo", onnx_path=path, export=ExportConfig(precision="fp32", catalog_path=items_csv,
         max_batch_size=16, max_seq_length=64), triton=TritonConfig.cpu(), target_server="cpu-wheel",

@@ -35,11 +35,17 @@ def test_every_config_parses_into_triton_model_config(configs):
     assert parsed["preprocess"].parameters["length_buckets"].string_value == "8,16,32,64,128,256,512,1024"
 
 
-def test_exclude_history_wires_the_packed_history_into_postprocess():
+def test_rule_tensors_flow_into_the_search_and_postprocess_and_exclude_history_is_the_default():
     configs = render_configs(cpu_build(exclude_history=True))
+    rules = {"rule_set", "rule_l1_valid", "rule_dead_pairs", "rule_removed_items"}
+    pre, step = parse_config(configs["preprocess"], "preprocess"), parse_config(configs["ugt_trt"], "ugt_trt")
     post = parse_config(configs["postprocess"], "postprocess")
-    assert {i.name for i in post.input} >= {"encoder_l1_ids", "encoder_mask"}
-    assert post.parameters["exclude_history"].string_value == "true"
+    assert {o.name for o in pre.output} >= rules and {i.name for i in step.input} >= rules
+    assert {i.name for i in post.input} >= rules and "encoder_mask" not in {i.name for i in post.input}
+    assert pre.parameters["exclude_history"].string_value == "true"
+    assert step.parameters["catalog_file"].string_value == "catalog"
+    plain = render_configs(cpu_build(rules_in_search=False))
+    assert not rules & {i.name for i in parse_config(plain["ugt_trt"], "ugt_trt").input}
 
 
 def test_custom_names_flow_into_every_config():
@@ -86,8 +92,8 @@ def _edit(path: Path, old: str, new: str) -> None:
         ("preprocess", "max_batch_size: 64", "max_batch_size: 8", "has max_batch_size 8 < the ensemble's 64"),
         (
             "ugt_recommend",
-            'value: "encoder_mask" }\n    },',
-            'value: "encoder_maks" }\n    },',
+            'output_map { key: "encoder_mask" value: "encoder_mask" }',
+            'output_map { key: "encoder_mask" value: "encoder_maks" }',
             "tensor 'encoder_mask' is consumed by ['ugt_trt.encoder_mask'] but never produced",
         ),
         (

@@ -17,7 +17,7 @@ from ugt_ensemble.export.onnx_contract import check_onnx_signature
 from ugt_ensemble.export.onnx_export import export_onnx
 from ugt_ensemble.export.probe import probe_catalog_validity, require_validity
 from ugt_ensemble.export.tensorrt_check import check_tensorrt_compatibility
-from ugt_ensemble.export.validate import onnx_runner, validate_onnx
+from ugt_ensemble.export.validate import catalog_data_for, onnx_runner, validate_onnx
 from ugt_ensemble.histories import random_encoder_batch
 from ugt_ensemble.model.contract import check_forward_signature, check_outputs, torch_runner
 from ugt_ensemble.model.sources import check_program_signature, load_step_archive, save_step_model
@@ -141,4 +141,4 @@ def test_the_validity_probe_measures_a_model_that_ignores_the_catalog(index):
 
 def test_the_sasrec_onnx_runs_in_onnx_runtime(sasrec_onnx, index):
     feed = random_encoder_batch(index, 3, 10, np.random.default_rng(2))
-    check_outputs(onnx_runner(sasrec_onnx)(feed), 3, 50, "onnx")
+    check_outputs(onnx_runner(sasrec_onnx, data=catalog_data_for(sasrec_onnx, index))(feed), 3, 50, "onnx")

@@ -14,6 +14,7 @@ _NAMES = {
     "Failure": ".results",
     "Recommendation": ".results",
     "Result": ".results",
+    "with_rules": ".results",
     "BenchmarkResult": ".load_results",
     "LoadSpec": ".load",
     "run_load": ".load",

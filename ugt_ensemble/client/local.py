@@ -1,7 +1,7 @@
 """`LocalPipeline`: the ensemble's three steps in-process (same runtime code, PyTorch model).
 
-It is the reference the served ensemble is tested against, and the "client-side packing" design
-that the benchmark compares with.
+It is the reference the served ensemble is tested against (rules included), and the "client-side packing"
+design that the benchmark compares with.
 """
 
 from __future__ import annotations
@@ -12,35 +12,50 @@ import numpy as np
 import torch
 
 from ugt_ensemble.client.results import Failure, HistoryLike, Recommendation, Result, history_payload
-from ugt_ensemble.model.ugt import UGT
 from ugt_ensemble.runtime.batching import answer_batch
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.runtime.contract import ENCODER_INPUTS
-from ugt_ensemble.runtime.decoding import decode_recommendations, packed_history
-from ugt_ensemble.runtime.history import History, HistoryLimits, parse_history
+from ugt_ensemble.runtime.constraint_data import ConstraintData
+from ugt_ensemble.runtime.contract import ENCODER_INPUTS, RULE_NAMES, TABLE_NAMES
+from ugt_ensemble.runtime.decoding import decode_recommendations
+from ugt_ensemble.runtime.errors import RequestError
+from ugt_ensemble.runtime.history import History, HistoryLimits, parse_request
 from ugt_ensemble.runtime.packing import PackingConfig, pack_histories
+from ugt_ensemble.runtime.rule_request import RuleRequest
+from ugt_ensemble.runtime.rules import eligible_mask, pack_rules
+
+Row = tuple[History, RuleRequest]
 
 
 class LocalPipeline:
-    """parse (runtime) -> pack (runtime) -> PyTorch UGT -> decode (runtime), one batch per call."""
+    """parse (runtime) -> pack histories and rules (runtime) -> PyTorch model -> decode (runtime), one batch per call.
+
+    `model` is a module on `ConstrainedRecommender` (the rules go into its search, on `data`'s tables) or any
+    model step taking the six encoder tensors (then a request with rules gets a `Failure`, as served).
+    """
 
     def __init__(
         self,
-        model: UGT,
-        index: CatalogIndex,
+        model: torch.nn.Module,
+        data: ConstraintData | CatalogIndex,
         packing: PackingConfig = PackingConfig(),
         limits: HistoryLimits = HistoryLimits(),
         exclude_history: bool = False,
     ) -> None:
         self.model = model.eval()
-        self.index = index
-        self.packing = packing
-        self.limits = limits
-        self.exclude_history = exclude_history
+        self.rule_step = model.rule_step() if hasattr(model, "rule_step") else None
+        if isinstance(data, CatalogIndex):
+            data = ConstraintData.build(data, {}, getattr(model, "fanout_caps", None))
+        self.data = data
+        self.tables = {name: torch.from_numpy(np.array(table)) for name, table in data.tables().items()}
+        self.packing, self.limits, self.exclude_history = packing, limits, exclude_history
+
+    @property
+    def index(self) -> CatalogIndex:
+        return self.data.index
 
     def recommend(self, histories: Sequence[HistoryLike]) -> list[Result]:
-        """One result per history, in order; malformed histories get a `Failure`."""
-        outcomes = answer_batch(list(histories), lambda h: parse_history(history_payload(h), self.limits), self._run)
+        """One result per history, in order; malformed histories (and unknown sets, ...) get a `Failure`."""
+        outcomes = answer_batch(list(histories), self._parse, self._run)
         return [Failure(o.error) if o.error is not None else Recommendation.from_outputs(o.outputs) for o in outcomes]
 
     def pack(self, histories: Sequence[HistoryLike]) -> dict[str, np.ndarray]:
@@ -48,13 +63,28 @@ class LocalPipeline:
 
         Raises `HistoryError` on the first malformed history.
         """
-        parsed = [parse_history(history_payload(h), self.limits) for h in histories]
+        parsed = [parse_request(history_payload(h), self.limits)[0] for h in histories]
         return pack_histories(parsed, self.index, self.packing).tensors
 
-    def _run(self, histories: list[History]) -> list[dict[str, np.ndarray]]:
+    def _parse(self, history: HistoryLike) -> Row:
+        parsed = parse_request(history_payload(history), self.limits)
+        if self.rule_step is None and parsed[1].uses_rules(self.exclude_history):
+            raise RequestError("this model does not honour business rules in its search")
+        self.data.check_request(parsed[1])
+        return parsed
+
+    def _run(self, rows: list[Row]) -> list[dict[str, np.ndarray]]:
+        histories = [history for history, _ in rows]
         packed = pack_histories(histories, self.index, self.packing).tensors
+        rules = pack_rules([r for _, r in rows], [h.item_ids for h in histories], self.data, self.exclude_history)
         with torch.no_grad():
-            codes, scores = self.model(*(torch.from_numpy(packed[name]) for name in ENCODER_INPUTS))
-        history, mask = packed_history(packed) if self.exclude_history else (None, None)
-        decoded = decode_recommendations(codes.numpy(), scores.numpy(), self.index, history, mask)
-        return [decoded.rows(i, i + 1) for i in range(len(histories))]
+            if self.rule_step is not None:
+                feed = {**packed, **rules}
+                tensors = [torch.from_numpy(np.asarray(feed[name])) for name in ENCODER_INPUTS + RULE_NAMES]
+                codes, scores = self.rule_step(*tensors, *(self.tables[name] for name in TABLE_NAMES))
+            else:
+                codes, scores = self.model(*(torch.from_numpy(packed[name]) for name in ENCODER_INPUTS))
+        codes, scores = codes.numpy(), scores.numpy()
+        eligible = eligible_mask(codes, {name: rules[name] for name in RULE_NAMES}, self.data)
+        decoded = decode_recommendations(codes, scores, self.index, eligible)
+        return [decoded.rows(i, i + 1) for i in range(len(rows))]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Union
+from typing import Sequence, Union
 
 import numpy as np
 
 from ugt_ensemble.runtime.contract import ITEM_IDS, PAD_ITEM_ID, SCORES, SEMANTIC_IDS
 
-#: A history as a client holds it: a JSON document (str/bytes) or the list of events itself.
-HistoryLike = Union[str, bytes, list]
+#: A history as a client holds it: a JSON document (str/bytes), the list of events itself, or the document's
+#: object form with business rules (`with_rules`).
+HistoryLike = Union[str, bytes, list, dict]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,28 @@ class Failure:
 
 
 Result = Union[Recommendation, Failure]
+
+
+def with_rules(
+    events: list | str | bytes,
+    exclude_history: bool | None = None,
+    exclude: Sequence[int] = (),
+    sets: Sequence[str] = (),
+) -> dict:
+    """The HISTORY document asking for business rules (README, "Business rules"): `events` (a list, or its JSON),
+    `exclude_history` (None: the repository's default), item ids to `exclude`, and item `sets` to draw from."""
+    if isinstance(events, (str, bytes)):
+        events = json.loads(events)
+    if isinstance(events, dict):
+        raise ValueError("this history is a document with rules already; give its events")
+    document: dict = {"events": events}
+    if exclude_history is not None:
+        document["exclude_history"] = bool(exclude_history)
+    if len(exclude):
+        document["exclude"] = [int(i) for i in exclude]
+    if len(sets):
+        document["sets"] = [str(name) for name in sets]
+    return document
 
 
 def history_payload(history: HistoryLike) -> bytes:

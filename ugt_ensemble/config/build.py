@@ -141,7 +141,8 @@ class BuildConfig:
 
     def preprocess_parameters(self) -> PreprocessParameters:
         """What the preprocess adapter reads in `initialize`."""
-        return self.triton.preprocess.parameters(self.export)
+        t = self.triton
+        return t.preprocess.parameters(self.export, t.postprocess.exclude_history, t.model_step.rules_in_search)
 
     def model_step_parameters(self) -> ModelStepParameters:
         """What the Python-backend model step reads in `initialize`."""

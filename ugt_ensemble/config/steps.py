@@ -18,7 +18,7 @@ from typing import Any, Mapping, TypeVar
 from ugt_ensemble.config.checks import int_tuple, require_non_negative_int, require_positive_int
 from ugt_ensemble.config.export import ExportConfig
 from ugt_ensemble.errors import ConfigError
-from ugt_ensemble.runtime.contract import CATALOG_FILE, NUM_TOKEN_TYPES, ONNX_FILE
+from ugt_ensemble.runtime.contract import CATALOG_DIR, NUM_TOKEN_TYPES, ONNX_FILE
 from ugt_ensemble.runtime.packing import DEFAULT_BUCKETS, PackingConfig
 from ugt_ensemble.runtime.parameters import ModelStepParameters, PostprocessParameters, PreprocessParameters
 
@@ -80,11 +80,17 @@ class PreprocessConfig:
         """How this preprocess pads histories of at most `max_seq_length` events."""
         return PackingConfig(max_seq_length, self.length_buckets)
 
-    def parameters(self, export: ExportConfig) -> PreprocessParameters:
-        """What the adapter reads in `initialize`."""
+    def parameters(self, export: ExportConfig, exclude_history: bool, rules_in_search: bool) -> PreprocessParameters:
+        """What the adapter reads in `initialize` (the rule defaults come from the other steps' configs)."""
         packing = self.packing(export.max_seq_length)
         return PreprocessParameters(
-            CATALOG_FILE, packing.max_seq_length, packing.buckets, self.max_request_bytes, self.max_events
+            CATALOG_DIR,
+            packing.max_seq_length,
+            packing.buckets,
+            self.max_request_bytes,
+            self.max_events,
+            exclude_history,
+            rules_in_search,
         )
 
 
@@ -107,6 +113,8 @@ class ModelStepConfig:
         cuda_graphs: `optimization.cuda.graphs` for the TensorRT plan.
         response_cache: `response_cache.enable` (start tritonserver with --cache-config).
         version_policy: "latest:N", "all" or "specific:1,2" (Triton's `version_policy`).
+        rules_in_search: the model declares the rule inputs (a `ConstrainedRecommender` does): the rules of each
+            request go into its search. `build` sets it from the model's signature.
         accelerator_workspace_mib: `max_workspace_size_bytes` of the TensorRT execution accelerator.
         queue: its queue policy.
     """
@@ -119,6 +127,7 @@ class ModelStepConfig:
     cuda_graphs: bool = False
     response_cache: bool = False
     version_policy: str = "latest:1"
+    rules_in_search: bool = True
     accelerator_workspace_mib: int = 1024
     queue: QueuePolicy = field(default_factory=QueuePolicy)
 
@@ -138,6 +147,7 @@ class ModelStepConfig:
         return ModelStepParameters(
             engine=engine,
             model_file=ONNX_FILE,
+            catalog_file=CATALOG_DIR if self.rules_in_search else "",
             intra_op_threads=self.intra_op_threads,
             allow_spinning=self.allow_spinning,
             memory_arena=self.memory_arena,
@@ -156,8 +166,9 @@ class PostprocessConfig:
 
     Attributes:
         instances: its `instance_group` count (KIND_CPU).
-        exclude_history: drop items the user already interacted with from the recommendations (the
-            packed history is then wired into postprocess too).
+        exclude_history: by default, never recommend the items of the request's history (a request may say
+            otherwise: "exclude_history" in its HISTORY document). The rule is applied inside the model's search
+            (README, "Business rules"); postprocess checks every answer against the request's rules.
         queue: its queue policy.
     """
 
@@ -171,7 +182,7 @@ class PostprocessConfig:
 
     def parameters(self, export: ExportConfig) -> PostprocessParameters:
         """What the adapter reads in `initialize`."""
-        return PostprocessParameters(CATALOG_FILE, self.exclude_history, export.num_recommendations)
+        return PostprocessParameters(CATALOG_DIR, export.num_recommendations)
 
 
 #: The `TritonConfig` attribute of each step config.
@@ -191,7 +202,7 @@ STEP_FIELDS: dict[str, tuple[tuple[str, ...], str]] = {
         name: (("model_step",), name)
         for name in (
             "intra_op_threads", "allow_spinning", "max_batch_tokens", "warmup", "cuda_graphs",
-            "response_cache", "version_policy", "accelerator_workspace_mib",
+            "response_cache", "version_policy", "accelerator_workspace_mib", "rules_in_search",
         )
     },  # fmt: skip
     "ort_memory_arena": (("model_step",), "memory_arena"),

@@ -12,20 +12,35 @@ from onnx import TensorProto
 
 from ugt_ensemble.errors import StepContractError
 from ugt_ensemble.export.onnx_file import default_opset, read_onnx
-from ugt_ensemble.runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS, STEP_TENSORS, StepTensor
+from ugt_ensemble.runtime.contract import (
+    ENCODER_INPUTS,
+    FANOUT_CAPS_KEY,
+    MODEL_OUTPUTS,
+    RULE_INPUTS,
+    RULE_NAMES,
+    STEP_TENSORS,
+    TABLE_INPUTS,
+    TABLE_NAMES,
+    StepTensor,
+)
 
 #: ONNX element type of each numpy dtype the contract uses.
-_ELEMENT = {"int64": TensorProto.INT64, "float32": TensorProto.FLOAT}
+_ELEMENT = {"int64": TensorProto.INT64, "float32": TensorProto.FLOAT, "bool": TensorProto.BOOL}
+_RULE_SPECS = {t.name: t for t in (*RULE_INPUTS, *TABLE_INPUTS)}
 #: Axes that must stay symbolic in the file.
 _DYNAMIC = ("batch", "sequence")
 
 
 @dataclass(frozen=True)
 class OnnxSignature:
-    """What the file declares: opset of the default domain and K (None where the file leaves it symbolic)."""
+    """What the file declares: opset of the default domain, K (None where the file leaves it symbolic), and
+    whether it honours the business rules in its search (it takes the rule and table inputs) with which
+    fan-out caps."""
 
     opset: int
     num_recommendations: int | None
+    rules_in_search: bool = False
+    fanout_caps: tuple[int, int] | None = None
 
 
 def check_onnx_signature(path: str | Path, num_recommendations: int) -> OnnxSignature:
@@ -34,12 +49,16 @@ def check_onnx_signature(path: str | Path, num_recommendations: int) -> OnnxSign
     model = read_onnx(path, check_opset=False)  # external data checked; the opset of our own exports is ours
     source = f"ONNX model {path}"
     inputs = {i.name: i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}}
-    if set(inputs) != set(ENCODER_INPUTS):
+    rules = set(inputs) == {*ENCODER_INPUTS, *RULE_NAMES, *TABLE_NAMES}
+    if set(inputs) != set(ENCODER_INPUTS) and not rules:
         raise StepContractError(
-            f"{source} has inputs {sorted(inputs)}; the step contract wants exactly {list(ENCODER_INPUTS)}"
+            f"{source} has inputs {sorted(inputs)}; the step contract wants exactly {list(ENCODER_INPUTS)}, "
+            f"optionally with all of {list(RULE_NAMES + TABLE_NAMES)} (a model that honours the rules)"
         )
     for name in ENCODER_INPUTS:
         _check_input(source, inputs[name], STEP_TENSORS[name])
+    for name in (RULE_NAMES + TABLE_NAMES) if rules else ():
+        _check_input(source, inputs[name], _RULE_SPECS[name])
     outputs = {o.name: o for o in model.graph.output}
     if set(outputs) != set(MODEL_OUTPUTS):
         raise StepContractError(
@@ -47,7 +66,28 @@ def check_onnx_signature(path: str | Path, num_recommendations: int) -> OnnxSign
         )
     k = {_check_output(source, outputs[name], STEP_TENSORS[name], num_recommendations) for name in MODEL_OUTPUTS}
     k -= {None}
-    return OnnxSignature(default_opset(model) or 0, k.pop() if k else None)
+    caps = _fanout_caps(source, model) if rules else None
+    return OnnxSignature(default_opset(model) or 0, k.pop() if k else None, rules, caps)
+
+
+def read_fanout_caps(path: str | Path) -> tuple[int, int] | None:
+    """The fan-out caps in the metadata of the model at `path` (None when it has none: it takes no tables)."""
+    model = read_onnx(Path(path), check_opset=False)
+    keys = {p.key for p in model.metadata_props}
+    return _fanout_caps(f"ONNX model {path}", model) if FANOUT_CAPS_KEY in keys else None
+
+
+def _fanout_caps(source: str, model: onnx.ModelProto) -> tuple[int, int]:
+    """The fan-out caps a rules-aware model was exported with (its metadata)."""
+    text = {p.key: p.value for p in model.metadata_props}.get(FANOUT_CAPS_KEY, "")
+    try:
+        c2, c3 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise StepContractError(
+            f"{source} takes the rule inputs but its metadata {FANOUT_CAPS_KEY!r} is {text!r}, not 'C2,C3' "
+            "(the widest level-2 and level-3 fan-outs its search covers)"
+        ) from None
+    return c2, c3
 
 
 def _check_input(source: str, tensor: onnx.ValueInfoProto, spec: StepTensor) -> None:

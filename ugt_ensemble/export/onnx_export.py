@@ -23,11 +23,16 @@ from ugt_ensemble.config import ExportConfig
 from ugt_ensemble.errors import ConfigError, ExportError
 from ugt_ensemble.histories import random_encoder_batch
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS, RULE_NAMES, TABLE_NAMES
+from ugt_ensemble.runtime.contract import (
+    ENCODER_INPUTS,
+    FANOUT_CAPS_KEY,
+    MODEL_OUTPUTS,
+    RULE_NAMES,
+    RULES_KEY,
+    TABLE_NAMES,
+)
 
 LOGGER = logging.getLogger(__name__)
-#: Metadata of a rules-aware export: its fan-out caps ("C2,C3"), and where it honours the rules.
-FANOUT_CAPS_KEY, RULES_KEY = "ugt.fanout_caps", "ugt.rules"
 
 
 def export_onnx(

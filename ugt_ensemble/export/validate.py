@@ -20,7 +20,9 @@ from ugt_ensemble.export.compare import ranked_mismatches
 from ugt_ensemble.histories import random_encoder_batch
 from ugt_ensemble.model.contract import Runner, check_outputs
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.runtime.contract import MODEL_OUTPUTS
+from ugt_ensemble.runtime.constraint_data import ConstraintData
+from ugt_ensemble.runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS, RULE_NAMES
+from ugt_ensemble.runtime.rules import default_rules
 
 LOGGER = logging.getLogger(__name__)
 
@@ -40,8 +42,11 @@ class ShapeCheck:
         return not self.problems
 
 
-def onnx_runner(onnx_path: str | Path, threads: int = 0) -> Runner:
-    """ONNX Runtime (CPU) on `onnx_path`: feed -> [recommendations, scores]."""
+def onnx_runner(onnx_path: str | Path, threads: int = 0, data: ConstraintData | None = None) -> Runner:
+    """ONNX Runtime (CPU) on `onnx_path`: feed -> [recommendations, scores].
+
+    A model that honours the rules also takes `data`'s constraint tables; a feed without rule tensors gets
+    the no-rule ones (so every check that feeds encoder tensors runs it as it is)."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -54,13 +59,29 @@ def onnx_runner(onnx_path: str | Path, threads: int = 0) -> Runner:
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types for any bad model
         raise ExportError(f"ONNX model {onnx_path}: ONNX Runtime cannot load it ({_first_line(exc)})") from None
 
+    takes_rules = RULE_NAMES[0] in {i.name for i in session.get_inputs()}
+    if takes_rules and data is None:
+        raise ExportError(f"ONNX model {onnx_path} takes the rule and constraint-table inputs: run it with the data")
+    tables = data.tables() if takes_rules and data is not None else {}
+
     def run(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        if takes_rules and RULE_NAMES[0] not in feed:
+            feed = {**feed, **default_rules(data, len(feed[ENCODER_INPUTS[0]]))}
         try:
-            return session.run(list(MODEL_OUTPUTS), feed)
+            return session.run(list(MODEL_OUTPUTS), {**feed, **tables})
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors, for any input
             raise ExportError(f"ONNX model {onnx_path}: ONNX Runtime fails to run it ({_first_line(exc)})") from None
 
     return run
+
+
+def catalog_data_for(onnx_path: str | Path, index: CatalogIndex) -> ConstraintData | None:
+    """The constraint data of `index` for the model in `onnx_path` (no item sets; tables padded to the fan-out caps
+    in its metadata), or None when the model does not take the constraint tables."""
+    from ugt_ensemble.export.onnx_contract import read_fanout_caps
+
+    caps = read_fanout_caps(onnx_path)
+    return ConstraintData.build(index, None, caps) if caps is not None else None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -119,9 +140,10 @@ def validate_onnx(model, onnx_path: str | Path, index: CatalogIndex, config) -> 
     (an ExportConfig) validation shapes, tolerance and K."""
     from ugt_ensemble.model.contract import torch_runner
 
+    data = ConstraintData.build(index, None, model.fanout_caps) if hasattr(model, "fanout_caps") else None
     return validate_runner(
         torch_runner(model, type(model).__name__),
-        onnx_runner(onnx_path),
+        onnx_runner(onnx_path, data=data),
         str(onnx_path),
         index,
         config.validation_shapes,

@@ -18,6 +18,7 @@ from ugt_ensemble.repository.servers import loadable_on
 from ugt_ensemble.repository.version_rules import check_versions
 from ugt_ensemble.repository.writer import RUNTIME_PACKAGE
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
+from ugt_ensemble.runtime.constraint_data import ConstraintData
 
 #: A summary of the build manifest, in `info["build"]`.
 MANIFEST_KEYS = ("generator", "created", "ensemble", "engine", "target_server", "catalog", "weights", "model_source")
@@ -45,7 +46,7 @@ def validate_deployment(model_repository: str | Path, model_name: str | None = N
             folder = root / name / str(version)
             if config.backend == "python":
                 errors.extend(_python_model_files(folder))
-            if "catalog_file" in params:
+            if params.get("catalog_file"):
                 errors.extend(_catalog(folder / params["catalog_file"]))
             if params.get("model_file") and not (folder / params["model_file"]).is_file():
                 errors.append(f"{name}/{version}: missing {params['model_file']} (its model_file parameter)")
@@ -66,8 +67,9 @@ def _python_model_files(folder: Path) -> list[str]:
 
 
 def _catalog(path: Path) -> list[str]:
+    """Problems of a catalog: a folder of constraint data (this build's), or an index file (the naive peer's)."""
     try:
-        CatalogIndex.load(path)
+        ConstraintData.load(path) if path.is_dir() else CatalogIndex.load(path)
     except UgtEnsembleError as exc:
         return [str(exc)]
     return []

@@ -59,7 +59,7 @@ def render_configs(config: BuildConfig, versions: dict[str, int] | None = None) 
             name=t.preprocess_name,
             max_batch_size=batch,
             inputs=(specs.HISTORY_INPUT,),
-            outputs=specs.encoder_tensors(),
+            outputs=specs.preprocess_outputs(config),
             instances=t.preprocess.instances,
             parameters=config.preprocess_parameters().to_config(),
             batching=specs.step_batching(config, "preprocess"),
@@ -110,7 +110,7 @@ def render_model_step(config: BuildConfig) -> str:
         return render_template(
             "ugt_trt_python.pbtxt.j2",
             engine=t.engine,
-            inputs=specs.encoder_tensors(ragged=True),
+            inputs=specs.model_step_inputs(config, ragged=True),
             parameters=config.model_step_parameters().to_config(),
             **shared,
         )
@@ -120,7 +120,7 @@ def render_model_step(config: BuildConfig) -> str:
         platform=t.platform,
         description=NATIVE_STEPS[(t.platform, t.execution_accelerator)],
         accelerator=_accelerator(config),
-        inputs=specs.encoder_tensors(),
+        inputs=specs.model_step_inputs(config),
         kind=t.instance_kind,
         gpus=t.gpus,
         cuda_graphs=step.cuda_graphs and t.platform == "tensorrt_plan",

@@ -62,7 +62,7 @@ def step_batching(config: BuildConfig, step: str) -> Batching:
     )
 
 
-_TRITON_TYPES = {"int64": "TYPE_INT64", "float32": "TYPE_FP32"}
+_TRITON_TYPES = {"int64": "TYPE_INT64", "float32": "TYPE_FP32", "bool": "TYPE_BOOL"}
 
 HISTORY_INPUT = TensorSpec(c.HISTORY, "TYPE_STRING", (1,))
 
@@ -86,11 +86,27 @@ def encoder_tensors(ragged: bool = False) -> tuple[TensorSpec, ...]:
     return tuple(TensorSpec(t.name, _TRITON_TYPES[t.dtype], (-1,), ragged) for t in c.STEP_INPUTS)
 
 
+def rule_tensors(config: BuildConfig, ragged: bool = False) -> tuple[TensorSpec, ...]:
+    """The four per-request rule tensors (`contract.RULE_INPUTS`) without the batch axis: the base set [1], the
+    level-1 mask [V1], and the dead pairs and removed items [-1, 2] (their length varies by request)."""
+    v1 = config.export.codebook_sizes[0]
+    return tuple(TensorSpec(t.name, _TRITON_TYPES[t.dtype], t.dims(codes1=v1)[1:], ragged) for t in c.RULE_INPUTS)
+
+
+def preprocess_outputs(config: BuildConfig) -> tuple[TensorSpec, ...]:
+    """The six encoder tensors and the four rule tensors."""
+    return encoder_tensors() + rule_tensors(config)
+
+
+def model_step_inputs(config: BuildConfig, ragged: bool = False) -> tuple[TensorSpec, ...]:
+    """The encoder tensors, and the rule tensors when the model honours the rules in its search."""
+    rules = rule_tensors(config, ragged) if config.triton.model_step.rules_in_search else ()
+    return encoder_tensors(ragged) + rules
+
+
 def postprocess_inputs(config: BuildConfig) -> tuple[TensorSpec, ...]:
-    """Model outputs, plus the packed history when recommendations exclude it."""
-    history = tuple(t for t in encoder_tensors(ragged=True) if t.name in c.HISTORY_CODE_INPUTS)
-    exclude = config.triton.postprocess.exclude_history
-    return model_outputs(config.export.num_recommendations) + (history if exclude else ())
+    """Model outputs, plus the rule tensors every answer is checked against."""
+    return model_outputs(config.export.num_recommendations) + rule_tensors(config, ragged=True)
 
 
 def ensemble_steps(config: BuildConfig, versions: dict[str, int] | None = None) -> tuple[EnsembleStep, ...]:
@@ -101,8 +117,8 @@ def ensemble_steps(config: BuildConfig, versions: dict[str, int] | None = None) 
     t, k, pins = config.triton, config.export.num_recommendations, versions or {}
     same = lambda specs: tuple((s.name, s.name) for s in specs)  # noqa: E731
     steps = (
-        (t.preprocess_name, same((HISTORY_INPUT,)), same(encoder_tensors())),
-        (t.step_name, same(encoder_tensors()), same(model_outputs(k))),
+        (t.preprocess_name, same((HISTORY_INPUT,)), same(preprocess_outputs(config))),
+        (t.step_name, same(model_step_inputs(config)), same(model_outputs(k))),
         (t.postprocess_name, same(postprocess_inputs(config)), same(recommendation_outputs(k))),
     )
     return tuple(EnsembleStep(name, inputs, outputs, pins.get(name, -1)) for name, inputs, outputs in steps)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib.resources
 import importlib.util
+import os
 import py_compile
+import shutil
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
@@ -19,7 +21,8 @@ from ugt_ensemble.config import BuildConfig
 from ugt_ensemble.repository.peer_hook import naive_peer
 from ugt_ensemble.repository.render import render_configs
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.runtime.contract import CATALOG_FILE
+from ugt_ensemble.runtime.constraint_data import ConstraintData
+from ugt_ensemble.runtime.contract import CATALOG_DIR, CATALOG_FILE
 
 RUNTIME_PACKAGE = "ugt_runtime"
 #: The committed model.py of each Python-backend step, by role (in `ensemble/<step>/1/`).
@@ -55,25 +58,50 @@ def static_files(config: BuildConfig, version: int = 1) -> dict[str, bytes]:
     return files
 
 
-def write_models(root: Path, config: BuildConfig, index: CatalogIndex, versions: dict[str, int] | None = None) -> None:
+def write_models(
+    root: Path, config: BuildConfig, data: ConstraintData | CatalogIndex, versions: dict[str, int] | None = None
+) -> None:
     """Write every config.pbtxt, and version 1 of each model's files, under `root`."""
     for name, text in render_configs(config, versions).items():
         (root / name / "1").mkdir(parents=True, exist_ok=True)
         (root / name / "config.pbtxt").write_text(text, encoding="utf-8")
-    write_version_files(root, config, index, 1)
+    write_version_files(root, config, data, 1)
 
 
-def write_version_files(root: Path, config: BuildConfig, index: CatalogIndex, version: int) -> None:
-    """The files of one version of each model: the Python models' sources and runtime, the catalogs."""
-    for relative, data in static_files(config, version).items():
+def write_version_files(root: Path, config: BuildConfig, data: ConstraintData | CatalogIndex, version: int) -> None:
+    """The files of one version of each model: the Python models' sources and runtime, the catalog data."""
+    for relative, content in static_files(config, version).items():
         target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        target.write_bytes(content)
+    data = data if isinstance(data, ConstraintData) else ConstraintData.build(data, {})
     t = config.triton
-    for name in [t.preprocess_name, t.postprocess_name] + ([t.naive_peer_name] if t.naive_peer else []):
-        (root / name / str(version)).mkdir(parents=True, exist_ok=True)
-        index.save(root / name / str(version) / CATALOG_FILE)
+    steps = [t.preprocess_name, t.postprocess_name] + ([t.step_name] if t.model_step.rules_in_search else [])
+    write_catalog_data(data, [root / name / str(version) for name in steps])
+    if t.naive_peer:
+        (root / t.naive_peer_name / str(version)).mkdir(parents=True, exist_ok=True)
+        data.index.save(root / t.naive_peer_name / str(version) / CATALOG_FILE)
     precompile(root, config, version)
+
+
+def write_catalog_data(data: ConstraintData, version_dirs: list[Path]) -> None:
+    """Save `data` once, in the first version folder's `catalog/`, and hard-link its files into the others'
+    (copies where the filesystem has no hard links): every step then maps the same pages, one copy in memory."""
+    first = version_dirs[0] / CATALOG_DIR
+    first.parent.mkdir(parents=True, exist_ok=True)
+    data.save(first)
+    for folder in version_dirs[1:]:
+        link_tree(first, folder / CATALOG_DIR)
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """Hard-link every file of `source` into `target` (a copy where a link cannot be made)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        try:
+            os.link(path, target / path.name)
+        except OSError:
+            shutil.copy2(path, target / path.name)
 
 
 def precompile(root: Path, config: BuildConfig, version: int = 1) -> None:

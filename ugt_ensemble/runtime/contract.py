@@ -155,6 +155,8 @@ RULE_NAMES: tuple[str, ...] = tuple(t.name for t in RULE_INPUTS)
 TABLE_NAMES: tuple[str, ...] = tuple(t.name for t in TABLE_INPUTS)
 RULE_SET, RULE_L1_VALID, RULE_DEAD_PAIRS, RULE_REMOVED_ITEMS = RULE_NAMES
 RULE_DTYPES: dict[str, type] = {t.name: t.numpy_dtype for t in (*RULE_INPUTS, *TABLE_INPUTS)}
+#: ONNX metadata of a model that honours the rules: its fan-out caps ("C2,C3") and how it honours them ("search").
+FANOUT_CAPS_KEY, RULES_KEY = "ugt.fanout_caps", "ugt.rules"
 #: Folder of a version's catalog and constraint data (.npy files, memory-mapped by every step).
 CATALOG_DIR = "catalog"
 

@@ -1,21 +1,20 @@
 """Decode the model step's (n, K, 3) codes into catalog item ids, vectorised over the batch.
 
 A slot is kept when its code triple is a catalog item, it is the best-scored slot of that item in
-its row (a model that returns an item twice keeps one), and (with `exclude_history`) the item is not
-among the request's packed history. Kept items move to the front in score order; the rest is padding:
-item id -1, semantic ids -1, score -inf (so SCORES stays non-increasing). Every answer is distinct
-catalog items, whatever the model returns.
+its row (a model that returns an item twice keeps one), and the request's rules allow it (`eligible`).
+Kept items move to the front in score order; the rest is padding: item id -1, semantic ids -1, score
+-inf (so SCORES stays non-increasing). Every answer is distinct eligible catalog items, whatever the
+model returns.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
 from .catalog_index import CatalogIndex
-from .contract import HISTORY_CODE_INPUTS, ITEM_IDS, PAD_ITEM_ID, PAD_SCORE, SCORES, SEMANTIC_IDS, code_keys
+from .contract import ITEM_IDS, PAD_ITEM_ID, PAD_SCORE, SCORES, SEMANTIC_IDS
 
 
 @dataclass
@@ -35,32 +34,20 @@ class Recommendations:
         }
 
 
-def packed_history(encoder_tensors: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The history a request was packed with, as `decode_recommendations` takes it to exclude it: the
-    codes (n, T, 3) stacked from the three code tensors, and the mask (n, T)."""
-    *code_names, mask_name = HISTORY_CODE_INPUTS
-    return np.stack([encoder_tensors[name] for name in code_names], axis=-1), encoder_tensors[mask_name]
-
-
 def decode_recommendations(
-    codes: np.ndarray,
-    scores: np.ndarray,
-    index: CatalogIndex,
-    history_codes: np.ndarray | None = None,
-    history_mask: np.ndarray | None = None,
+    codes: np.ndarray, scores: np.ndarray, index: CatalogIndex, eligible: np.ndarray | None = None
 ) -> Recommendations:
     """Map codes (n, R, 3) and scores (n, R) to items.
 
-    history_codes (n, T, 3) with history_mask (n, T) (1.0 = real event), when given, removes
-    items the user already has from that user's row.
+    `eligible` (n, R) bool, when given, keeps only the slots it marks (the request's rules: see
+    `ugt_runtime.rules.eligible_mask`); a model that honours the rules in its search loses nothing here.
     """
     codes = np.asarray(codes, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float32)
     items = index.items_of(codes)
     keep = items != PAD_ITEM_ID
-    if history_codes is not None:
-        history_mask = np.asarray(history_mask) > 0
-        keep &= ~_in_history(codes, np.asarray(history_codes), history_mask, index.codebook_sizes)
+    if eligible is not None:
+        keep &= eligible
     keep &= ~_repeats(items, scores, keep)
     return _compact(items, scores, codes, keep)
 
@@ -77,20 +64,6 @@ def _repeats(items: np.ndarray, scores: np.ndarray, keep: np.ndarray) -> np.ndar
     repeated = np.zeros(items.shape, dtype=bool)
     repeated[rows, order[:, 1:]] = by_item[:, 1:] == by_item[:, :-1]
     return repeated
-
-
-def _in_history(
-    codes: np.ndarray, history_codes: np.ndarray, history_mask: np.ndarray, codebook_sizes: tuple
-) -> np.ndarray:
-    """Row-wise membership: (n, R) bool, True where codes[i, r] is among row i's history codes.
-
-    Keys are `row * |code space| + code_key`, unique per (row, triple), so one `isin` does it all.
-    """
-    span = int(np.prod(codebook_sizes, dtype=np.int64))
-    rows = np.arange(len(codes), dtype=np.int64)[:, None]
-    item_keys = rows * span + code_keys(codes, codebook_sizes)
-    history_keys = (rows * span + code_keys(history_codes, codebook_sizes))[history_mask]
-    return np.isin(item_keys, history_keys)
 
 
 def _compact(items: np.ndarray, scores: np.ndarray, codes: np.ndarray, keep: np.ndarray) -> Recommendations:

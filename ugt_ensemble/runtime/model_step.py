@@ -8,7 +8,7 @@ histories are never padded to the longest one in the batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -20,11 +20,21 @@ from .contract import (
     ENCODER_MASK,
     MODEL_OUTPUTS,
     NUM_TOKEN_TYPES,
+    RULE_DEAD_PAIRS,
+    RULE_L1_VALID,
+    RULE_REMOVED_ITEMS,
+    RULE_SET,
+    TABLE_NAMES,
     encoder_upper_bounds,
 )
 from .errors import RequestError
 
+if TYPE_CHECKING:
+    from .constraint_data import ConstraintData
+
 Tensors = dict[str, np.ndarray]
+#: The parent index of a padding entry of the dead-pair and removed-item lists: no beam matches it.
+RULE_PADDING = -1
 
 
 @dataclass(frozen=True)
@@ -56,16 +66,45 @@ def check_encoder_inputs(tensors: Tensors, limits: EncoderLimits) -> None:
         raise RequestError(f"{ENCODER_MASK} has non-finite values")
 
 
+def check_rule_inputs(tensors: Tensors, data: "ConstraintData") -> None:
+    """Raise `RequestError` unless the four rule tensors fit the served constraint data (an index out of
+    range would crash the engine's Gather): shapes per `contract.RULE_INPUTS`, rows as the encoder's."""
+    tables = data.tables()
+    sets, pairs = tables[TABLE_NAMES[-1]].shape[0], tables[TABLE_NAMES[2]].shape[0]
+    (c2, c3), v1 = data.fanout_caps, tables[TABLE_NAMES[0]].shape[0]
+    rows = len(tensors[RULE_SET])
+    shapes = {RULE_SET: (rows, 1), RULE_L1_VALID: (rows, v1)}
+    for name, shape in shapes.items():
+        if tensors[name].shape != shape:
+            raise RequestError(f"{name} must be {list(shape)}, got {list(tensors[name].shape)}")
+    _check_range(RULE_SET, tensors[RULE_SET], 0, sets)
+    for name, parents, slots in ((RULE_DEAD_PAIRS, v1, c2), (RULE_REMOVED_ITEMS, pairs, c3)):
+        value = tensors[name]
+        if value.ndim != 3 or value.shape[0] != rows or value.shape[2] != 2 or value.shape[1] < 1:
+            raise RequestError(f"{name} must be [{rows}, n >= 1, 2], got {list(value.shape)}")
+        _check_range(f"{name}[..., 0]", value[..., 0], RULE_PADDING, parents)
+        _check_range(f"{name}[..., 1]", value[..., 1], 0, slots)
+
+
+def _check_range(name: str, values: np.ndarray, low: int, high: int) -> None:
+    if values.size and (values.min() < low or values.max() >= high):
+        raise RequestError(f"{name} has values outside [{low}, {high}): min {values.min()}, max {values.max()}")
+
+
 def run_by_length(
     requests: list[Tensors], run: Callable[[Tensors], list[np.ndarray]], max_tokens: int | None = None
 ) -> list[Tensors]:
     """Run `run(feed)` once per distinct length (in slices of at most `max_tokens` rows x length, which
-    bounds the engine's peak memory); return each request's outputs by name."""
+    bounds the engine's peak memory); return each request's outputs by name.
+
+    Every tensor of the requests goes into the feed (the encoder tensors, and the rule tensors when the
+    model takes them); rule lists of different lengths are padded to the longest (`RULE_PADDING`)."""
     results: list[Tensors | None] = [None] * len(requests)
     lengths = [r[ENCODER_INPUTS[0]].shape[1] for r in requests]
+    names = list(requests[0]) if requests else []
     for length in sorted(set(lengths)):
         members = [i for i, n in enumerate(lengths) if n == length]
-        feed = {name: _concat([requests[i][name] for i in members]) for name in ENCODER_INPUTS}
+        feed = {name: concat_rows([requests[i][name] for i in members]) for name in names}
         outputs = _run_sliced(run, feed, max(1, (max_tokens or len(feed[ENCODER_INPUTS[0]]) * length) // length))
         bounds = row_bounds([requests[i][ENCODER_INPUTS[0]].shape[0] for i in members])
         for i, (start, stop) in zip(members, bounds):
@@ -81,8 +120,22 @@ def _run_sliced(run: Callable[[Tensors], list[np.ndarray]], feed: Tensors, rows:
     return [np.concatenate(outputs) for outputs in zip(*parts)]
 
 
-def _concat(parts: list[np.ndarray]) -> np.ndarray:
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+def concat_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """Rows of every part; a part narrower on axis 1 (a shorter rule list) is padded with `RULE_PADDING`."""
+    if len(parts) == 1:
+        return parts[0]
+    width = max(p.shape[1] for p in parts) if parts[0].ndim == 3 else None
+    if width is not None and any(p.shape[1] != width for p in parts):
+        parts = [_pad_rules(p, width) for p in parts]
+    return np.concatenate(parts)
+
+
+def _pad_rules(part: np.ndarray, width: int) -> np.ndarray:
+    """(rows, E, 2) -> (rows, width, 2), padded with entries that match nothing (-1, 0)."""
+    padded = np.zeros((part.shape[0], width, part.shape[2]), dtype=part.dtype)
+    padded[:, :, 0] = RULE_PADDING
+    padded[:, : part.shape[1]] = part
+    return padded
 
 
 def warm_up(infer: Callable[[list[Tensors]], list[Tensors]], model_config: dict, length: int) -> None:

@@ -54,6 +54,10 @@ class PreprocessParameters(StepParameters):
     length_buckets: tuple[int, ...]
     max_request_bytes: int
     max_events: int
+    #: The default of a request that does not say whether to drop the items of its history.
+    exclude_history: bool
+    #: Whether the model step honours the rules in its search (else a request using a rule is refused).
+    rules_in_search: bool
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class ModelStepParameters(StepParameters):
 
     engine: str
     model_file: str
+    #: The catalog folder whose constraint tables feed a model that honours the rules ("" when it does not).
+    catalog_file: str
     intra_op_threads: int
     allow_spinning: bool
     memory_arena: bool
@@ -77,7 +83,6 @@ class ModelStepParameters(StepParameters):
 @dataclass(frozen=True)
 class PostprocessParameters(StepParameters):
     catalog_file: str
-    exclude_history: bool
     num_recommendations: int
 
 

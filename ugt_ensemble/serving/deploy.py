@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ugt_ensemble.build import BuildSteps, plan, prepare_step
+from ugt_ensemble.build import BuildSteps, plan, prepare_step, with_rules
 from ugt_ensemble.catalog import Catalog
 from ugt_ensemble.config import BuildConfig, UGTConfig
 from ugt_ensemble.errors import ConfigError, RepositoryError
@@ -27,7 +27,8 @@ from ugt_ensemble.repository.render import render_configs
 from ugt_ensemble.repository.rules import parse_config, read_config
 from ugt_ensemble.repository.writer import write_version_files
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.runtime.contract import CATALOG_FILE, ONNX_FILE
+from ugt_ensemble.runtime.contract import CATALOG_DIR, ONNX_FILE
+from ugt_ensemble.serving.data_version import data_version_titles, serves_data_only, stage_data_version
 from ugt_ensemble.serving.versions import VersionedRepository
 
 MODEL_SOURCES = ("model_file", "onnx_path", "checkpoint", "model_config")
@@ -50,14 +51,17 @@ def add_version(
     number = number or max(repo.numbers()) + 1
     if number in repo.numbers() or number < 1:
         raise ConfigError(f"version {number} exists already in {repo.path} (versions {repo.numbers()})")
+    if catalog_path is not None and not changes and serves_data_only(repo):
+        return _add_data_version(repo, Path(catalog_path), number, progress or StepProgress.silent())
     config = _config(repo, changes, catalog_path)
     catalog = None if catalog_path else _served_catalog(repo)
     steps = BuildSteps(progress or StepProgress.silent(), plan(config))
     staging = Path(tempfile.mkdtemp(prefix=f".{repo.path.name}.version-", dir=repo.path.parent))
     try:
         prepared = prepare_step(config, steps, staging / config.triton.step_name / str(number), catalog=catalog)
+        config = with_rules(config, prepared)
         with steps(detail=f"version {number}"):
-            write_version_files(staging, config, prepared.catalog.index(), number)
+            write_version_files(staging, config, prepared.data, number)
         with steps():
             _check_same_configs(repo.path, config)
         files = _move_in(staging, repo.path, repo.steps, number)
@@ -72,6 +76,25 @@ def add_version(
         files,
         prepared.step.origin,
     )
+    return number
+
+
+def _add_data_version(repo: VersionedRepository, catalog_path: Path, number: int, progress: StepProgress) -> int:
+    """A new catalog for the served model: data only (`serving.data_version`), then as `add_version`."""
+    config = repo.build_config(seed=int(repo.manifest.get("seed") or 0))  # its settings; the model is the served one
+    config = dataclasses.replace(config, export=dataclasses.replace(config.export, catalog_path=catalog_path))
+    progress.total = progress.total or len(data_version_titles(catalog_path)) + 1
+    staging, _, catalog = stage_data_version(repo, config, catalog_path, number, progress)
+    try:
+        with progress.step("Checking the configs and moving the version in"):
+            _check_same_configs(repo.path, config)
+            files = _move_in(staging, repo.path, repo.steps, number)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    repo.keep_loaded(repo.loaded_policy() + [number])
+    served = repo.pinned()
+    record = repo.manifest.get("versions", {}).get(str(served)) or repo.manifest
+    repo.record(number, str(record.get("model_source", "")), catalog, files, repo.model_source(served))
     return number
 
 
@@ -102,7 +125,7 @@ def _served_model(repo: VersionedRepository) -> dict[str, Any]:
 
 def _served_catalog(repo: VersionedRepository) -> Catalog:
     info = RepositoryInfo.read(repo.path)
-    index = CatalogIndex.load(repo.path / info.preprocess / str(repo.pinned()) / CATALOG_FILE)
+    index = CatalogIndex.load(repo.path / info.preprocess / str(repo.pinned()) / CATALOG_DIR)
     return Catalog(index.item_ids, index.codes, index.codebook_sizes, f"the catalog of version {repo.pinned()}")
 
 

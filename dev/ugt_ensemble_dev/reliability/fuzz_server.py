@@ -258,10 +258,10 @@ def _run_cli(args: argparse.Namespace) -> FuzzResult:
     if args.model_repository is None:
         return fuzz_server(args.grpc_url, args.http_url, args.model, args.server_pid, args.requests, **options)
     from ugt_ensemble.runtime.catalog_index import CatalogIndex
-    from ugt_ensemble.runtime.contract import CATALOG_FILE
+    from ugt_ensemble.runtime.contract import CATALOG_DIR
     from ugt_ensemble.server.context import ServingContext
 
-    catalog = CatalogIndex.load(args.model_repository / "preprocess" / "1" / CATALOG_FILE)
+    catalog = CatalogIndex.load(args.model_repository / "preprocess" / "1" / CATALOG_DIR)
     with ServingContext.create(args.model_repository, args.model, watch_interval_s=0) as context:
         server = context.server
         pid = server.process.pid

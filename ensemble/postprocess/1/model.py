@@ -1,9 +1,9 @@
 """Triton Python backend `postprocess`: (K, 3) codes and scores -> ITEM_IDS, SCORES, SEMANTIC_IDS.
 
-A thin adapter over `ugt_runtime.decoding` (copied beside this file by `python -m ugt_ensemble build`
-with the catalog index it reads): unknown codes become padding and repeated items are dropped, so every
-answer is distinct catalog items. With `exclude_history`, the packed history (the encoder tensors)
-comes in too and items the user already has are dropped.
+A thin adapter over `ugt_runtime.decoding` (copied beside this file by `python -m ugt_ensemble build` with
+the catalog folder it memory-maps): unknown codes become padding, repeated items are dropped, and every
+slot is checked against the request's rules (its rule tensors come from preprocess), so every answer is
+distinct eligible catalog items whatever the model returns.
 """
 
 from __future__ import annotations
@@ -11,19 +11,20 @@ from __future__ import annotations
 import numpy as np
 
 from ugt_runtime.batching import answer_batch, row_bounds
-from ugt_runtime.catalog_index import CatalogIndex
-from ugt_runtime.contract import HISTORY_CODE_INPUTS, MODEL_SCORES, NUM_LEVELS, RECOMMENDATIONS
-from ugt_runtime.decoding import decode_recommendations, packed_history
+from ugt_runtime.constraint_data import ConstraintData
+from ugt_runtime.contract import MODEL_SCORES, NUM_LEVELS, RECOMMENDATIONS, RULE_NAMES
+from ugt_runtime.decoding import decode_recommendations
 from ugt_runtime.errors import RequestError
+from ugt_runtime.model_step import check_rule_inputs, concat_rows
 from ugt_runtime.parameters import PostprocessParameters
+from ugt_runtime.rules import eligible_mask
 from ugt_runtime.triton_io import input_array, model_config, to_responses, version_dir
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = PostprocessParameters.from_model_config(model_config(args), f"{version_dir(args)}/../config.pbtxt")
-        self.index = CatalogIndex.load(version_dir(args) / params.catalog_file)
-        self.exclude_history = params.exclude_history
+        self.data = ConstraintData.load(version_dir(args) / params.catalog_file)
         self.k = params.num_recommendations
 
     def execute(self, requests: list) -> list:
@@ -36,24 +37,13 @@ class TritonPythonModel:
                 f"expected recommendations [rows, {self.k}, {NUM_LEVELS}] and scores [rows, {self.k}], "
                 f"got {list(codes.shape)} and {list(scores.shape)}"
             )
-        parsed = {"codes": codes, "scores": scores}
-        if self.exclude_history:
-            encoder = {name: input_array(request, name) for name in HISTORY_CODE_INPUTS}
-            parsed["history"], parsed["mask"] = packed_history(encoder)
+        parsed = {RECOMMENDATIONS: codes, MODEL_SCORES: scores, **{n: input_array(request, n) for n in RULE_NAMES}}
+        check_rule_inputs(parsed, self.data)
         return parsed
 
     def _decode(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-        codes = np.concatenate([r["codes"] for r in requests])
-        scores = np.concatenate([r["scores"] for r in requests])
-        history = mask = None
-        if self.exclude_history:
-            history, mask = _pad_concat([r["history"] for r in requests]), _pad_concat([r["mask"] for r in requests])
-        decoded = decode_recommendations(codes, scores, self.index, history, mask)
-        return [decoded.rows(start, stop) for start, stop in row_bounds([len(r["codes"]) for r in requests])]
-
-
-def _pad_concat(parts: list[np.ndarray]) -> np.ndarray:
-    """Concatenate (rows, T_i, ...) arrays along rows, zero-padding T to the longest."""
-    width = max(p.shape[1] for p in parts)
-    padded = [np.pad(p, [(0, 0), (0, width - p.shape[1])] + [(0, 0)] * (p.ndim - 2)) for p in parts]
-    return np.concatenate(padded)
+        batch = {name: concat_rows([r[name] for r in requests]) for name in requests[0]}
+        codes = batch[RECOMMENDATIONS]
+        eligible = eligible_mask(codes, {name: batch[name] for name in RULE_NAMES}, self.data)
+        decoded = decode_recommendations(codes, batch[MODEL_SCORES], self.data.index, eligible)
+        return [decoded.rows(start, stop) for start, stop in row_bounds([len(r[RECOMMENDATIONS]) for r in requests])]

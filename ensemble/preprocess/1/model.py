@@ -1,7 +1,8 @@
-"""Triton Python backend `preprocess`: HISTORY (one JSON document per row) -> the six encoder tensors.
+"""Triton Python backend `preprocess`: HISTORY (one JSON document per row) -> the encoder and rule tensors.
 
-A thin adapter: parsing and packing are `ugt_runtime.history` and `ugt_runtime.packing`, copied beside
-this file by `python -m ugt_ensemble build` with the catalog index it reads.
+A thin adapter: parsing, packing and the rules are `ugt_runtime.history`, `ugt_runtime.packing` and
+`ugt_runtime.rules`, copied beside this file by `python -m ugt_ensemble build` with the catalog folder it
+memory-maps (the same files as the other steps: one copy in memory).
 """
 
 from __future__ import annotations
@@ -9,20 +10,26 @@ from __future__ import annotations
 import numpy as np
 
 from ugt_runtime.batching import answer_batch, row_bounds
-from ugt_runtime.catalog_index import CatalogIndex
+from ugt_runtime.constraint_data import ConstraintData
 from ugt_runtime.contract import HISTORY
-from ugt_runtime.history import History, HistoryError, HistoryLimits, parse_history
+from ugt_runtime.errors import RequestError
+from ugt_runtime.history import History, HistoryError, HistoryLimits, parse_request
 from ugt_runtime.packing import PackingConfig, pack_histories
 from ugt_runtime.parameters import PreprocessParameters
+from ugt_runtime.rule_request import RuleRequest
+from ugt_runtime.rules import pack_rules
 from ugt_runtime.triton_io import FailureCounter, input_array, model_config, to_responses, version_dir
+
+Row = tuple[History, RuleRequest]
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = PreprocessParameters.from_model_config(model_config(args), f"{version_dir(args)}/../config.pbtxt")
-        self.index = CatalogIndex.load(version_dir(args) / params.catalog_file)
+        self.data = ConstraintData.load(version_dir(args) / params.catalog_file)
         self.limits = HistoryLimits(params.max_request_bytes, params.max_events)
         self.packing = PackingConfig(params.max_seq_length, params.length_buckets)
+        self.exclude_history, self.rules_in_search = params.exclude_history, params.rules_in_search
         self.failures = FailureCounter(args)  # Triton's own statistics count a refused request as a success
 
     def execute(self, requests: list) -> list:
@@ -30,16 +37,37 @@ class TritonPythonModel:
         self.failures.count(outcomes)
         return to_responses(outcomes)
 
-    def _parse(self, request) -> list[History]:  # noqa: ANN001
+    def _parse(self, request) -> list[Row]:  # noqa: ANN001
         documents = input_array(request, HISTORY).reshape(-1)
-        histories = []
+        rows = []
         for row, raw in enumerate(documents):
             try:
-                histories.append(parse_history(raw, self.limits))
+                rows.append(self._checked(parse_request(raw, self.limits)))
             except HistoryError as exc:
                 raise HistoryError(f"row {row}: {exc}" if len(documents) > 1 else str(exc)) from None
-        return histories
+        return rows
 
-    def _pack(self, requests: list[list[History]]) -> list[dict[str, np.ndarray]]:
-        packed = pack_histories([h for rows in requests for h in rows], self.index, self.packing)
-        return [packed.rows(start, stop) for start, stop in row_bounds([len(rows) for rows in requests])]
+    def _checked(self, parsed: Row) -> Row:
+        rules = parsed[1]
+        if not self.rules_in_search and rules.uses_rules(self.exclude_history):
+            raise HistoryError(
+                "this repository's model does not honour business rules in its search (it declares no rule "
+                "inputs); send a plain list of events, or serve a model built on ConstrainedRecommender"
+            )
+        try:
+            self.data.check_request(rules)
+        except RequestError as exc:
+            raise HistoryError(str(exc)) from None
+        return parsed
+
+    def _pack(self, requests: list[list[Row]]) -> list[dict[str, np.ndarray]]:
+        rows = [row for request in requests for row in request]
+        histories = [history for history, _ in rows]
+        packed = pack_histories(histories, self.data.index, self.packing)
+        rules = pack_rules([r for _, r in rows], [h.item_ids for h in histories], self.data, self.exclude_history)
+        answers = []
+        for start, stop in row_bounds([len(request) for request in requests]):
+            answer = packed.rows(start, stop)
+            answer.update({name: tensor[start:stop] for name, tensor in rules.items()})
+            answers.append(answer)
+        return answers

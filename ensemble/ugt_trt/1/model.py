@@ -1,8 +1,10 @@
-"""Triton Python backend model step: encoder tensors -> recommendations (K, 3) and scores (K).
+"""Triton Python backend model step: encoder tensors (and rule tensors) -> recommendations (K, 3) and scores (K).
 
 Runs the exported ONNX model with ONNX Runtime on CPU (for servers without an onnxruntime or TensorRT
-backend). Input checks and length grouping are `ugt_runtime.model_step`, copied beside this file by
-`python -m ugt_ensemble build` with the model.
+backend). A model that honours the business rules in its search also takes the served catalog's constraint
+tables: they are memory-mapped once from the version's catalog folder (the same files, so the same pages, as
+preprocess and postprocess) and fed to every call without a copy. Input checks and length grouping are
+`ugt_runtime.model_step`, copied beside this file by `python -m ugt_ensemble build` with the model.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import numpy as np
 import onnxruntime as ort
 
 from ugt_runtime.batching import answer_batch
-from ugt_runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS
-from ugt_runtime.model_step import EncoderLimits, check_encoder_inputs, run_by_length, warm_up
+from ugt_runtime.constraint_data import ConstraintData
+from ugt_runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS, RULE_NAMES
+from ugt_runtime.model_step import EncoderLimits, check_encoder_inputs, check_rule_inputs, run_by_length, warm_up
 from ugt_runtime.parameters import ModelStepParameters
+from ugt_runtime.rules import default_rules
 from ugt_runtime.triton_io import input_array, model_config, to_responses, version_dir
 
 
@@ -34,15 +38,24 @@ class TritonPythonModel:
         self.session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
         self.max_tokens = params.max_batch_tokens
         self.limits = EncoderLimits(params.codebook_sizes, params.max_seq_length, params.num_token_types)
+        self.data = ConstraintData.load(version_dir(args) / params.catalog_file) if params.catalog_file else None
+        self.tables = self.data.tables() if self.data is not None else {}  # memory-mapped, fed without a copy
         warm_up(self._infer, model_config(args), params.warmup_length)
 
     def execute(self, requests: list) -> list:
         return to_responses(answer_batch(requests, self._parse, self._infer))
 
     def _parse(self, request) -> dict[str, np.ndarray]:  # noqa: ANN001
-        tensors = {name: input_array(request, name) for name in ENCODER_INPUTS}
+        names = ENCODER_INPUTS + (RULE_NAMES if self.data is not None else ())
+        tensors = {name: input_array(request, name) for name in names}
         check_encoder_inputs(tensors, self.limits)
+        if self.data is not None:
+            check_rule_inputs(tensors, self.data)
         return tensors
 
     def _infer(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-        return run_by_length(requests, lambda feed: self.session.run(list(MODEL_OUTPUTS), feed), self.max_tokens)
+        if self.data is not None:  # the warm-up sends encoder tensors only
+            requests = [r if RULE_NAMES[0] in r else {**r, **default_rules(self.data, len(r[ENCODER_INPUTS[0]]))}
+                        for r in requests]  # fmt: skip
+        outputs = list(MODEL_OUTPUTS)
+        return run_by_length(requests, lambda feed: self.session.run(outputs, {**feed, **self.tables}), self.max_tokens)

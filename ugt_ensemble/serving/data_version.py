@@ -1,0 +1,92 @@
+"""A data-only version: a new catalog (or new item sets) for the model the repository serves, in seconds.
+
+A model that honours the business rules in its search reads the catalog's constraint tables at run time
+(`ugt_runtime.constraint_data`), so a new catalog drawn from the same codebooks needs no torch export, no
+parity run and no engine: the new version's folders get the served version's model file (hard-linked, the
+same bytes) and the new catalog data, checked by running the served model on it. A catalog whose widest
+fan-out exceeds the caps the model was exported with is refused, naming the cap (export again then).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ugt_ensemble.catalog import load_catalog
+from ugt_ensemble.catalog.item_sets import item_sets_for
+from ugt_ensemble.config import BuildConfig
+from ugt_ensemble.errors import ConfigError
+from ugt_ensemble.export.onnx_contract import check_onnx_signature
+from ugt_ensemble.export.onnx_file import external_files, read_onnx
+from ugt_ensemble.export.probe import probe_catalog_validity, require_validity
+from ugt_ensemble.export.validate import onnx_runner
+from ugt_ensemble.progress import StepProgress
+from ugt_ensemble.repository.writer import write_version_files
+from ugt_ensemble.runtime.constraint_data import ConstraintData
+from ugt_ensemble.runtime.contract import ONNX_FILE
+from ugt_ensemble.serving.versions import VersionedRepository
+
+#: Histories the validity probe of a data-only version runs (a smoke check, not the build's full probe).
+PROBE_HISTORIES = 32
+
+
+def serves_data_only(repo: VersionedRepository) -> bool:
+    """Whether a new catalog for `repo` can be a data-only version: its served model honours the rules in its
+    search and runs inside the Python-backend model step (native engines hold the tables as weights)."""
+    config = repo.build_config()
+    return config.triton.model_step.rules_in_search and config.triton.python_model_step
+
+
+def data_version_titles(catalog_path: Path) -> list[str]:
+    """The progress steps of `add_data_version`."""
+    return [
+        f"Reading the catalog ({catalog_path})",
+        "Building the constraint data (no export, no engine)",
+        "Checking the served model on the new data",
+        "Writing the version",
+    ]
+
+
+def stage_data_version(
+    repo: VersionedRepository, config: BuildConfig, catalog_path: Path, number: int, progress: StepProgress
+) -> tuple[Path, ConstraintData, dict]:
+    """Write version `number`'s folders into a staging folder beside the repository; returns (staging folder,
+    the data, the catalog's record for the manifest). The caller moves the folders in (or removes the staging)."""
+    served = repo.path / config.triton.step_name / str(repo.pinned())
+    with progress.step(data_version_titles(catalog_path)[0]):
+        catalog = load_catalog(catalog_path, config.export.codebook_sizes)
+        index = catalog.index()
+    with progress.step(data_version_titles(catalog_path)[1]):
+        signature = check_onnx_signature(served / ONNX_FILE, config.export.num_recommendations)
+        if not signature.rules_in_search:
+            raise ConfigError(f"{served / ONNX_FILE} takes no constraint tables: deploy a model with the catalog")
+        data = ConstraintData.build(index, item_sets_for(config.export, catalog_path, index), signature.fanout_caps)
+    with progress.step(data_version_titles(catalog_path)[2]):
+        validity = probe_catalog_validity(
+            onnx_runner(served / ONNX_FILE, data=data), index, config.packing, PROBE_HISTORIES, config.seed
+        )
+        require_validity(validity, config.export.min_catalog_validity, f"{served / ONNX_FILE} on {catalog_path}")
+    staging = Path(tempfile.mkdtemp(prefix=f".{repo.path.name}.version-", dir=repo.path.parent))
+    try:
+        with progress.step(data_version_titles(catalog_path)[3]):
+            write_version_files(staging, config, data, number)
+            _link_model_files(served, staging / config.triton.step_name / str(number))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    record = {"source": catalog.source, "items": len(catalog), "fingerprint": catalog.fingerprint(), "data_only": True}
+    return staging, data, record
+
+
+def _link_model_files(served: Path, target: Path) -> None:
+    """The served version's model files (the ONNX file and its external data) into `target`, hard-linked."""
+    model = served / ONNX_FILE
+    for relative in [ONNX_FILE, *sorted(external_files(model, read_onnx(model, check_opset=False)))]:
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(served / relative, destination)
+        except OSError:
+            shutil.copy2(served / relative, destination)
