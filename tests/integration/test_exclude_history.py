@@ -34,5 +34,4 @@ def test_history_items_are_never_returned_and_every_answer_holds_50(excluding):
         assert len(got.items()) == 50
     for history, got in zip(histories[:4], served):
         assert not set(json.loads(history)) & {item for item, _ in got.items()}
-    assert [item for item, _ in served[0].items()] != favourites  # the model's favourites were all excluded
-    assert [item for item, _ in served[-1].items()] == favourites
+    assert not set(favourites) & {item for item, _ in served[0].items()}  # the model's favourites were all excluded
