@@ -1,0 +1,97 @@
+"""A 1M-item catalog switched live under concurrency-8 traffic, data only: items added and removed, no torch
+export and no engine build (the new version serves the same ONNX file, hard-linked), 0 failed requests, new
+items served right after the switch, removed items never after it."""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+from ugt_ensemble.build import build_repository
+from ugt_ensemble.catalog import synthetic_catalog
+from ugt_ensemble.client import RecommendClient, with_rules
+from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig
+from ugt_ensemble.histories import history_json, random_history
+from ugt_ensemble.server import TritonServer
+from ugt_ensemble.server.context import EXPLICIT_ARGS
+from ugt_ensemble.serving.rollout import Rollout
+from ugt_ensemble_dev.traffic import Traffic
+
+ITEMS = 1_000_000
+REMOVED, ADDED = 50_000, 20_000
+SEED = 6
+
+
+def _write(path, item_ids, codes, new):
+    table = np.column_stack([item_ids, codes, new.astype(np.int64)])
+    np.savetxt(path, table, fmt="%d", delimiter=",", header="item_id,l1,l2,l3,new", comments="")
+
+
+def _new_items(catalog, rng):
+    """ADDED new ids (above the catalog's) with fresh codes in existing (l1, l2) clusters, one per cluster, as a
+    semantic-ID model places new items near similar ones (so every fan-out stays within the export's caps)."""
+    sizes = catalog.codebook_sizes
+    pairs, counts = np.unique(catalog.codes[:, 0] * sizes[1] + catalog.codes[:, 1], return_counts=True)
+    chosen = rng.choice(pairs[counts <= np.median(counts)], ADDED * 2)  # the smaller clusters grow
+    codes = np.column_stack([chosen // sizes[1], chosen % sizes[1], rng.integers(0, sizes[2], len(chosen))])
+    old = (catalog.codes[:, 0] * sizes[1] + catalog.codes[:, 1]) * sizes[2] + catalog.codes[:, 2]
+    keys = (codes[:, 0] * sizes[1] + codes[:, 1]) * sizes[2] + codes[:, 2]
+    _, first = np.unique(keys, return_index=True)
+    first = np.sort(first)
+    fresh = codes[first[~np.isin(keys[first], old)]][:ADDED]
+    assert len(fresh) == ADDED
+    return np.arange(ADDED, dtype=np.int64) + int(catalog.item_ids.max()) + 1, fresh
+
+
+@pytest.fixture(scope="module")
+def switch(tmp_path_factory, tiny_config):
+    folder = tmp_path_factory.mktemp("switch")
+    catalog = synthetic_catalog(ITEMS, seed=SEED)
+    _write(folder / "a.csv", catalog.item_ids, catalog.codes, np.zeros(ITEMS, dtype=bool))
+    rng = np.random.default_rng(SEED)
+    removed = rng.choice(catalog.item_ids, REMOVED, replace=False)
+    kept = ~np.isin(catalog.item_ids, removed)
+    new_ids, new_codes = _new_items(catalog, rng)
+    _write(
+        folder / "b.csv",
+        np.concatenate([catalog.item_ids[kept], new_ids]),
+        np.concatenate([catalog.codes[kept], new_codes]),
+        np.r_[np.zeros(kept.sum(), dtype=bool), np.ones(ADDED, dtype=bool)],
+    )
+    export = ExportConfig(precision="fp32", max_seq_length=64, validation_shapes=((1, 1), (2, 16)),
+                          catalog_path=folder / "a.csv", set_columns=("new",))  # fmt: skip
+    config = BuildConfig(output_dir=folder / "repo", model_config=tiny_config, seed=SEED, export=export,
+                         triton=TritonConfig.cpu())  # fmt: skip
+    build_repository(config)
+    return folder, catalog, set(removed.tolist()), set(new_ids.tolist())
+
+
+def test_a_1m_item_catalog_switches_live_data_only_with_no_failed_request(switch):
+    folder, catalog, removed, added = switch
+    rng = np.random.default_rng(1)
+    histories = [history_json(random_history(catalog.item_ids, int(n), rng)) for n in rng.integers(0, 60, 64)]
+    root = folder / "repo"
+    with TritonServer(root, ready_models=["ugt_recommend"], extra_args=EXPLICIT_ARGS, log_path=folder / "log") as server:
+        with Traffic(server.grpc_url, "ugt_recommend", histories, concurrency=8) as traffic:
+            time.sleep(2)
+            start = time.perf_counter()
+            assert Rollout(root, server.grpc_url, server.operator_key).deploy({}, folder / "b.csv") == 2
+            seconds, switched = time.perf_counter() - start, time.monotonic()
+            time.sleep(3)
+        answers = traffic.stop()
+        print(f"data-only switch of a {ITEMS}-item catalog: {seconds:.1f} s")
+        assert traffic.failures == [], traffic.failures[:3]
+        assert len([a for a in answers if a.sent < switched - seconds]) > 20 and len(answers) > 100
+        after = [a for a in answers if a.sent > switched]
+        assert after and not removed & {int(i) for a in after for i in a.item_ids}
+        with RecommendClient(server.grpc_url) as client:
+            fresh = client.recommend([json.dumps(with_rules(json.loads(h), sets=["new"])) for h in histories[:16]])
+            plain = client.recommend(histories)
+        for answer in fresh:
+            assert answer.ok, answer.error
+            assert len(answer.items()) == 50 and {i for i, _ in answer.items()} <= added
+        assert not removed & {i for answer in plain for i, _ in answer.items()}
+    model = root / "ugt_trt" / "{}" / "model.onnx"
+    assert os.stat(str(model).format(1)).st_ino == os.stat(str(model).format(2)).st_ino  # no export: the same file
