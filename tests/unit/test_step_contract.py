@@ -20,7 +20,9 @@ from ugt_ensemble.export.tensorrt_check import check_tensorrt_compatibility
 from ugt_ensemble.export.validate import catalog_data_for, onnx_runner, validate_onnx
 from ugt_ensemble.histories import random_encoder_batch
 from ugt_ensemble.model.contract import check_forward_signature, check_outputs, torch_runner
-from ugt_ensemble.model.sources import check_program_signature, load_step_archive, save_step_model
+from ugt_ensemble.model.rule_program import RuleProgramStep
+from ugt_ensemble.model.sources import check_program_signature, load_step_archive, program_fanout_caps, save_step_model
+from ugt_ensemble.runtime.constraint_data import ConstraintData
 from ugt_ensemble.runtime.contract import ENCODER_INPUTS, PAD_ITEM_ID
 from ugt_ensemble.runtime.packing import PackingConfig
 
@@ -60,7 +62,8 @@ def test_a_pt2_archive_round_trips_and_its_axes_are_checked(tmp_path, sasrec, in
     with pytest.raises(StepContractError, match="covers 1-16, and the build asks for 1-64"):
         check_program_signature(program, "model.pt2", (1, 64), (1, 64))
     feed = random_encoder_batch(index, 2, 8, np.random.default_rng(0))
-    assert np.array_equal(torch_runner(program.module(), "pt2")(feed)[0], torch_runner(sasrec, "eager")(feed)[0])
+    eager = RuleProgramStep(program.module(), ConstraintData.build(index, None, program_fanout_caps(program)))
+    assert np.array_equal(torch_runner(eager, "pt2")(feed)[0], torch_runner(sasrec, "eager")(feed)[0])
     args = tuple(torch.from_numpy(feed[n]) for n in ENCODER_INPUTS)
     static = torch.export.export(sasrec, args)
     with pytest.raises(StepContractError, match="fixed batch axis of 2"):

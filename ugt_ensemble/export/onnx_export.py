@@ -4,7 +4,8 @@ axes (torch's dynamo exporter).
 A module with `rule_step()` (a `ConstrainedRecommender`) is exported as that step: the six encoder tensors,
 the four rule tensors and the eight table tensors of `runtime.contract` are inputs (the catalog is data fed
 at run time, not constants), and the file's metadata names its fan-out caps (`ugt.fanout_caps` = "C2,C3")
-and how it honours the rules (`ugt.rules` = "search").
+and how it honours the rules (`ugt.rules` = "search"). A `torch.export` program of such a step (a .pt2 that
+`save_step_model` wrote, whose caps `load_step_archive` read) is exported with the same names and metadata.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from torch.export import Dim, ExportedProgram
 from ugt_ensemble.config import ExportConfig
 from ugt_ensemble.errors import ConfigError, ExportError
 from ugt_ensemble.histories import random_encoder_batch
+from ugt_ensemble.model.rule_program import rule_export_inputs
+from ugt_ensemble.model.sources import program_fanout_caps, takes_rules
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.contract import (
     ENCODER_INPUTS,
@@ -51,10 +54,13 @@ def export_onnx(
     dynamic = None if isinstance(model, ExportedProgram) else tuple({0: batch, 1: sequence} for _ in ENCODER_INPUTS)
     names, metadata = list(ENCODER_INPUTS), {}
     if not isinstance(model, ExportedProgram) and callable(getattr(model, "rule_step", None)):
-        args, dynamic = _rule_inputs(model, args, dynamic, batch)  # type: ignore[arg-type]
+        args, dynamic = rule_export_inputs(model, args, dynamic, batch)  # type: ignore[arg-type]
         names += [*RULE_NAMES, *TABLE_NAMES]
         metadata = {FANOUT_CAPS_KEY: ",".join(map(str, model.fanout_caps)), RULES_KEY: "search"}
         model = model.rule_step()
+    elif isinstance(model, ExportedProgram) and takes_rules(model):
+        names += [*RULE_NAMES, *TABLE_NAMES]
+        metadata = {FANOUT_CAPS_KEY: ",".join(map(str, _program_caps(model, path))), RULES_KEY: "search"}
     try:
         with _quiet_exporter(), torch.no_grad():
             program = torch.onnx.export(
@@ -76,25 +82,15 @@ def export_onnx(
     return path
 
 
-def _rule_inputs(
-    model: torch.nn.Module, encoder: tuple[torch.Tensor, ...], dynamic: tuple[dict, ...], batch: Dim
-) -> tuple[tuple[torch.Tensor, ...], tuple[dict, ...]]:
-    """Sample rule and table tensors (every dynamic axis at least 2, so that none is specialised to 1) and the
-    dynamic axes of all eighteen inputs."""
-    rows = len(encoder[0])
-    rules = model.default_rule_feed(rows)  # type: ignore[operator]
-    for name in RULE_NAMES[2:]:  # two padding entries per row
-        rules[name] = np.concatenate([rules[name], rules[name]], axis=1)
-    tables = model.table_feed()  # type: ignore[operator]
-    for name in TABLE_NAMES[-2:]:  # two item sets
-        tables[name] = np.concatenate([tables[name], tables[name]])
-    tensors = tuple(torch.from_numpy(np.ascontiguousarray(v)) for v in (*rules.values(), *tables.values()))
-    pairs, items, sets = Dim("pairs", min=1), Dim("items", min=1), Dim("sets", min=1)
-    axes = (
-        {0: batch}, {0: batch}, {0: batch, 1: Dim("dead_pairs", min=1)}, {0: batch, 1: Dim("removed_items", min=1)},
-        None, None, {0: pairs}, {0: pairs}, {0: pairs}, {0: items}, {0: sets, 1: pairs}, {0: sets, 1: items},
-    )  # fmt: skip
-    return (*encoder, *tensors), (*dynamic, *axes)
+def _program_caps(program: ExportedProgram, path: Path) -> tuple[int, int]:
+    """The fan-out caps of a program that takes the rule inputs (ExportError when its archive held none)."""
+    caps = program_fanout_caps(program)
+    if caps is None:
+        raise ExportError(
+            f"ONNX export to {path}: the program takes the rule and table inputs but has no fan-out caps; save it "
+            "with ugt_ensemble.model.save_step_model and load it with ugt_ensemble.model.sources.load_step_archive"
+        )
+    return caps
 
 
 @contextlib.contextmanager

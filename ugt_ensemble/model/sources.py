@@ -8,6 +8,11 @@ archive that would unpickle, whose declared sizes exceed the limit, whose graphs
 the allow-list, or whose sizes and guards are not plain arithmetic (`pt2_safety`). Pickled modules
 (`torch.save(model)`) are refused with the way to make a .pt2 instead: `save_step_model`, or
 `torch.export.save`.
+
+A model that honours the business rules in its search (a module with `rule_step()`, e.g. a
+`ConstrainedRecommender`) is saved as its rule step: eighteen inputs (encoder, rule and table tensors, in
+contract order) and its fan-out caps in the archive entry `extra/ugt_fanout_caps` ("C2,C3"), which
+`program_fanout_caps` gives back for the loaded program.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+import weakref
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -25,8 +32,16 @@ from torch.export import Dim, ExportedProgram
 from ugt_ensemble.errors import InputFileError, StepContractError
 from ugt_ensemble.histories import random_encoder_batch
 from ugt_ensemble.model.pt2_safety import check_archive_sizes, check_program_json, check_program_operators
+from ugt_ensemble.model.rule_program import rule_export_inputs
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.runtime.contract import ENCODER_INPUTS, STEP_INPUTS
+from ugt_ensemble.runtime.contract import (
+    ENCODER_INPUTS,
+    RULE_INPUTS,
+    RULE_NAMES,
+    STEP_INPUTS,
+    TABLE_INPUTS,
+    TABLE_NAMES,
+)
 
 LOGGER = logging.getLogger(__name__)
 HOW_TO_SAVE = (
@@ -45,27 +60,46 @@ _ALLOWED = (
     "data/constants/tensor_*",
     "data/constants/*_constants_config.json",
     "data/sample_inputs/*.pt",
+    "extra/ugt_fanout_caps",
 )
+#: The archive entry (below `extra/`) holding a rule step's fan-out caps, "C2,C3".
+CAPS_ENTRY = "ugt_fanout_caps"
+_CAPS_TEXT = re.compile(r"([1-9][0-9]{0,5}),([1-9][0-9]{0,5})")
+#: The fan-out caps of each program `load_step_archive` loaded from an archive that holds them.
+_FANOUT_CAPS: weakref.WeakKeyDictionary[ExportedProgram, tuple[int, int]] = weakref.WeakKeyDictionary()
+#: Axes of the rule and table inputs that must stay dynamic (their sizes change with requests and catalogs).
+_GROWING = ("dead_pairs", "removed_items", "pairs", "items", "sets")
 
 
 def save_step_model(
     model: torch.nn.Module, path: str | Path, index: CatalogIndex, max_batch_size: int = 64, max_seq_length: int = 1024
 ) -> Path:
     """Write `model` (a step-contract module) as a .pt2 that `build --model` takes: exported with a dynamic
-    batch (1..max_batch_size) and sequence (1..max_seq_length), traced on packed histories of `index`."""
+    batch (1..max_batch_size) and sequence (1..max_seq_length), traced on packed histories of `index`.
+
+    A module with `rule_step()` (a `ConstrainedRecommender`) is saved as that step (the rule and table tensors
+    are inputs too, as in its ONNX export), with its fan-out caps in the archive."""
     sample = random_encoder_batch(index, batch=2, length=min(8, max_seq_length), rng=np.random.default_rng(0))
     args = tuple(torch.from_numpy(sample[name]) for name in ENCODER_INPUTS)
     batch, sequence = Dim("batch", min=1, max=max_batch_size), Dim("sequence", min=1, max=max_seq_length)
+    dynamic: tuple[dict | None, ...] = tuple({0: batch, 1: sequence} for _ in args)
+    extra: dict[str, str] = {}
+    model = model.eval()
+    if callable(getattr(model, "rule_step", None)):
+        args, dynamic = rule_export_inputs(model, args, dynamic, batch)  # type: ignore[arg-type]
+        extra[CAPS_ENTRY] = ",".join(map(str, model.fanout_caps))
+        model = model.rule_step()  # type: ignore[operator]
     with torch.no_grad():
-        program = torch.export.export(model.eval(), args, dynamic_shapes=tuple({0: batch, 1: sequence} for _ in args))
+        program = torch.export.export(model, args, dynamic_shapes=dynamic)
     path = Path(path)
-    torch.export.save(program, str(path))
+    torch.export.save(program, str(path), extra_files=extra or None)
     return path
 
 
 def load_step_archive(path: str | Path, max_bytes: int | None = None) -> ExportedProgram:
     """The ExportedProgram of a .pt2 (InputFileError naming the file if it is not a tensor-only archive
-    within `max_bytes` (default: `pt2_safety.max_archive_bytes()`) whose graphs call allowed operators)."""
+    within `max_bytes` (default: `pt2_safety.max_archive_bytes()`) whose graphs call allowed operators).
+    The fan-out caps the archive holds, if any, are `program_fanout_caps(program)`."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"model {path}: no such file")
@@ -74,7 +108,7 @@ def load_step_archive(path: str | Path, max_bytes: int | None = None) -> Exporte
     try:
         with zipfile.ZipFile(path) as archive:
             check_archive_sizes(path, archive, max_bytes)  # before any entry is read
-            _check_archive(path, archive)
+            caps = _check_archive(path, archive)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as exc:
         raise InputFileError(f"model {path}: a damaged archive ({type(exc).__name__}: {exc})") from None
     try:
@@ -83,23 +117,51 @@ def load_step_archive(path: str | Path, max_bytes: int | None = None) -> Exporte
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise InputFileError(f"model {path}: cannot load the archive ({type(exc).__name__}: {first})") from None
     check_program_operators(program, path)  # as torch deserialised it, before anything runs
+    if caps is not None:
+        _FANOUT_CAPS[program] = caps
     return program
+
+
+def program_fanout_caps(program: ExportedProgram) -> tuple[int, int] | None:
+    """The fan-out caps (C2, C3) the archive of `program` holds (None: it holds none, or was not loaded from one)."""
+    return _FANOUT_CAPS.get(program)
+
+
+def takes_rules(program: ExportedProgram) -> bool:
+    """Whether `program` takes the eighteen inputs of a step that honours the rules in its search."""
+    return len(program.graph_signature.user_inputs) == len(STEP_INPUTS) + len(RULE_INPUTS) + len(TABLE_INPUTS)
 
 
 def check_program_signature(
     program: ExportedProgram, source: str, batch: tuple[int, int], seq: tuple[int, int]
-) -> None:
+) -> tuple[int, int] | None:
     """StepContractError unless `program` takes the six encoder tensors (dtypes, rank 2) with a batch and a
-    sequence axis that cover the build's ranges `batch` and `seq` (min, max)."""
+    sequence axis that cover the build's ranges `batch` and `seq` (min, max), or those six followed by the rule
+    and table tensors (`runtime.contract.RULE_INPUTS`, `TABLE_INPUTS`, by name, with dynamic list, pair, item and
+    set axes) of a step that honours the rules in its search. Returns its fan-out caps (None for six inputs)."""
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     inputs = list(program.graph_signature.user_inputs)
-    if len(inputs) != len(ENCODER_INPUTS):
+    rules = takes_rules(program)
+    if len(inputs) != len(ENCODER_INPUTS) and not rules:
         raise StepContractError(
             f"{source} takes {len(inputs)} inputs; the step contract wants the six encoder tensors "
-            f"{list(ENCODER_INPUTS)}"
+            f"{list(ENCODER_INPUTS)}, or those followed by all of {list(RULE_NAMES + TABLE_NAMES)} "
+            "(a model that honours the rules)"
+        )
+    caps = program_fanout_caps(program) if rules else None
+    if rules and caps is None:
+        raise StepContractError(
+            f"{source} takes the rule and table inputs but holds no fan-out caps (archive entry extra/{CAPS_ENTRY}, "
+            "'C2,C3'): save it with ugt_ensemble.model.save_step_model, or torch.export.save(..., "
+            f"extra_files={{'{CAPS_ENTRY}': 'C2,C3'}})"
         )
     ranges = {"batch": batch, "sequence": seq}
-    for spec, name in zip(STEP_INPUTS, inputs):
+    for position, (spec, name) in enumerate(zip((*STEP_INPUTS, *RULE_INPUTS, *TABLE_INPUTS), inputs)):
+        if position >= len(STEP_INPUTS) and name != spec.name:
+            raise StepContractError(
+                f"{source}: input {position + 1} is {name!r}; a model that honours the rules takes "
+                f"{list(RULE_NAMES + TABLE_NAMES)} after the six encoder tensors, in that order"
+            )
         value = placeholders[name].meta["val"]
         want = torch.from_numpy(np.zeros(0, dtype=spec.dtype)).dtype
         if value.dtype != want or value.dim() != len(spec.shape):
@@ -108,7 +170,23 @@ def check_program_signature(
                 f"the contract wants {want} [{', '.join(map(str, spec.shape))}]"
             )
         for axis, label in enumerate(spec.shape):
-            _check_axis(program, source, spec.name, value.shape[axis], str(label), *ranges[str(label)])
+            if label in ranges:
+                _check_axis(program, source, spec.name, value.shape[axis], str(label), *ranges[str(label)])
+            else:
+                _check_rule_axis(source, spec.name, value.shape[axis], label)
+    return caps
+
+
+def _check_rule_axis(source: str, name: str, size: object, label: str | int) -> None:
+    """StepContractError if a rule or table axis that changes with requests and catalogs is fixed, or a fixed
+    axis of the contract has another size."""
+    fixed = isinstance(size, int)
+    if (label in _GROWING and fixed) or (isinstance(label, int) and (not fixed or size != label)):
+        raise StepContractError(
+            f"{source}: input {name} has a {'fixed ' if fixed else 'dynamic '}{label} axis"
+            f"{f' of {size}' if fixed else ''}; the contract wants "
+            f"{'a dynamic one' if label in _GROWING else label}: save it with ugt_ensemble.model.save_step_model"
+        )
 
 
 def _check_axis(
@@ -146,12 +224,14 @@ def refuse_pickled_module(path: Path) -> InputFileError:
     return InputFileError(f"model {path}: not a torch.export archive; {HOW_TO_SAVE}")
 
 
-def _check_archive(path: Path, archive: zipfile.ZipFile) -> None:
+def _check_archive(path: Path, archive: zipfile.ZipFile) -> tuple[int, int] | None:
+    """InputFileError unless `archive` holds only the files of a tensor-only .pt2; its fan-out caps, if it
+    holds them."""
     names = [n for n in archive.namelist() if not n.endswith("/")]
     roots = {PurePosixPath(n).parts[0] for n in names}
     if len(roots) != 1 or f"{next(iter(roots))}/archive_format" not in names:
         raise refuse_pickled_module(path)
-    root = next(iter(roots))
+    root, caps = next(iter(roots)), None
     for name in names:
         inside = PurePosixPath(name).relative_to(root)
         if not any(inside.match(pattern) for pattern in _ALLOWED):
@@ -165,6 +245,21 @@ def _check_archive(path: Path, archive: zipfile.ZipFile) -> None:
                 torch.load(io.BytesIO(archive.read(name)), weights_only=True)
             except Exception:  # noqa: BLE001
                 raise InputFileError(f"model {path}: its sample inputs {name} are pickled objects; refused") from None
+        elif inside.match(f"extra/{CAPS_ENTRY}"):
+            caps = _read_caps(path, archive, name)
+    return caps
+
+
+def _read_caps(path: Path, archive: zipfile.ZipFile, name: str) -> tuple[int, int]:
+    """The fan-out caps "C2,C3" of the archive entry `name` (InputFileError naming it otherwise)."""
+    data = archive.read(name) if archive.getinfo(name).file_size <= 64 else b""
+    match = _CAPS_TEXT.fullmatch(data.decode("ascii", errors="replace").strip())
+    if match is None:
+        raise InputFileError(
+            f"model {path}: {name} is {data[:64]!r}, not the fan-out caps 'C2,C3' (two positive integers); "
+            "save the model again with ugt_ensemble.model.save_step_model"
+        )
+    return int(match.group(1)), int(match.group(2))
 
 
 def _check_payload_config(path: Path, name: str, data: bytes) -> None:

@@ -20,8 +20,10 @@ from ugt_ensemble.errors import ConfigError, StepContractError
 from ugt_ensemble.model.checkpoint import model_from_state, read_checkpoint
 from ugt_ensemble.model.contract import Runner, check_forward_signature, torch_runner
 from ugt_ensemble.model.provenance import MODULE_LABEL, ONNX_LABEL, PT2_LABEL, WEIGHTS_LABEL, ModelSource
+from ugt_ensemble.model.rule_program import RuleProgramStep
 from ugt_ensemble.model.sources import check_program_signature, load_step_archive
 from ugt_ensemble.model.ugt import UGT, build_model
+from ugt_ensemble.runtime.constraint_data import ConstraintData
 
 LOGGER = logging.getLogger(__name__)
 
@@ -64,10 +66,13 @@ def step_model(config: BuildConfig, catalog: Catalog) -> StepModel:
     if config.model_file is not None:
         program = load_step_archive(config.model_file)
         source = f"{config.model_file}{PT2_LABEL}"
-        check_program_signature(
+        caps = check_program_signature(
             program, source, (e.min_batch_size, e.max_batch_size), (e.min_seq_length, e.max_seq_length)
         )
-        return StepModel(source, program, program.module(), origin=ModelSource.of("pt2", config.model_file))
+        eager = program.module()
+        if caps is not None:  # a rule step: the eager checks run it without rules, over the catalog's tables
+            eager = RuleProgramStep(eager, ConstraintData.build(catalog.index(), None, caps))
+        return StepModel(source, program, eager, origin=ModelSource.of("pt2", config.model_file))
     if config.serves_bare_onnx:
         return StepModel(f"{config.onnx_path}{ONNX_LABEL}", None, None, origin=ModelSource.of("onnx", config.onnx_path))
     return reference_ugt(config, catalog)
