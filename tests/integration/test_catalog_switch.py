@@ -73,7 +73,8 @@ def test_a_1m_item_catalog_switches_live_data_only_with_no_failed_request(switch
     rng = np.random.default_rng(1)
     histories = [history_json(random_history(catalog.item_ids, int(n), rng)) for n in rng.integers(0, 60, 64)]
     root = folder / "repo"
-    with TritonServer(root, ready_models=["ugt_recommend"], extra_args=EXPLICIT_ARGS, log_path=folder / "log") as server:
+    serving = TritonServer(root, ready_models=["ugt_recommend"], extra_args=EXPLICIT_ARGS, log_path=folder / "log")
+    with serving as server:
         with Traffic(server.grpc_url, "ugt_recommend", histories, concurrency=8) as traffic:
             time.sleep(2)
             start = time.perf_counter()

@@ -80,7 +80,8 @@ class LocalPipeline:
         with torch.no_grad():
             if self.rule_step is not None:
                 feed = {**packed, **rules}
-                tensors = [torch.from_numpy(np.require(feed[name], requirements="W")) for name in ENCODER_INPUTS + RULE_NAMES]
+                names = ENCODER_INPUTS + RULE_NAMES
+                tensors = [torch.from_numpy(np.require(feed[name], requirements="W")) for name in names]
                 codes, scores = self.rule_step(*tensors, *(self.tables[name] for name in TABLE_NAMES))
             else:
                 codes, scores = self.model(*(torch.from_numpy(packed[name]) for name in ENCODER_INPUTS))
