@@ -270,11 +270,11 @@ def test_a_repeated_set_name_is_a_one_line_error(capsys, tmp_path):
     assert code == 2 and capsys.readouterr().err.startswith("error: item set name(s) ['a'] given twice")
 
 
-def test_deploy_parses_the_flags_and_says_they_are_not_wired_yet(capsys, tmp_path):
+def test_deploy_parses_the_flags_and_refuses_a_set_column_without_a_catalog(capsys, tmp_path):
     args = build_parser().parse_args(["deploy", "--set-column", "in_stock", "--item-set", "f=f.txt"])
     assert args.set_columns == ["in_stock"] and args.item_sets == [("f", Path("f.txt"))]
-    code = main(["deploy", "--model-repository", str(tmp_path), "--item-set", "f=f.txt"])
-    assert code == 2 and "not supported yet" in capsys.readouterr().err
+    code = main(["deploy", "--model-repository", str(tmp_path), "--set-column", "in_stock"])
+    assert code == 2 and "--set-column reads the column from a catalog file: pass --catalog" in capsys.readouterr().err
 
 
 def test_pyarrow_and_the_csv_module_read_the_same_columns(catalog_csv, monkeypatch):

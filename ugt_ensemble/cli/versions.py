@@ -15,7 +15,6 @@ import argparse
 from pathlib import Path
 
 from ugt_ensemble.cli.item_set_flags import add_item_set_flags, item_set_changes
-from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.repository.lock import DEFAULT_TIMEOUT_S
 
 
@@ -39,7 +38,10 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p.add_argument("--onnx", type=Path, help="the new model step as ONNX")
     p.add_argument("--checkpoint", type=Path, help="new reference UGT weights")
     p.add_argument("--catalog", type=Path, help="the new version's catalog (default: the served one's)")
-    add_item_set_flags(p)
+    sets = p.add_argument_group(
+        "item sets", "default: the served version's; given, these replace them all (--set-column needs --catalog)"
+    )
+    add_item_set_flags(sets)
     p.add_argument("--version", type=int, help="its number (default: the next)")
     p.add_argument("--no-switch", action="store_true", help="load it but keep serving the current version")
     p.set_defaults(run=run_deploy)
@@ -72,13 +74,13 @@ def _where(args: argparse.Namespace, rollout) -> str:  # noqa: ANN001
 
 def run_deploy(args: argparse.Namespace) -> int:
     from ugt_ensemble.progress import StepProgress
+    from ugt_ensemble.serving.version_sets import require_catalog_for_columns
 
     changes = {
         k: v for k, v in (("model_file", args.model), ("onnx_path", args.onnx), ("checkpoint", args.checkpoint)) if v
     }
-    if item_set_changes(args):  # parsed and checked; a version's own item sets are not wired in yet
-        raise ConfigError("deploy --set-column/--item-set: a new version's item sets are not supported yet; "
-                          "build the repository with them")  # fmt: skip
+    changes.update(item_set_changes(args))  # they replace the served version's item sets
+    require_catalog_for_columns(changes, args.catalog)
     rollout = _rollout(args)
     number = rollout.deploy(
         changes, args.catalog, not args.no_switch, args.version, StepProgress(enabled=not args.quiet)

@@ -1,10 +1,11 @@
-"""A data-only version: a new catalog (or new item sets) for the model the repository serves, in seconds.
+"""A data-only version: a new catalog and/or new item sets for the model the repository serves, in seconds.
 
 A model that honours the business rules in its search reads the catalog's constraint tables at run time
 (`ugt_runtime.constraint_data`), so a new catalog drawn from the same codebooks needs no torch export, no
 parity run and no engine: the new version's folders get the served version's model file (hard-linked, the
 same bytes) and the new catalog data, checked by running the served model on it. A catalog whose widest
 fan-out exceeds the caps the model was exported with is refused, naming the cap (export again then).
+Without a new catalog (new item sets only), the served version's catalog folder is read again.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from ugt_ensemble.export.probe import probe_catalog_validity, require_validity
 from ugt_ensemble.export.validate import onnx_runner
 from ugt_ensemble.progress import StepProgress
 from ugt_ensemble.repository.writer import write_version_files
+from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.constraint_data import ConstraintData
-from ugt_ensemble.runtime.contract import ONNX_FILE
+from ugt_ensemble.runtime.contract import CATALOG_DIR, ONNX_FILE
 from ugt_ensemble.serving.versions import VersionedRepository
 
 #: Histories the validity probe of a data-only version runs (a smoke check, not the build's full probe).
@@ -39,10 +41,10 @@ def serves_data_only(repo: VersionedRepository) -> bool:
     return config.triton.model_step.rules_in_search and config.triton.python_model_step
 
 
-def data_version_titles(catalog_path: Path) -> list[str]:
-    """The progress steps of `add_data_version`."""
+def data_version_titles(catalog_path: Path | None) -> list[str]:
+    """The progress steps of `stage_data_version` (`catalog_path` None: the served version's catalog)."""
     return [
-        f"Reading the catalog ({catalog_path})",
+        f"Reading the catalog ({catalog_path})" if catalog_path else "Reading the served version's catalog",
         "Building the constraint data (no export, no engine)",
         "Checking the served model on the new data",
         "Writing the version",
@@ -50,24 +52,26 @@ def data_version_titles(catalog_path: Path) -> list[str]:
 
 
 def stage_data_version(
-    repo: VersionedRepository, config: BuildConfig, catalog_path: Path, number: int, progress: StepProgress
+    repo: VersionedRepository, config: BuildConfig, catalog_path: Path | None, number: int, progress: StepProgress
 ) -> tuple[Path, ConstraintData, dict]:
     """Write version `number`'s folders into a staging folder beside the repository; returns (staging folder,
-    the data, the catalog's record for the manifest). The caller moves the folders in (or removes the staging)."""
+    the data, the catalog's record for the manifest). `catalog_path` None keeps the served version's catalog;
+    the item sets are `config.export`'s. The caller moves the folders in (or removes the staging)."""
     served = repo.path / config.triton.step_name / str(repo.pinned())
     with progress.step(data_version_titles(catalog_path)[0]):
-        catalog = load_catalog(catalog_path, config.export.codebook_sizes)
-        index = catalog.index()
+        index, record = _catalog(repo, config, catalog_path)
     with progress.step(data_version_titles(catalog_path)[1]):
         signature = check_onnx_signature(served / ONNX_FILE, config.export.num_recommendations)
         if not signature.rules_in_search:
             raise ConfigError(f"{served / ONNX_FILE} takes no constraint tables: deploy a model with the catalog")
-        data = ConstraintData.build(index, item_sets_for(config.export, catalog_path, index), signature.fanout_caps)
+        sets = item_sets_for(config.export, config.export.catalog_path, index)
+        data = ConstraintData.build(index, sets, signature.fanout_caps)
     with progress.step(data_version_titles(catalog_path)[2]):
         validity = probe_catalog_validity(
             onnx_runner(served / ONNX_FILE, data=data), index, config.packing, PROBE_HISTORIES, config.seed
         )
-        require_validity(validity, config.export.min_catalog_validity, f"{served / ONNX_FILE} on {catalog_path}")
+        where = catalog_path or f"the catalog of version {repo.pinned()}"
+        require_validity(validity, config.export.min_catalog_validity, f"{served / ONNX_FILE} on {where}")
     staging = Path(tempfile.mkdtemp(prefix=f".{repo.path.name}.version-", dir=repo.path.parent))
     try:
         with progress.step(data_version_titles(catalog_path)[3]):
@@ -76,8 +80,20 @@ def stage_data_version(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    record = {"source": catalog.source, "items": len(catalog), "fingerprint": catalog.fingerprint(), "data_only": True}
     return staging, data, record
+
+
+def _catalog(repo: VersionedRepository, config: BuildConfig, catalog_path: Path | None) -> tuple[CatalogIndex, dict]:
+    """The new version's catalog index and its manifest record: the file's, or the served version's again."""
+    if catalog_path is not None:
+        catalog = load_catalog(catalog_path, config.export.codebook_sizes)
+        record = {"source": catalog.source, "items": len(catalog), "fingerprint": catalog.fingerprint()}
+        return catalog.index(), {**record, "data_only": True}
+    served = repo.pinned()
+    index = ConstraintData.load(repo.path / config.triton.preprocess_name / str(served) / CATALOG_DIR).index
+    previous = ((repo.manifest.get("versions") or {}).get(str(served)) or repo.manifest).get("catalog") or {}
+    source = previous.get("source") or f"the catalog of version {served}"
+    return index, {"source": source, "items": len(index), "fingerprint": index.fingerprint(), "data_only": True}
 
 
 def _link_model_files(served: Path, target: Path) -> None:

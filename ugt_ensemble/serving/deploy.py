@@ -6,6 +6,7 @@ not given is kept: the catalog of the served version, and its model, by the kind
 (`model.provenance.ModelSource`): the reference UGT's seed and weights are exported again (on a new
 catalog, since its constraint tables come from the catalog), and an ONNX file served with no PyTorch model
 is taken again from the served version's folder; a .pt2 or a Python-API module must be named again. The
+item sets are the served version's, or those the deploy's set flags define (`serving.version_sets`). The
 serving settings stay those of the repository: a version whose configs would differ is refused.
 """
 
@@ -29,6 +30,7 @@ from ugt_ensemble.repository.writer import write_version_files
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.contract import CATALOG_DIR, ONNX_FILE
 from ugt_ensemble.serving.data_version import data_version_titles, serves_data_only, stage_data_version
+from ugt_ensemble.serving.version_sets import RECORD_KEY, ItemSetSources, split_changes
 from ugt_ensemble.serving.versions import VersionedRepository
 
 MODEL_SOURCES = ("model_file", "onnx_path", "checkpoint", "model_config")
@@ -43,7 +45,9 @@ def add_version(
 ) -> int:
     """Build and write version `number` (default: the next) of `repository`; returns it.
 
-    `changes` are BuildConfig fields naming the new model (model_file, onnx_path, checkpoint, model_config).
+    `changes` are BuildConfig fields naming the new model (model_file, onnx_path, checkpoint, model_config)
+    and ExportConfig's `set_columns` / `item_sets`, which replace the served version's item sets. A new
+    catalog or new sets for a model that reads its constraint data at run time build only that data.
     The new version is written, listed in the steps' version policies and recorded in the manifest, not
     yet served: `VersionedRepository.pin` (or `serving.rollout`) switches the ensemble to it.
     """
@@ -51,9 +55,12 @@ def add_version(
     number = number or max(repo.numbers()) + 1
     if number in repo.numbers() or number < 1:
         raise ConfigError(f"version {number} exists already in {repo.path} (versions {repo.numbers()})")
-    if catalog_path is not None and not changes and serves_data_only(repo):
-        return _add_data_version(repo, Path(catalog_path), number, progress or StepProgress.silent())
-    config = _config(repo, changes, catalog_path)
+    catalog_path = Path(catalog_path) if catalog_path is not None else None
+    changes, set_changes = split_changes(changes)
+    sets = ItemSetSources.for_new_version(repo, set_changes, catalog_path)
+    if not changes and (catalog_path is not None or set_changes) and serves_data_only(repo):
+        return _add_data_version(repo, catalog_path, sets, number, progress or StepProgress.silent())
+    config = _config(repo, changes, sets)
     catalog = None if catalog_path else _served_catalog(repo)
     steps = BuildSteps(progress or StepProgress.silent(), plan(config))
     staging = Path(tempfile.mkdtemp(prefix=f".{repo.path.name}.version-", dir=repo.path.parent))
@@ -75,16 +82,20 @@ def add_version(
         {"source": catalog.source, "items": len(catalog), "fingerprint": catalog.fingerprint()},
         files,
         prepared.step.origin,
+        {RECORD_KEY: sets.as_record(prepared.data.set_names if prepared.data is not None else [])},
     )
     return number
 
 
-def _add_data_version(repo: VersionedRepository, catalog_path: Path, number: int, progress: StepProgress) -> int:
-    """A new catalog for the served model: data only (`serving.data_version`), then as `add_version`."""
+def _add_data_version(
+    repo: VersionedRepository, catalog_path: Path | None, sets: ItemSetSources, number: int, progress: StepProgress
+) -> int:
+    """A new catalog and/or new item sets for the served model: data only (`serving.data_version`), then as
+    `add_version`."""
     config = repo.build_config(seed=int(repo.manifest.get("seed") or 0))  # its settings; the model is the served one
-    config = dataclasses.replace(config, export=dataclasses.replace(config.export, catalog_path=catalog_path))
+    config = dataclasses.replace(config, export=sets.apply(config.export))
     progress.total = progress.total or len(data_version_titles(catalog_path)) + 1
-    staging, _, catalog = stage_data_version(repo, config, catalog_path, number, progress)
+    staging, data, catalog = stage_data_version(repo, config, catalog_path, number, progress)
     try:
         with progress.step("Checking the configs and moving the version in"):
             _check_same_configs(repo.path, config)
@@ -94,19 +105,20 @@ def _add_data_version(repo: VersionedRepository, catalog_path: Path, number: int
     repo.keep_loaded(repo.loaded_policy() + [number])
     served = repo.pinned()
     record = repo.manifest.get("versions", {}).get(str(served)) or repo.manifest
-    repo.record(number, str(record.get("model_source", "")), catalog, files, repo.model_source(served))
+    extra = {RECORD_KEY: sets.as_record(data.set_names)}
+    repo.record(number, str(record.get("model_source", "")), catalog, files, repo.model_source(served), extra)
     return number
 
 
-def _config(repo: VersionedRepository, changes: dict[str, Any], catalog_path: Path | None) -> BuildConfig:
+def _config(repo: VersionedRepository, changes: dict[str, Any], sets: ItemSetSources) -> BuildConfig:
+    """The new version's BuildConfig: the repository's settings, the new (or the served) model, and `sets`
+    with their catalog (the new one, else the served version's)."""
     unknown = sorted(set(changes) - set(MODEL_SOURCES))
     if unknown:
         raise ConfigError(f"a version takes a new model ({', '.join(MODEL_SOURCES)}), not {unknown}")
     manifest = repo.manifest
     config = repo.build_config(seed=int(manifest.get("seed") or 0), **(changes or _served_model(repo)))
-    if catalog_path is None:
-        return config
-    return dataclasses.replace(config, export=dataclasses.replace(config.export, catalog_path=Path(catalog_path)))
+    return dataclasses.replace(config, export=sets.apply(config.export))
 
 
 def _served_model(repo: VersionedRepository) -> dict[str, Any]:

@@ -156,16 +156,18 @@ class VersionedRepository:
         return ModelSource.from_record(self.manifest.get("versions", {}).get(str(number)) or self.manifest)
 
     def record(
-        self, number: int, model_source: str, catalog: dict[str, Any], files: list[str], model: ModelSource
-    ) -> None:
+        self, number: int, model_source: str, catalog: dict[str, Any], files: list[str], model: ModelSource,
+        extra: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         """Add version `number` to the manifest (its files too, so a later build can replace them):
-        `model_source` in words, `model` typed."""
+        `model_source` in words, `model` typed, and the `extra` fields of its record."""
         created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.manifest.setdefault("versions", {})[str(number)] = {
             "created": created,
             "model_source": model_source,
             "model": model.as_dict(),
             "catalog": catalog,
+            **(extra or {}),
         }
         self.manifest["files"] = sorted(set(self.manifest.get("files", [])) | set(files))
         write_manifest(self.path, self.manifest)
