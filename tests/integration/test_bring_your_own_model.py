@@ -8,14 +8,18 @@ import sys
 
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 from recommender import make_recommender, train
 from step_models import RepeatingCodes
+from tritonclient.utils import InferenceServerException
 
 from ugt_ensemble import BenchmarkConfig, ExportConfig, ServingExporter, TritonBenchmark, TritonConfig
 from ugt_ensemble.build import build_repository
 from ugt_ensemble.catalog import save_catalog_csv
 from ugt_ensemble.client import LocalPipeline, RecommendClient
+from ugt_ensemble.client.grpc_client import history_tensor
 from ugt_ensemble.config import BuildConfig
+from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.export.compare import ranked_mismatches
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.model.sources import save_step_model
@@ -94,12 +98,29 @@ def test_unknown_codes_and_repeats_reach_clients_as_distinct_catalog_items(tmp_p
     build_repository(config, model=RepeatingCodes(catalog.codes), catalog=catalog)
     validity = read_manifest(tmp_path / "repeating")["catalog_validity"]
     assert validity["valid_share"] == 0.5 and validity["rows_with_duplicates"] == 1.0
-    served = _served(tmp_path / "repeating", "byom", histories[:20], tmp_path)
+    assert read_manifest(tmp_path / "repeating")["rules"]["honoured"] == "none"  # it declares no rule inputs
+    ruled = [{"events": [1], "exclude": [2]}, {"events": [], "sets": ["s"]}, {"events": [], "exclude_history": True}]
+    with TritonServer(tmp_path / "repeating", ready_models=["byom"], log_path=tmp_path / "repeating.log") as server:
+        with RecommendClient(server.grpc_url, "byom") as client:
+            served = client.recommend(histories[:20] + [json.dumps({"events": [1, 2]})], concurrency=8)
+        with grpcclient.InferenceServerClient(server.grpc_url) as raw:  # a rule on it: refused, never a short answer
+            refusals = []
+            for document in ruled:
+                with pytest.raises(InferenceServerException) as info:
+                    raw.infer("byom", [history_tensor([json.dumps(document)])])
+                refusals.append((info.value.status(), info.value.message()))
+    for status, message in refusals:
+        assert status == "StatusCode.INVALID_ARGUMENT" and "does not honour business rules" in message, message
     known = set(catalog.item_ids.tolist())
     for answer in served:
+        assert answer.ok, answer.error
         items = [item for item, _ in answer.items()]
         assert len(items) == len(set(items)) == 13 and set(items) <= known
         assert np.all(answer.item_ids[13:] == -1) and np.isneginf(answer.scores[13:]).all()
+    excluding = TritonConfig.cpu(exclude_history=True)
+    config = BuildConfig(output_dir=tmp_path / "excluding", export=ExportConfig(**EXPORT), triton=excluding)
+    with pytest.raises(ConfigError, match="--exclude-history needs a model that honours the rules in its search"):
+        build_repository(config, model=RepeatingCodes(catalog.codes), catalog=catalog)
 
 
 def test_seed_5_3_benchmark_runs_against_the_served_model(tmp_path, sasrec, catalog_csv):
