@@ -16,7 +16,7 @@ from ugt_ensemble.runtime.constraint_tables import fanouts
 from ugt_ensemble.runtime.contract import default_fanout_caps
 from ugt_ensemble.runtime.history import parse_request
 from ugt_ensemble_dev.bench.rules import parser
-from ugt_ensemble_dev.bench.rules_catalogs import allow_mask, next_catalog
+from ugt_ensemble_dev.bench.rules_catalogs import allow_mask, build_config, next_catalog
 from ugt_ensemble_dev.bench.rules_documents import (
     VARIANTS,
     check_answers,
@@ -151,3 +151,11 @@ def test_recording_progress_keeps_each_steps_seconds_in_a_shared_list():
     with progress.step("Reading the catalog"):
         pass
     assert [title for title, _ in times] == ["earlier", "Reading the catalog"] and times[1][1] >= 0
+
+
+def test_the_build_is_the_cpu_wheel_build_with_the_allow_column_and_the_instances_asked_for(tmp_path):
+    config = build_config(tmp_path / "repo", tmp_path / "catalog.csv", seed=4, instances=2)
+    assert config.target_server == "cpu-wheel" and config.export.set_columns == ("allow",)
+    assert config.export.precision == "fp32" and config.export.validation_shapes == ((1, 1), (2, 16))
+    t = config.triton
+    assert (t.instance_count, t.preprocess.instances, t.postprocess.instances) == (2, 2, 2)

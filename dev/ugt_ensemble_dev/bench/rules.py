@@ -49,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--allow-share", type=float, default=0.01, help="share of items in set `allow` (default 0.01)")
     b.add_argument("--remove-share", type=float, default=0.05, help="share of items next.csv drops (default 0.05)")
     b.add_argument("--add-share", type=float, default=0.02, help="share of new items in next.csv (default 0.02)")
+    b.add_argument("--instances", type=int, default=1, help="instances of every step (default 1)")
     b.add_argument("--seed", type=int, default=0)
     lat = sub.add_parser("latency", help="latency and throughput of each rule variant")
     lat.add_argument("--repository", type=Path, required=True)
@@ -86,7 +87,9 @@ def run(args: argparse.Namespace) -> str:
     if args.command == "build":
         from ugt_ensemble_dev.bench.rules_catalogs import run_build
 
-        return run_build(args.items, args.output, args.allow_share, args.seed, args.remove_share, args.add_share)
+        return run_build(
+            args.items, args.output, args.allow_share, args.seed, args.remove_share, args.add_share, args.instances
+        )
     if args.command == "latency":
         from ugt_ensemble_dev.bench.rules_latency import LatencyOptions, run_latency
 

@@ -76,13 +76,16 @@ def write_catalog_csv(path: Path, item_ids: np.ndarray, codes: np.ndarray, allow
     np.savetxt(path, table, fmt="%d", delimiter=",", header=HEADER, comments="")
 
 
-def build_config(output: Path, catalog_csv: Path, seed: int):  # noqa: ANN201 - a BuildConfig (imported lazily)
+def build_config(output: Path, catalog_csv: Path, seed: int, instances: int = 1):  # noqa: ANN201 - a BuildConfig
     """What `python -m ugt_ensemble build --target-server cpu-wheel --catalog CSV --set-column allow` builds (the
-    reference UGT, seeded), checked on two small shapes only."""
+    reference UGT, seeded), checked on two small shapes only, with `instances` instances of every step."""
     from ugt_ensemble.config import BuildConfig, ExportConfig
     from ugt_ensemble.config.build import target_server_settings
 
     defaults, triton = target_server_settings("cpu-wheel")
+    if instances != 1:
+        triton = triton.with_changes(instance_count=instances, preprocess_instances=instances,
+                                     postprocess_instances=instances)  # fmt: skip
     export = ExportConfig(**{**defaults, "precision": "fp32"}, catalog_path=catalog_csv, set_columns=(ALLOW_SET,),
                           validation_shapes=((1, 1), (2, 16)))  # fmt: skip
     return BuildConfig(output_dir=output, export=export, triton=triton, seed=seed, target_server="cpu-wheel")
@@ -90,7 +93,7 @@ def build_config(output: Path, catalog_csv: Path, seed: int):  # noqa: ANN201 - 
 
 def run_build(
     items: int, output: Path, allow_share: float = 0.01, seed: int = 0, remove_share: float = 0.05,
-    add_share: float = 0.02,
+    add_share: float = 0.02, instances: int = 1,
 ) -> str:  # fmt: skip
     """Write `output`/catalog.csv, `output`/next.csv and build `output`/repo; returns the Markdown report."""
     from ugt_ensemble.build import build_repository
@@ -113,7 +116,7 @@ def run_build(
         )
     progress = RecordingProgress()
     with timed(times, "build (total)"):
-        build_repository(build_config(output / "repo", output / "catalog.csv", seed), progress)
+        build_repository(build_config(output / "repo", output / "catalog.csv", seed, instances), progress)
     lines = [
         f"Catalog {items} items ({int(allow.sum())} in set `{ALLOW_SET}`), next.csv: "
         f"{int((~nxt.kept).sum())} removed, {len(nxt.new_ids)} added; repository {output / 'repo'}",
