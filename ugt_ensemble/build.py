@@ -26,6 +26,7 @@ from ugt_ensemble.catalog import Catalog
 from ugt_ensemble.catalog.item_sets import item_sets_for
 from ugt_ensemble.config import BuildConfig
 from ugt_ensemble.errors import ConfigError, RepositoryError
+from ugt_ensemble.export.bake import bake_served_model
 from ugt_ensemble.export.onnx_contract import OnnxSignature, check_onnx_signature
 from ugt_ensemble.export.onnx_export import export_onnx
 from ugt_ensemble.export.onnx_file import copy_onnx
@@ -39,6 +40,7 @@ from ugt_ensemble.model.step import StepModel, choose_catalog, given_module, ste
 from ugt_ensemble.progress import StepProgress
 from ugt_ensemble.repository.input_data import write_input_data_files
 from ugt_ensemble.repository.lock import RepositoryLock
+from ugt_ensemble.repository.model_io import native_model_errors
 from ugt_ensemble.repository.peer_hook import naive_peer
 from ugt_ensemble.repository.rules import check_repository
 from ugt_ensemble.repository.staging import StagedRepository, check_replaceable
@@ -73,6 +75,7 @@ def build_repository(
                 naive_peer().write_checkpoint(staged.path / config.triton.naive_peer_name / "1", prepared.step.eager)
         with step():
             report = check_repository(staged.path)
+            report.errors += native_model_errors(staged.path, report.configs)  # a native step's config vs its ONNX
             if not report.valid:
                 raise RepositoryError("the emitted repository is invalid:\n  " + "\n  ".join(report.errors))
         files = staged.written_files(config.model_names)
@@ -126,6 +129,8 @@ def prepare_step(
 
         require_tensorrt()  # one line on what is missing, before any work
     prepared = check_step(config, step, folder / ONNX_FILE, model, catalog)
+    if not config.triton.python_model_step and prepared.signature and prepared.signature.rules_in_search:
+        _bake_native(config, prepared)
     if tensorrt:
         reference = prepared.step.runner() or onnx_runner(prepared.onnx_path, data=prepared.data)
         _build_engine(config, prepared, step, reference)
@@ -169,6 +174,19 @@ def check_step(
         LOGGER.info("catalog validity: %s", prepared.validity.describe())
         require_validity(prepared.validity, config.export.min_catalog_validity, chosen.source)
     return prepared
+
+
+def _bake_native(config: BuildConfig, prepared: PreparedStep) -> None:
+    """A native model step (Triton's onnxruntime backend, TensorRT) is fed the batched inputs only: its model.onnx
+    gets the catalog's tables baked in (`export.bake`), checked against the unbaked export, which stays beside it
+    (`UNBAKED_ONNX_FILE`) for later data-only versions; the TensorRT parser check runs again on the baked graph."""
+    e, data, served = config.export, prepared.data, prepared.onnx_path
+    unbaked = bake_served_model(served, data)
+    label = f"{served} (tables baked)"
+    shapes = e.validation_shapes[:2]
+    reference, baked = onnx_runner(unbaked, data=data), onnx_runner(served, data=data)
+    validate_runner(reference, baked, label, data.index, shapes, e.score_atol, e.num_recommendations, config.seed)
+    prepared.tensorrt_check = require_tensorrt_parsable(served, config.triton.needs_tensorrt_parser)
 
 
 def constraint_data(config: BuildConfig, signature: OnnxSignature, index: CatalogIndex) -> ConstraintData:
@@ -240,9 +258,10 @@ def _build_engine(config: BuildConfig, prepared: PreparedStep, step: BuildSteps,
             shutil.copyfile(config.plan_path, engine_path)
             prepared.engine = f"taken from {config.plan_path}"
         else:
-            prepared.engine = build_engine(prepared.onnx_path, engine_path, e, int8_calibration(index, e, config.seed))
+            calibration = int8_calibration(index, e, config.seed, prepared.data)
+            prepared.engine = build_engine(prepared.onnx_path, engine_path, e, calibration)
     with step():
-        runner = TensorRTRunner(engine_path)
+        runner = TensorRTRunner(engine_path, prepared.data)
         validate_runner(
             reference, runner, str(engine_path), index, e.validation_shapes, e.engine_atol, e.num_recommendations
         )

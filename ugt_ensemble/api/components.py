@@ -67,12 +67,14 @@ class TensorRTOptimizer:
         """
         from ugt_ensemble.export.tensorrt_build import build_engine
         from ugt_ensemble.export.tensorrt_plan import int8_calibration
+        from ugt_ensemble.export.validate import catalog_data_for
 
         if not Path(onnx_path).is_file():
             raise MissingFileError(f"ONNX model {onnx_path}: no such file")
         batches = calibration_data() if callable(calibration_data) else calibration_data
         if batches is None and self.config.precision == "int8":
-            batches = int8_calibration((self.catalog or choose_catalog(self.config)).index(), self.config)
+            index = (self.catalog or choose_catalog(self.config)).index()  # a baked model also gets no-rule tensors
+            batches = int8_calibration(index, self.config, data=catalog_data_for(onnx_path, index))
         build_engine(onnx_path, engine_path, self.config, batches)
         return str(engine_path)
 

@@ -140,9 +140,10 @@ class BuildConfig:
         return self.triton.preprocess.packing(self.export.max_seq_length)
 
     def preprocess_parameters(self) -> PreprocessParameters:
-        """What the preprocess adapter reads in `initialize`."""
+        """What the preprocess adapter reads in `initialize` (a TensorRT step bounds the rule lists by its profile)."""
         t = self.triton
-        return t.preprocess.parameters(self.export, t.postprocess.exclude_history, t.model_step.rules_in_search)
+        bound = self.export.max_rule_list if t.platform == "tensorrt_plan" and t.model_step.rules_in_search else 0
+        return t.preprocess.parameters(self.export, t.postprocess.exclude_history, t.model_step.rules_in_search, bound)
 
     def model_step_parameters(self) -> ModelStepParameters:
         """What the Python-backend model step reads in `initialize`."""

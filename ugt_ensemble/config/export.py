@@ -56,6 +56,9 @@ class ExportConfig:
             per value, "COL=value"); see `ugt_ensemble.catalog.item_sets`.
         item_sets: (name, file) of item sets listed in files (one item id per line, or a CSV with item_id);
             "NAME=FILE" strings and a {name: file} mapping are read as well.
+        max_rule_list: the most entries of one request's rule lists (`rule_removed_items`: its excluded ids,
+            history items with exclude-history, set-intersection removals; `rule_dead_pairs` is never longer)
+            that a TensorRT engine's profile covers; preprocess refuses longer requests for a tensorrt_plan step.
     """
 
     model_name: str = "ugt_recommend"
@@ -82,6 +85,7 @@ class ExportConfig:
     engine_score_atol: float | None = None
     set_columns: tuple[str, ...] = ()
     item_sets: tuple[tuple[str, Path], ...] = ()
+    max_rule_list: int = 2048
 
     def __post_init__(self) -> None:
         require_model_name(self.model_name)
@@ -90,6 +94,7 @@ class ExportConfig:
         for name in (*names, "opt_seq_length", "opset_version", "num_recommendations", "calibration_batches"):
             require_positive_int(name, getattr(self, name))
         require_positive_int("calibration_batch_size", self.calibration_batch_size)
+        require_positive_int("max_rule_list", self.max_rule_list)
         sizes = int_tuple("codebook_sizes", self.codebook_sizes)
         if len(sizes) != 3:
             raise ConfigError(f"`codebook_sizes` must be three positive ints, got {self.codebook_sizes}")

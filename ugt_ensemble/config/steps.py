@@ -80,8 +80,11 @@ class PreprocessConfig:
         """How this preprocess pads histories of at most `max_seq_length` events."""
         return PackingConfig(max_seq_length, self.length_buckets)
 
-    def parameters(self, export: ExportConfig, exclude_history: bool, rules_in_search: bool) -> PreprocessParameters:
-        """What the adapter reads in `initialize` (the rule defaults come from the other steps' configs)."""
+    def parameters(
+        self, export: ExportConfig, exclude_history: bool, rules_in_search: bool, max_rule_list: int = 0
+    ) -> PreprocessParameters:
+        """What the adapter reads in `initialize` (the rule defaults come from the other steps' configs;
+        `max_rule_list` 0: rule lists of any length)."""
         packing = self.packing(export.max_seq_length)
         return PreprocessParameters(
             CATALOG_DIR,
@@ -91,6 +94,7 @@ class PreprocessConfig:
             self.max_events,
             exclude_history,
             rules_in_search,
+            max_rule_list,
         )
 
 

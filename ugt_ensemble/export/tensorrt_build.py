@@ -3,6 +3,8 @@
 Needs the `tensorrt` package and a CUDA GPU; `require_tensorrt()` says in one line what is missing.
 The decisions (profile, flags, fp32 layers, calibration data, metadata) come from `tensorrt_plan`,
 where they are tested without a GPU. NOT RUN IN THIS PROJECT'S CI: no machine here has TensorRT.
+A model step that honours the business rules is built from its baked ONNX file (`export.bake`), with a profile
+over the rule inputs too (`ProfileShapes.for_model`); such an engine has never been built on a GPU here.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from ugt_ensemble.export.tensorrt_plan import (
     file_sha256,
     fp32_node_names,
 )  # fmt: skip
-from ugt_ensemble.runtime.contract import ENCODER_INPUTS
 
 LOGGER = logging.getLogger(__name__)
 CPU_ALTERNATIVE = (
@@ -64,6 +65,7 @@ def build_engine(
     import torch
 
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    shapes = ProfileShapes.for_model(onnx_path, config)  # refuses a model that still takes the tables
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: explicit batch always
@@ -73,7 +75,6 @@ def build_engine(
         raise ExportError(f"TensorRT could not parse {onnx_path}: {errors}")
     build_config = builder.create_builder_config()
     build_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_bytes)
-    shapes = ProfileShapes.from_export(config)
     _add_profile(trt, builder, build_config, shapes)
     pinned = _set_precision(trt, network, build_config, config.precision, fp32_node_names(onnx_path))
     if config.precision == "int8":
@@ -147,7 +148,7 @@ def _calibrator(trt, batches: Iterable[dict[str, np.ndarray]] | None, cache_path
             batch = next(self.pending, None)
             if batch is None:
                 return None
-            self.device = {n: torch.from_numpy(np.ascontiguousarray(batch[n])).cuda() for n in ENCODER_INPUTS}
+            self.device = {n: torch.from_numpy(np.array(batch[n])).cuda() for n in names}  # encoder (+ rule) inputs
             return [int(self.device[n].data_ptr()) for n in names]
 
         def read_calibration_cache(self):  # noqa: ANN202

@@ -1,7 +1,9 @@
 """Run a built TensorRT engine on one batch (to validate it against PyTorch right after the build).
 
 Needs TensorRT and a CUDA GPU (device buffers are torch CUDA tensors). NOT RUN IN THIS PROJECT'S
-CI: no machine here has TensorRT.
+CI: no machine here has TensorRT. An engine that takes the rule inputs (built from a baked ONNX file) gets the
+no-rule tensors of `data` when a feed holds encoder tensors only (`tensorrt_plan.engine_feed`); never run on a
+GPU yet either.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ import numpy as np
 
 from ugt_ensemble.errors import ExportError
 from ugt_ensemble.export.tensorrt_build import require_tensorrt
+from ugt_ensemble.export.tensorrt_plan import engine_feed
+from ugt_ensemble.runtime.constraint_data import ConstraintData
 from ugt_ensemble.runtime.contract import MODEL_OUTPUTS
 
 
 class TensorRTRunner:
-    """Deserialises `engine_path` once; `__call__(feed)` returns (recommendations, scores) as numpy."""
+    """Deserialises `engine_path` once; `__call__(feed)` returns (recommendations, scores) as numpy. `data`: the
+    constraint data whose no-rule tensors complete a feed without rule tensors (engines with rule inputs)."""
 
-    def __init__(self, engine_path: str | Path) -> None:
+    def __init__(self, engine_path: str | Path, data: ConstraintData | None = None) -> None:
         trt = require_tensorrt()
         import torch
 
@@ -27,6 +32,9 @@ class TensorRTRunner:
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
         self.context = self.engine.create_execution_context()
+        self.data = data
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self._dtypes = {
             trt.int64: torch.int64,
             trt.int32: torch.int32,
@@ -39,7 +47,7 @@ class TensorRTRunner:
         torch = self._torch
         stream = torch.cuda.Stream()
         keep = {}
-        for name, array in feed.items():
+        for name, array in engine_feed(feed, self.inputs, self.data, str(self.engine_path)).items():
             keep[name] = torch.from_numpy(np.ascontiguousarray(array)).cuda()
             self.context.set_input_shape(name, tuple(array.shape))
             self.context.set_tensor_address(name, keep[name].data_ptr())

@@ -59,10 +59,12 @@ def onnx_runner(onnx_path: str | Path, threads: int = 0, data: ConstraintData | 
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types for any bad model
         raise ExportError(f"ONNX model {onnx_path}: ONNX Runtime cannot load it ({_first_line(exc)})") from None
 
-    takes_rules = RULE_NAMES[0] in {i.name for i in session.get_inputs()}
+    declared = {i.name for i in session.get_inputs()}
+    takes_rules = RULE_NAMES[0] in declared
     if takes_rules and data is None:
         raise ExportError(f"ONNX model {onnx_path} takes the rule and constraint-table inputs: run it with the data")
-    tables = data.tables() if takes_rules and data is not None else {}
+    # a baked model (export.bake) holds its tables and takes the rule inputs only
+    tables = {k: v for k, v in data.tables().items() if k in declared} if takes_rules and data is not None else {}
 
     def run(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         if takes_rules and RULE_NAMES[0] not in feed:

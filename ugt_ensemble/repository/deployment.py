@@ -2,8 +2,9 @@
 
 On top of `repository.rules` (configs parse into Triton's ModelConfig, ensemble rules, model files per
 version), it checks what this project's models need at load time: the parameters each Python-backend
-step reads, the `ugt_runtime` package its `model.py` imports, the catalog index it loads; and it reports
-for which server kinds (`repository.servers`) the repository is loadable.
+step reads, the `ugt_runtime` package its `model.py` imports, the catalog index it loads, a native step's
+inputs and outputs against its ONNX file (`repository.model_io`); and it reports for which server kinds
+(`repository.servers`) the repository is loadable.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from ugt_ensemble.errors import UgtEnsembleError
 from ugt_ensemble.repository.manifest import read_manifest_or_empty
+from ugt_ensemble.repository.model_io import native_model_errors
 from ugt_ensemble.repository.rules import check_repository, string_parameters
 from ugt_ensemble.repository.servers import loadable_on
 from ugt_ensemble.repository.version_rules import check_versions
@@ -51,6 +53,7 @@ def validate_deployment(model_repository: str | Path, model_name: str | None = N
             if params.get("model_file") and not (folder / params["model_file"]).is_file():
                 errors.append(f"{name}/{version}: missing {params['model_file']} (its model_file parameter)")
     errors.extend(check_versions(root, report.configs))
+    errors.extend(native_model_errors(root, report.configs) if root.is_dir() else [])
     info["loadable_on"] = loadable_on(root, report.configs) if root.is_dir() else {}
     info["build"] = _manifest_summary(root)
     return {"valid": not errors, "errors": errors, "info": info}

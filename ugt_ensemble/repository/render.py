@@ -142,7 +142,8 @@ def _accelerator(config: BuildConfig) -> dict | None:
 
 
 def warmup_samples(config: BuildConfig) -> list[dict]:
-    """Triton `model_warmup` samples for a native model step: zero data at batch 1 and the max batch.
+    """Triton `model_warmup` samples for a native model step: zero data at batch 1 and the max batch (a model
+    that honours the rules also gets its rule tensors, each list one (0, 0) entry long).
 
     Triton runs them as requests (they count in the step's statistics), and a config whose
     max_batch_size is below a sample's batch fails to load: tools that change max_batch_size (Model
@@ -150,6 +151,9 @@ def warmup_samples(config: BuildConfig) -> list[dict]:
     """
     length = config.triton.model_step.warmup_length(config.packing)
     inputs = [specs.TensorSpec(t.name, t.data_type, (length,)) for t in specs.encoder_tensors()]
+    if config.triton.model_step.rules_in_search:
+        rules = specs.rule_tensors(config)
+        inputs += [specs.TensorSpec(t.name, t.data_type, tuple(1 if d == -1 else d for d in t.dims)) for t in rules]
     sizes = sorted({1, config.export.max_batch_size})
     return [{"name": f"warmup_batch{b}_length{length}", "batch_size": b, "inputs": inputs} for b in sizes]
 

@@ -133,7 +133,8 @@ class ConstraintData:
 
     # --- requests ------------------------------------------------------------------------------------
     def check_request(self, rule: RuleRequest) -> None:
-        """Raise `RequestError` naming the problem when `rule` cannot be served."""
+        """Raise `RequestError` naming the problem when `rule` cannot be served. (The bound a TensorRT step puts on
+        the rule lists depends on the request's history too: `rules.check_list_length` checks it.)"""
         self.resolve(rule)
 
     def resolve(self, rule: RuleRequest) -> tuple[int, np.ndarray]:

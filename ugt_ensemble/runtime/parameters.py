@@ -58,6 +58,9 @@ class PreprocessParameters(StepParameters):
     exclude_history: bool
     #: Whether the model step honours the rules in its search (else a request using a rule is refused).
     rules_in_search: bool
+    #: Most entries of one request's rule lists the model step takes (0: no bound; a TensorRT engine's profile
+    #: has one, `ExportConfig.max_rule_list`): a request removing more items is refused.
+    max_rule_list: int
 
 
 @dataclass(frozen=True)

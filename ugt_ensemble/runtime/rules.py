@@ -21,6 +21,7 @@ import numpy as np
 from .constraint_data import ConstraintData
 from .constraint_tables import ITEM_PAIR, L2_OFFSET, L3_OFFSET, PAIR_L1, SET_ITEMS, SET_L1_PAIRS, SET_PAIR_COUNTS
 from .contract import RULE_DEAD_PAIRS, RULE_L1_VALID, RULE_REMOVED_ITEMS, RULE_SET
+from .errors import RequestError
 from .rule_request import RuleRequest
 
 Tensors = dict[str, np.ndarray]
@@ -53,6 +54,23 @@ def pack_rules(
         RULE_DEAD_PAIRS: _padded_lists(dead_rows, dead_l1, dead_pairs - arrays[L2_OFFSET][dead_l1], batch),
         RULE_REMOVED_ITEMS: _padded_lists(rows, pairs, items - arrays[L3_OFFSET][pairs], batch),
     }
+
+
+def check_list_length(
+    rule: RuleRequest, history_item_ids: np.ndarray, data: ConstraintData, default_exclude_history: bool, bound: int
+) -> None:
+    """`RequestError` when one request's rule lists would hold more than `bound` entries: the items it removes
+    (its exclusions, its history with exclude-history, the items of its base set missing from another named set;
+    its dead pairs are never more). A TensorRT model step's profile has such a bound (`ExportConfig.max_rule_list`)."""
+    if not rule.uses_rules(default_exclude_history):
+        return
+    removed = len(_removed_items([rule], [history_item_ids], data, default_exclude_history)[1])
+    if removed > bound:
+        raise RequestError(
+            f"rules: the request removes {removed} catalog items (exclude, the history with exclude_history, items "
+            f"missing from another named set); this repository's TensorRT model step takes at most {bound}: exclude "
+            "fewer items or send a shorter history"
+        )
 
 
 def default_rules(data: ConstraintData, batch: int) -> Tensors:

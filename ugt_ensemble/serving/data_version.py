@@ -10,6 +10,7 @@ Without a new catalog (new item sets only), the served version's catalog folder 
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ from ugt_ensemble.catalog import load_catalog
 from ugt_ensemble.catalog.item_sets import item_sets_for
 from ugt_ensemble.config import BuildConfig
 from ugt_ensemble.errors import ConfigError
+from ugt_ensemble.export.bake import UNBAKED_ONNX_FILE, bake_tables, unbaked_model
 from ugt_ensemble.export.onnx_contract import check_onnx_signature
 from ugt_ensemble.export.onnx_file import external_files, read_onnx
 from ugt_ensemble.export.probe import probe_catalog_validity, require_validity
@@ -30,15 +32,20 @@ from ugt_ensemble.runtime.constraint_data import ConstraintData
 from ugt_ensemble.runtime.contract import CATALOG_DIR, ONNX_FILE
 from ugt_ensemble.serving.versions import VersionedRepository
 
+LOGGER = logging.getLogger(__name__)
 #: Histories the validity probe of a data-only version runs (a smoke check, not the build's full probe).
 PROBE_HISTORIES = 32
 
 
 def serves_data_only(repo: VersionedRepository) -> bool:
     """Whether a new catalog for `repo` can be a data-only version: its served model honours the rules in its
-    search and runs inside the Python-backend model step (native engines hold the tables as weights)."""
-    config = repo.build_config()
-    return config.triton.model_step.rules_in_search and config.triton.python_model_step
+    search and runs inside the Python-backend model step (fed the tables from memory) or on Triton's onnxruntime
+    backend (its model.onnx is baked again from the unbaked export kept beside it, `export.bake`: no torch, seconds).
+    A TensorRT engine holds the tables as weights: a new catalog needs a new engine, a full version."""
+    t = repo.build_config().triton
+    if t.model_step.rules_in_search and t.platform == "tensorrt_plan":
+        LOGGER.info("the TensorRT engine holds the catalog's tables as weights: a new catalog is a full version")
+    return t.model_step.rules_in_search and (t.python_model_step or t.platform == "onnxruntime_onnx")
 
 
 def data_version_titles(catalog_path: Path | None) -> list[str]:
@@ -61,14 +68,14 @@ def stage_data_version(
     with progress.step(data_version_titles(catalog_path)[0]):
         index, record = _catalog(repo, config, catalog_path)
     with progress.step(data_version_titles(catalog_path)[1]):
-        signature = check_onnx_signature(served / ONNX_FILE, config.export.num_recommendations)
+        signature = check_onnx_signature(unbaked_model(served), config.export.num_recommendations)
         if not signature.rules_in_search:
             raise ConfigError(f"{served / ONNX_FILE} takes no constraint tables: deploy a model with the catalog")
         sets = item_sets_for(config.export, config.export.catalog_path, index)
         data = ConstraintData.build(index, sets, signature.fanout_caps)
     with progress.step(data_version_titles(catalog_path)[2]):
         validity = probe_catalog_validity(
-            onnx_runner(served / ONNX_FILE, data=data), index, config.packing, PROBE_HISTORIES, config.seed
+            onnx_runner(unbaked_model(served), data=data), index, config.packing, PROBE_HISTORIES, config.seed
         )
         where = catalog_path or f"the catalog of version {repo.pinned()}"
         require_validity(validity, config.export.min_catalog_validity, f"{served / ONNX_FILE} on {where}")
@@ -76,7 +83,7 @@ def stage_data_version(
     try:
         with progress.step(data_version_titles(catalog_path)[3]):
             write_version_files(staging, config, data, number)
-            _link_model_files(served, staging / config.triton.step_name / str(number))
+            _link_model_files(served, staging / config.triton.step_name / str(number), data)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -96,13 +103,16 @@ def _catalog(repo: VersionedRepository, config: BuildConfig, catalog_path: Path 
     return index, {"source": source, "items": len(index), "fingerprint": index.fingerprint(), "data_only": True}
 
 
-def _link_model_files(served: Path, target: Path) -> None:
-    """The served version's model files (the ONNX file and its external data) into `target`, hard-linked."""
-    model = served / ONNX_FILE
-    for relative in [ONNX_FILE, *sorted(external_files(model, read_onnx(model, check_opset=False)))]:
+def _link_model_files(served: Path, target: Path, data: ConstraintData) -> None:
+    """The served version's model files (the ONNX file and its external data) into `target`, hard-linked; a
+    native step's unbaked export is linked and baked again with `data`'s tables (`export.bake`)."""
+    model = unbaked_model(served)
+    for relative in [model.name, *sorted(external_files(model, read_onnx(model, check_opset=False)))]:
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(served / relative, destination)
         except OSError:
             shutil.copy2(served / relative, destination)
+    if model.name == UNBAKED_ONNX_FILE:
+        bake_tables(target / model.name, target / ONNX_FILE, data.tables(), data.fingerprint)

@@ -22,13 +22,14 @@ from ugt_ensemble.build import BuildSteps, plan, prepare_step, with_rules
 from ugt_ensemble.catalog import Catalog
 from ugt_ensemble.config import BuildConfig, UGTConfig
 from ugt_ensemble.errors import ConfigError, RepositoryError
+from ugt_ensemble.export.bake import unbaked_model
 from ugt_ensemble.progress import StepProgress
 from ugt_ensemble.repository.inspect import RepositoryInfo
 from ugt_ensemble.repository.render import render_configs
 from ugt_ensemble.repository.rules import parse_config, read_config
 from ugt_ensemble.repository.writer import write_version_files
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
-from ugt_ensemble.runtime.contract import CATALOG_DIR, ONNX_FILE
+from ugt_ensemble.runtime.contract import CATALOG_DIR
 from ugt_ensemble.serving.data_version import data_version_titles, serves_data_only, stage_data_version
 from ugt_ensemble.serving.version_sets import RECORD_KEY, ItemSetSources, split_changes
 from ugt_ensemble.serving.versions import VersionedRepository
@@ -126,7 +127,7 @@ def _served_model(repo: VersionedRepository) -> dict[str, Any]:
     served = repo.pinned()
     source = repo.model_source(served)
     if source.kind == "onnx":
-        return {"onnx_path": repo.path / repo.steps[1] / str(served) / ONNX_FILE}
+        return {"onnx_path": unbaked_model(repo.path / repo.steps[1] / str(served))}  # a native step's: unbaked
     if source.kind not in ("reference", "checkpoint"):
         raise ConfigError("name the new version's model: --model FILE.pt2, --onnx FILE.onnx or --checkpoint")
     changes: dict[str, Any] = {"checkpoint": Path(source.path)} if source.kind == "checkpoint" and source.path else {}

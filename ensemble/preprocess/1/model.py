@@ -17,7 +17,7 @@ from ugt_runtime.history import History, HistoryError, HistoryLimits, parse_requ
 from ugt_runtime.packing import PackingConfig, pack_histories
 from ugt_runtime.parameters import PreprocessParameters
 from ugt_runtime.rule_request import RuleRequest
-from ugt_runtime.rules import pack_rules
+from ugt_runtime.rules import check_list_length, pack_rules
 from ugt_runtime.triton_io import FailureCounter, input_array, model_config, to_responses, version_dir
 
 Row = tuple[History, RuleRequest]
@@ -30,6 +30,7 @@ class TritonPythonModel:
         self.limits = HistoryLimits(params.max_request_bytes, params.max_events)
         self.packing = PackingConfig(params.max_seq_length, params.length_buckets)
         self.exclude_history, self.rules_in_search = params.exclude_history, params.rules_in_search
+        self.max_rule_list = params.max_rule_list  # 0: no bound (a TensorRT step's profile has one)
         self.failures = FailureCounter(args)  # Triton's own statistics count a refused request as a success
 
     def execute(self, requests: list) -> list:
@@ -56,6 +57,8 @@ class TritonPythonModel:
             )
         try:
             self.data.check_request(rules)
+            if self.max_rule_list:
+                check_list_length(rules, parsed[0].item_ids, self.data, self.exclude_history, self.max_rule_list)
         except RequestError as exc:
             raise HistoryError(str(exc)) from None
         return parsed
