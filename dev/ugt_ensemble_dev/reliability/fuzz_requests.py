@@ -3,15 +3,18 @@
 A request carries one or several HISTORY rows (shape [k, 1], k up to and past the model's
 max_batch_size) over tritonclient gRPC, hand-made gRPC raw contents, or HTTP binary data; some
 have broken BYTES framing (length prefixes that lie, missing or extra elements). Valid rows come
-from a pool of documents whose answers are known; invalid rows are fresh fuzz cases.
+from a pool of documents whose answers are known (lists of events, and objects with business rules);
+invalid rows are fresh fuzz cases, of the list form or (given a `RuleContext`) of the object form,
+whose error must name the problem (`FuzzRequest.hints`).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import struct
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import tritonclient.grpc as grpcclient
@@ -20,7 +23,8 @@ from tritonclient.utils import InferenceServerException
 from ugt_ensemble.client.grpc_client import history_tensor
 from ugt_ensemble.client.results import Recommendation
 from ugt_ensemble.export.compare import ranked_mismatches
-from ugt_ensemble_dev.reliability.fuzz import KINDS, SMALL_KINDS, RandomSource, generate_case
+from ugt_ensemble_dev.reliability.fuzz import KINDS, SMALL_KINDS, FuzzCase, RandomSource, generate_case
+from ugt_ensemble_dev.reliability.fuzz_rules import RuleContext, invalid_rule_case
 from ugt_ensemble_dev.reliability.raw import (
     POISON,
     RawGrpc,
@@ -35,6 +39,10 @@ INVALID_KINDS = tuple(k for k in KINDS if not k.startswith("valid"))
 SMALL_INVALID_KINDS = tuple(k for k in SMALL_KINDS if not k.startswith("valid"))
 #: Valid pool documents at most this large may share a request with others.
 SMALL_DOCUMENT = 64 << 10
+#: Share of invalid rows drawn from the object form's defects when a `RuleContext` is given.
+RULE_DEFECT_SHARE = 0.4
+#: What checks a valid row's answer beyond its reference: the problem, or None (see `RuleOracle.problem`).
+AnswerCheck = Callable[[bytes, Recommendation], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class FuzzRequest:
     documents: tuple[bytes, ...]
     expect: str
     raw: bytes | None = None
+    #: Substrings the error must hold (the row and the problem), when the first bad row's defect decides it.
+    hints: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -63,15 +73,24 @@ class Reply:
 
 
 class RequestPlanner:
-    """Draws requests from one seed: valid rows from `pool`, invalid ones from the fuzzer."""
+    """Draws requests from one seed: valid rows from `pool`, invalid ones from the fuzzers (the object form's
+    too when `rules` is given)."""
 
-    def __init__(self, seed: int, pool: Sequence[bytes], item_ids: Sequence[int] | None, max_batch_size: int) -> None:
+    def __init__(
+        self,
+        seed: int,
+        pool: Sequence[bytes],
+        item_ids: Sequence[int] | None,
+        max_batch_size: int,
+        rules: RuleContext | None = None,
+    ) -> None:
         self.rng = random.Random(seed)
         self.src = RandomSource(self.rng)
         self.pool = list(pool)
         self.small_pool = [d for d in pool if len(d) <= SMALL_DOCUMENT] or self.pool
         self.item_ids = item_ids
         self.max_batch_size = max_batch_size
+        self.rules = rules
 
     def plan(self, count: int) -> list[FuzzRequest]:
         makers = [
@@ -90,33 +109,46 @@ class RequestPlanner:
             requests.append(make(index, transport or self.rng.choice(("raw-grpc", "http"))))
         return requests
 
-    def _row(self, valid: bool, small: bool) -> tuple[bytes, str]:
+    def _row(self, valid: bool, small: bool) -> tuple[bytes, str | None, str]:
+        """(document, None for a valid row or the hint of an invalid one ("" when none), kind)."""
         if valid:
-            return self.rng.choice(self.small_pool if small else self.pool), "valid"
-        case = generate_case(self.src, self.item_ids, SMALL_INVALID_KINDS if small else INVALID_KINDS)
-        return case.document, case.kind
+            document = self.rng.choice(self.small_pool if small else self.pool)
+            return document, None, "valid_rules" if document.lstrip().startswith(b"{") else "valid"
+        if self.rules is not None and self.rng.random() < RULE_DEFECT_SHARE:
+            rule_case = invalid_rule_case(self.src, self.rules, small)
+            return rule_case.document, rule_case.hint or "", f"rules/{rule_case.kind}"
+        while True:
+            case = generate_case(self.src, self.item_ids, SMALL_INVALID_KINDS if small else INVALID_KINDS)
+            if not _object_with_events(case):
+                return case.document, case.hint or "", case.kind
 
     def _single(self, index: int, transport: str) -> FuzzRequest:
-        document, kind = self._row(self.rng.random() < 0.5, small=False)
-        return FuzzRequest(index, transport, kind, (document,), ANSWER if kind == "valid" else CLIENT_ERROR)
+        document, hint, kind = self._row(self.rng.random() < 0.5, small=False)
+        expect, hints = (ANSWER, ()) if hint is None else (CLIENT_ERROR, (hint,) if hint else ())
+        return FuzzRequest(index, transport, kind, (document,), expect, hints=hints)
 
-    def _rows(self, count: int, bad_share: float) -> tuple[tuple[bytes, ...], bool]:
+    def _rows(self, count: int, bad_share: float) -> tuple[tuple[bytes, ...], bool, tuple[str, ...]]:
+        """The rows, whether all are valid, and what the error must hold (the first bad row decides it)."""
         rows = [self._row(self.rng.random() >= bad_share, small=True) for _ in range(count)]
-        return tuple(d for d, _ in rows), all(kind == "valid" for _, kind in rows)
+        first = next(((i, hint) for i, (_, hint, _) in enumerate(rows) if hint is not None), None)
+        hints: tuple[str, ...] = ()
+        if first is not None and first[1]:
+            hints = (first[1],) if count == 1 else (f"row {first[0]}: ", first[1])
+        return tuple(d for d, _, _ in rows), first is None, hints
 
     def _multi(self, index: int, transport: str) -> FuzzRequest:
         count = min(2 + int(self.rng.expovariate(1 / 8)), self.max_batch_size)
         if self.rng.random() < 0.1:
             count = self.max_batch_size
-        documents, valid = self._rows(count, bad_share=self.rng.choice((0.0, 0.0, 0.05, 0.3)))
-        return FuzzRequest(index, transport, "multi", documents, ANSWER if valid else CLIENT_ERROR)
+        documents, valid, hints = self._rows(count, bad_share=self.rng.choice((0.0, 0.0, 0.05, 0.3)))
+        return FuzzRequest(index, transport, "multi", documents, ANSWER if valid else CLIENT_ERROR, hints=hints)
 
     def _over_batch(self, index: int, transport: str) -> FuzzRequest:
-        documents, _ = self._rows(self.max_batch_size + self.rng.randint(1, 16), bad_share=0.1)
+        documents, _, _ = self._rows(self.max_batch_size + self.rng.randint(1, 16), bad_share=0.1)
         return FuzzRequest(index, transport, "over-batch", documents, BATCH_SIZE)
 
     def _broken_framing(self, index: int, transport: str) -> FuzzRequest:
-        documents, _ = self._rows(self.rng.randint(1, 4), bad_share=0.0)
+        documents, _, _ = self._rows(self.rng.randint(1, 4), bad_share=0.0)
         good = bytes_tensor(documents)
         last = documents[-1]
         defects = {
@@ -130,6 +162,12 @@ class RequestPlanner:
         }
         kind = self.rng.choice(sorted(defects))
         return FuzzRequest(index, transport, kind, documents, CLIENT_ERROR, raw=defects[kind])
+
+
+def _object_with_events(case: FuzzCase) -> bool:
+    """Whether a list-form "invalid" case is an object with "events" (the object form: valid, or refused
+    for another reason than the case says)."""
+    return case.document.lstrip().startswith(b"{") and b'"events"' in case.document
 
 
 class Senders:
@@ -173,38 +211,65 @@ MAX_ERROR_CHARS = 1000
 _CLIENT_STATUSES = ("INVALID_ARGUMENT", "HTTP 400")
 
 
-def classify(request: FuzzRequest, reply: Reply, references: Mapping[bytes, Recommendation], atol: float) -> str:
-    """The outcome of one request: a GOOD_OUTCOMES name, "wrong", or what went unexpectedly."""
+def classify(
+    request: FuzzRequest,
+    reply: Reply,
+    references: Mapping[bytes, Recommendation],
+    atol: float,
+    check: AnswerCheck | None = None,
+) -> tuple[str, str]:
+    """The outcome of one request (a GOOD_OUTCOMES name, "wrong", "ineligible" or what went unexpectedly),
+    and what was wrong with an answer ("" when nothing is known)."""
     if request.expect == ANSWER:
         if reply.status != "OK":
-            return "valid-refused"
-        return compare_rows(request.documents, reply.outputs or {}, references, atol)
+            return "valid-refused", ""
+        return compare_rows(request.documents, reply.outputs or {}, references, atol, check)
     if reply.status == "OK":
-        return "invalid-answered"
+        return "invalid-answered", ""
     if reply.status not in _CLIENT_STATUSES:
-        return "server-error"
+        return "server-error", ""
     if len(reply.message) > MAX_ERROR_CHARS:
-        return "long-error"
+        return "long-error", ""
     if request.expect == BATCH_SIZE:
-        return "refused-batch-size" if "batch-size" in reply.message else "wrong-error"
-    return "refused"
+        return ("refused-batch-size" if "batch-size" in reply.message else "wrong-error"), ""
+    missing = [hint for hint in request.hints if hint not in _error_text(reply)]
+    return ("wrong-error", f"the error does not name {missing}") if missing else ("refused", "")
+
+
+def _error_text(reply: Reply) -> str:
+    """The error message itself (an HTTP reply's is the "error" of its JSON body)."""
+    if reply.status.startswith("HTTP"):
+        try:
+            return str(json.loads(reply.message)["error"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return reply.message
 
 
 def compare_rows(
-    documents: Sequence[bytes], outputs: dict, references: Mapping[bytes, Recommendation], atol: float
-) -> str:
-    """How every row compares with its reference (the worst row decides):
+    documents: Sequence[bytes],
+    outputs: dict,
+    references: Mapping[bytes, Recommendation],
+    atol: float,
+    check: AnswerCheck | None = None,
+) -> tuple[str, str]:
+    """How every row compares with its reference (the worst row decides), and the first problem `check` finds:
 
     "answered": bit for bit; "answered-score-noise": the same items and codes in the same order, scores
     within `atol` (batched kernels round differently); "answered-ties-swapped": items whose scores tie
-    within `atol` changed places; "wrong": anything else.
+    within `atol` changed places; "wrong": anything else; "ineligible": `check` found a problem (items that
+    break the document's rules, repeated items, too few items).
     """
     try:
         got = [Recommendation.from_outputs({k: v[row] for k, v in outputs.items()}) for row in range(len(documents))]
     except (KeyError, IndexError, ValueError):
-        return "wrong"
+        return "wrong", "malformed outputs"
+    for row, (document, answer) in enumerate(zip(documents, got)):
+        problem = check(document, answer) if check is not None else None
+        if problem:
+            return "ineligible", f"row {row} ({document[:80]!r}): {problem}"
     verdicts = [_compare(references[d], answer, atol) for d, answer in zip(documents, got)]
-    return max(verdicts, key=_VERDICTS.index) if verdicts else "answered"
+    return (max(verdicts, key=_VERDICTS.index) if verdicts else "answered"), ""
 
 
 _VERDICTS = ("answered", "answered-score-noise", "answered-ties-swapped", "wrong")

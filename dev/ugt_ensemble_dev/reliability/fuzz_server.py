@@ -6,6 +6,11 @@ HTTP 400 and a short message (a request with more rows than max_batch_size: the 
 batch-size error); the server process and every Python-backend stub must still be alive, with the
 same pids, and answer a last probe as before.
 
+Given the served `repository`, documents of the object form join in (`fuzz_rules`): valid ones with
+the repository's item sets, exclusions and exclude-history, whose every answer must obey the rules
+(`RuleOracle`: distinct, eligible items, min(K, eligible) of them), and invalid ones whose error must
+name their defect.
+
     python -m ugt_ensemble_dev.reliability.fuzz_server --model-repository /tmp/fuzzrepo --requests 10000
 """
 
@@ -25,15 +30,25 @@ from typing import Callable, Mapping, Sequence
 
 from ugt_ensemble.client.results import Recommendation
 from ugt_ensemble.server.stubs import proc_stat, stubs_of
-from ugt_ensemble_dev.reliability.fuzz import generate_cases
+from ugt_ensemble_dev.reliability.fuzz_pool import (
+    answer_check,
+    discover_item_ids,
+    favourites,
+    pool_classes,
+    reference_answers,
+    valid_pool,
+)
 from ugt_ensemble_dev.reliability.fuzz_requests import (
     GOOD_OUTCOMES,
+    AnswerCheck,
     FuzzRequest,
     RequestPlanner,
     Senders,
     classify,
     compare_rows,
 )
+from ugt_ensemble_dev.reliability.fuzz_rules import RuleContext
+from ugt_ensemble_dev.reliability.rule_oracle import RuleOracle
 
 
 @dataclass
@@ -50,6 +65,8 @@ class FuzzResult:
     server_alive: bool = True
     stubs_before: dict[str, int] = field(default_factory=dict)
     stubs_after: dict[str, int] = field(default_factory=dict)
+    #: The valid pool's documents by what their rules leave (see `fuzz_pool.pool_classes`).
+    pool: dict[str, int] = field(default_factory=dict)
 
     @property
     def stubs_alive(self) -> bool:
@@ -66,6 +83,7 @@ class FuzzResult:
             + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())),
             f"server alive: {self.server_alive}; stubs alive: {self.stubs_alive} "
             f"(before {self.stubs_before}, after {self.stubs_after})",
+            *([f"valid pool: {self.pool}"] if self.pool else []),
             *(f"wrong: {w}" for w in self.wrong_answers[:5]),
             *(f"unexpected: {u}" for u in self.unexpected[:5]),
         ]
@@ -82,6 +100,7 @@ class FuzzResult:
                 f"wrong answers: {len(self.wrong_answers)}; unexpected outcomes: {len(self.unexpected)}; "
                 f"server alive: {'yes' if self.server_alive else 'NO'}; "
                 f"stubs alive (same pids): {'yes' if self.stubs_alive else 'NO'} ({len(self.stubs_after)} stubs).",
+                *([self._rules_line()] if self.pool else []),
                 "",
                 "| outcome | requests |",
                 "| --- | --- |",
@@ -90,41 +109,15 @@ class FuzzResult:
             ]
         )
 
-
-def reference_answers(senders: Senders, documents: Sequence[bytes]) -> tuple[dict[bytes, Recommendation], list[str]]:
-    """Each document sent alone, one after the other: its answers, and the documents refused."""
-    answers, refused = {}, []
-    for document in dict.fromkeys(documents):
-        reply = senders.infer_documents((document,))
-        if reply.status == "OK":
-            answers[document] = Recommendation.from_outputs({k: v[0] for k, v in reply.outputs.items()})
-        else:
-            refused.append(f"reference {document[:60]!r}: {reply.status} {reply.message[:200]}")
-    return answers, refused
-
-
-def discover_item_ids(senders: Senders, rounds: int = 3) -> list[int]:
-    """Catalog items the server itself recommends (from the empty history on), when no catalog is given."""
-    found: dict[int, None] = {}
-    history = b"[]"
-    for _ in range(rounds):
-        reply = senders.infer_documents((history,))
-        if reply.status != "OK":
-            break
-        items = [int(i) for i in reply.outputs["ITEM_IDS"].reshape(-1) if i >= 0]
-        found.update(dict.fromkeys(items))
-        history = json.dumps(items[:: rounds + 1]).encode()
-    return list(found)
-
-
-def valid_pool(size: int, seed: int, item_ids: Sequence[int] | None) -> list[bytes]:
-    """`size` distinct valid documents (about one in thirty near the 1 MiB limit), the empty history first."""
-    pool = {b"[]": None}
-    for case in generate_cases(size * 4, seed, item_ids, kinds=("valid",) * 30 + ("valid_at_limit",)):
-        if len(pool) >= size:
-            break
-        pool.setdefault(case.document, None)
-    return list(pool)
+    def _rules_line(self) -> str:
+        """The object form's share: the pool's documents by what their rules leave, and the defects sent."""
+        pool = ", ".join(f"{name}: {count}" for name, count in sorted(self.pool.items()))
+        defects = sum(count for kind, count in self.kinds.items() if kind.startswith("rules/"))
+        kinds = len({kind for kind in self.kinds if kind.startswith("rules/")})
+        return (
+            f"Valid pool (each answered alone first): {pool}; requests whose single row has a business-rule defect: "
+            f"{defects} ({kinds} kinds; more such rows inside multi-row requests)."
+        )
 
 
 def stub_pids(server_pid: int | None) -> dict[str, int]:
@@ -162,24 +155,30 @@ def fuzz_server(
     pool_size: int = 64,
     references: Mapping[bytes, Recommendation] | None = None,
     atol: float = 1e-4,
+    repository: Path | None = None,
 ) -> FuzzResult:
     """Send `requests` fuzzed requests at `concurrency`; check every reply and, at the end, the server.
 
     `item_ids` (default: what the server recommends) seed valid histories with catalog items;
-    `references` maps documents to their expected answers (default: each sent alone first).
+    `references` maps documents to their expected answers (default: each sent alone first);
+    `repository` (the served one) adds documents with business rules, checked by its `RuleOracle`.
     """
     home = Senders(grpc_url, http_url, model)
     stubs_before = stub_pids(server_pid)
     item_ids = item_ids if item_ids is not None else discover_item_ids(home)
+    oracle = RuleOracle.from_repository(repository) if repository is not None else None
+    rules = RuleContext(oracle, list(item_ids), favourites(home)) if oracle is not None else None
+    expectations = valid_pool(pool_size, seed, item_ids, rules) if references is None else {}
+    check = answer_check(oracle, expectations)
     unexpected: list[str] = []
     if references is None:
-        references, unexpected = reference_answers(home, valid_pool(pool_size, seed, item_ids))
+        references, unexpected = reference_answers(home, list(expectations), check)
     pool = list(references)
-    plan = RequestPlanner(seed + 1, pool, item_ids, model_max_batch_size(http_url, model)).plan(requests)
+    plan = RequestPlanner(seed + 1, pool, item_ids, model_max_batch_size(http_url, model), rules).plan(requests)
     start = time.perf_counter()
-    outcomes = _send_all(plan, lambda: Senders(grpc_url, http_url, model), concurrency, references, atol)
+    outcomes = _send_all(plan, lambda: Senders(grpc_url, http_url, model), concurrency, references, atol, check)
     seconds = time.perf_counter() - start
-    probe = compare_rows(pool[:1], home.infer_documents(tuple(pool[:1])).outputs or {}, references, atol)
+    probe, _ = compare_rows(pool[:1], home.infer_documents(tuple(pool[:1])).outputs or {}, references, atol, check)
     home.close()
     result = FuzzResult(
         requests=len(plan),
@@ -187,6 +186,7 @@ def fuzz_server(
         seconds=seconds,
         outcomes=dict(Counter(outcome for outcome, _ in outcomes)),
         kinds=dict(Counter(r.kind for r in plan)),
+        pool=pool_classes(oracle, expectations),
         unexpected=unexpected,
         server_alive=server_alive(server_pid, http_url) and probe in GOOD_OUTCOMES[:3],
         stubs_before=stubs_before,
@@ -194,7 +194,7 @@ def fuzz_server(
     )
     for request, (outcome, message) in zip(plan, outcomes):
         if outcome not in GOOD_OUTCOMES:
-            target = result.wrong_answers if outcome == "wrong" else result.unexpected
+            target = result.wrong_answers if outcome in ("wrong", "ineligible") else result.unexpected
             where = f"request {request.index} ({request.transport}, {request.kind}, {request.rows} rows)"
             target.append(f"{where}: {outcome}: {message[:300]}")
     return result
@@ -206,9 +206,10 @@ def _send_all(
     concurrency: int,
     references: Mapping[bytes, Recommendation],
     atol: float,
+    check: AnswerCheck | None = None,
 ) -> list[tuple[str, str]]:
-    """(outcome, server status and message) of every request, sent by `concurrency` threads with their own
-    connections (`connect()` opens one thread's)."""
+    """(outcome, what was wrong and the server's status and message) of every request, sent by `concurrency`
+    threads with their own connections (`connect()` opens one thread's)."""
     local, opened, lock = threading.local(), [], threading.Lock()
 
     def one(request: FuzzRequest) -> tuple[str, str]:
@@ -220,7 +221,8 @@ def _send_all(
             reply = local.senders.send(request)
         except Exception as exc:  # noqa: BLE001 - a transport failure is an outcome, not a crash of the driver
             return "transport-error", f"{type(exc).__name__}: {exc}"
-        return classify(request, reply, references, atol), f"{reply.status} {reply.message}"
+        outcome, problem = classify(request, reply, references, atol, check)
+        return outcome, f"{problem + '; ' if problem else ''}{reply.status} {reply.message}"
 
     with ThreadPoolExecutor(concurrency) as pool:
         outcomes = list(pool.map(one, plan))
@@ -241,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pool-size", type=int, default=64, help="distinct valid histories, each answered alone first")
+    parser.add_argument(
+        "--repository", type=Path, help="with --grpc-url: the served repository (adds documents with business rules)"
+    )
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
     args = parser.parse_args(argv)
     if args.model_repository is None and not (args.grpc_url and args.http_url):
@@ -256,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_cli(args: argparse.Namespace) -> FuzzResult:
     options = dict(seed=args.seed, concurrency=args.concurrency, pool_size=args.pool_size)
     if args.model_repository is None:
+        options["repository"] = args.repository
         return fuzz_server(args.grpc_url, args.http_url, args.model, args.server_pid, args.requests, **options)
     from ugt_ensemble.runtime.catalog_index import CatalogIndex
     from ugt_ensemble.runtime.contract import CATALOG_DIR
@@ -272,6 +278,7 @@ def _run_cli(args: argparse.Namespace) -> FuzzResult:
             pid,
             args.requests,
             item_ids=catalog.item_ids.tolist(),
+            repository=args.model_repository,
             **options,
         )
 

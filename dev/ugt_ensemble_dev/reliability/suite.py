@@ -165,7 +165,8 @@ def _policy(live: Live, models: list[str], enabled: bool) -> None:
 def _fuzz(live: Live, count: int) -> Section:
     from ugt_ensemble_dev.reliability.fuzz_server import fuzz_server
 
-    result = fuzz_server(live.grpc_url, live.http_url, live.ensemble, live.server_pid, count)
+    repository = live.repository  # its catalog and item sets: documents with business rules join the fuzzing
+    result = fuzz_server(live.grpc_url, live.http_url, live.ensemble, live.server_pid, count, repository=repository)
     return Section(f"{count} fuzzed requests at concurrency 8", result.markdown(), result.ok)
 
 
