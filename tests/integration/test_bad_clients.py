@@ -2,8 +2,10 @@
 
 import asyncio
 import json
+import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -11,10 +13,14 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aioclient
 from tritonclient.utils import InferenceServerException
 
+from ugt_ensemble.export.compare import ranked_mismatches
 from ugt_ensemble.histories import history_json, random_history
+from ugt_ensemble.runtime.constraint_data import ConstraintData
+from ugt_ensemble.runtime.contract import CATALOG_DIR, ITEM_IDS, MODEL_SCORES, RECOMMENDATIONS, RULE_NAMES, SCORES
 from ugt_ensemble.server import TritonServer
 from ugt_ensemble.server.stubs import stubs_of
 from ugt_ensemble_dev.reliability.raw import POISON, RawGrpc, bytes_element, http_binary
+from ugt_ensemble_dev.reliability.step_tensors import infer_tensors, malformed_rule_tensors, odd_rule_tensors
 
 
 def test_a_poisoned_bytes_tensor_fails_alone_over_grpc_and_http(built, tmp_path):
@@ -152,3 +158,54 @@ def test_the_model_step_memory_stays_bounded_at_the_largest_shapes(built, server
             assert client.infer(config.export.model_name, [tensor]).as_numpy("ITEM_IDS").shape == (64, 50)
     (step,) = [s for s in stubs_of(server.process.pid) if s.model == config.triton.step_name]
     assert step.rss_mib < 450, f"model step resident memory {step.rss_mib:.0f} MiB"
+
+
+@pytest.fixture(scope="module")
+def step_inputs(built, server):
+    """Good inputs of the model step and postprocess (what preprocess and the step make of a document with
+    rules), the served constraint data, and the stubs before any malformed call."""
+    config, result = built
+    t = config.triton
+    data = ConstraintData.load(result.repository / t.preprocess_name / "1" / CATALOG_DIR)
+    ids = result.catalog.item_ids.tolist()
+    document = json.dumps({"events": ids[:20], "exclude": ids[20:60], "exclude_history": True}).encode()
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        history = np.array([[document]], dtype=object)
+        pre = infer_tensors(client, t.preprocess_name, {"HISTORY": history})
+        step = infer_tensors(client, t.step_name, pre.outputs)
+    rules = {name: pre.outputs[name] for name in RULE_NAMES}
+    post = {RECOMMENDATIONS: step.outputs[RECOMMENDATIONS], MODEL_SCORES: step.outputs[MODEL_SCORES], **rules}
+    stubs = {s.instance: s.pid for s in stubs_of(server.process.pid)}
+    return {t.step_name: pre.outputs, t.postprocess_name: post}, rules, data, stubs
+
+
+def test_malformed_rule_tensors_sent_to_the_model_step_or_postprocess_fail_alone(built, server, step_inputs):
+    """A set index, parent or slot out of range would crash the engine's Gather; a wrong dtype, shape or
+    batch size is Triton's to refuse. Each is INVALID_ARGUMENT naming the tensor, while good requests sent at
+    the same time (sharing dynamic batches with them) get their answers, and in-range but odd rule tensors are
+    answered: no INTERNAL, no crashed stub."""
+    config, _ = built
+    good_inputs, rules, data, stubs = step_inputs
+    bad = malformed_rule_tensors(rules, data)
+    odd = odd_rule_tensors(rules, data)
+    jobs = [(model, "good", good, None) for model, good in good_inputs.items() for _ in range(24)]
+    for model, good in good_inputs.items():
+        others = {k: v for k, v in good.items() if k not in RULE_NAMES}
+        jobs += [(model, name, {**others, **tensors}, hint) for name, (tensors, hint) in bad.items()]
+        jobs += [(model, name, {**others, **tensors}, None) for name, tensors in odd.items()]
+    random.Random(2).shuffle(jobs)
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        alone = {model: infer_tensors(client, model, good) for model, good in good_inputs.items()}
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda job: infer_tensors(client, job[0], job[2]), jobs))
+    for (model, name, _, hint), reply in zip(jobs, replies):
+        if hint is not None:
+            assert reply.status == "INVALID_ARGUMENT" and hint in reply.message, (model, name, reply)
+            continue
+        assert reply.status == "OK", (model, name, reply)
+        if name == "good":
+            post = model == config.triton.postprocess_name
+            keys, scores = (ITEM_IDS, SCORES) if post else (RECOMMENDATIONS, MODEL_SCORES)
+            want, got = alone[model].outputs, reply.outputs
+            assert not ranked_mismatches(want[keys], want[scores], got[keys], got[scores], 1e-4), (model, name)
+    assert {s.instance: s.pid for s in stubs_of(server.process.pid)} == stubs
