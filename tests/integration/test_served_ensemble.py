@@ -43,7 +43,7 @@ def test_served_items_and_scores_equal_the_in_process_pipeline(built, client, lo
 MALFORMED = {
     b"\xc3\x28": "not valid UTF-8",
     b"[1, 2": "not valid JSON",
-    b'{"item_id": 5}': "must be a JSON list of events",
+    b'{"item_id": 5}': 'unknown key(s) "item_id"',
     b'[1, "2"]': "event 1: expected an item id",
     b'[{"item_id": 1, "type": "wishlist"}]': 'unknown event type "wishlist"',
     b'[{"type": "view"}]': 'missing "item_id"',

@@ -16,6 +16,7 @@ class TensorSpec:
     data_type: str
     dims: tuple[int, ...]
     allow_ragged_batch: bool = False
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,13 @@ def encoder_tensors(ragged: bool = False) -> tuple[TensorSpec, ...]:
     return tuple(TensorSpec(t.name, _TRITON_TYPES[t.dtype], (-1,), ragged) for t in c.STEP_INPUTS)
 
 
-def rule_tensors(config: BuildConfig, ragged: bool = False) -> tuple[TensorSpec, ...]:
+def rule_tensors(config: BuildConfig, ragged: bool = False, optional: bool = False) -> tuple[TensorSpec, ...]:
     """The four per-request rule tensors (`contract.RULE_INPUTS`) without the batch axis: the base set [1], the
     level-1 mask [V1], and the dead pairs and removed items [-1, 2] (their length varies by request)."""
     v1 = config.export.codebook_sizes[0]
-    return tuple(TensorSpec(t.name, _TRITON_TYPES[t.dtype], t.dims(codes1=v1)[1:], ragged) for t in c.RULE_INPUTS)
+    return tuple(
+        TensorSpec(t.name, _TRITON_TYPES[t.dtype], t.dims(codes1=v1)[1:], ragged, optional) for t in c.RULE_INPUTS
+    )
 
 
 def preprocess_outputs(config: BuildConfig) -> tuple[TensorSpec, ...]:
@@ -99,9 +102,12 @@ def preprocess_outputs(config: BuildConfig) -> tuple[TensorSpec, ...]:
 
 
 def model_step_inputs(config: BuildConfig, ragged: bool = False) -> tuple[TensorSpec, ...]:
-    """The encoder tensors, and the rule tensors when the model honours the rules in its search."""
-    rules = rule_tensors(config, ragged) if config.triton.model_step.rules_in_search else ()
-    return encoder_tensors(ragged) + rules
+    """The encoder tensors, and the rule tensors when the model honours the rules in its search (optional in the
+    Python-backend step, which takes a request without them as one without rules: packed tensors alone still
+    work, e.g. for client-side packing and perf_analyzer)."""
+    if not config.triton.model_step.rules_in_search:
+        return encoder_tensors(ragged)
+    return encoder_tensors(ragged) + rule_tensors(config, ragged, optional=config.triton.python_model_step)
 
 
 def postprocess_inputs(config: BuildConfig) -> tuple[TensorSpec, ...]:

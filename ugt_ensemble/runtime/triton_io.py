@@ -32,6 +32,12 @@ def input_array(request: "pb_utils.InferenceRequest", name: str) -> np.ndarray:
     return tensor.as_numpy()
 
 
+def optional_input_array(request: "pb_utils.InferenceRequest", name: str) -> np.ndarray | None:
+    """An optional input of a request as numpy, or None when the request does not send it."""
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    return None if tensor is None else tensor.as_numpy()
+
+
 def triton_error(message: str, code: str) -> "pb_utils.TritonError":
     """A TritonError with `code` (a `TritonError` attribute name such as INVALID_ARG)."""
     return pb_utils.TritonError(message, getattr(pb_utils.TritonError, code))

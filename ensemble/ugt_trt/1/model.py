@@ -18,7 +18,8 @@ from ugt_runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS, RULE_NAMES
 from ugt_runtime.model_step import EncoderLimits, check_encoder_inputs, check_rule_inputs, run_by_length, warm_up
 from ugt_runtime.parameters import ModelStepParameters
 from ugt_runtime.rules import default_rules
-from ugt_runtime.triton_io import input_array, model_config, to_responses, version_dir
+from ugt_runtime.errors import RequestError
+from ugt_runtime.triton_io import input_array, model_config, optional_input_array, to_responses, version_dir
 
 
 class TritonPythonModel:
@@ -46,15 +47,22 @@ class TritonPythonModel:
         return to_responses(answer_batch(requests, self._parse, self._infer))
 
     def _parse(self, request) -> dict[str, np.ndarray]:  # noqa: ANN001
-        names = ENCODER_INPUTS + (RULE_NAMES if self.data is not None else ())
-        tensors = {name: input_array(request, name) for name in names}
+        tensors = {name: input_array(request, name) for name in ENCODER_INPUTS}
         check_encoder_inputs(tensors, self.limits)
-        if self.data is not None:
-            check_rule_inputs(tensors, self.data)
+        if self.data is None:
+            return tensors
+        rules = {name: optional_input_array(request, name) for name in RULE_NAMES}
+        sent = [name for name, value in rules.items() if value is not None]
+        if not sent:  # packed tensors alone: a request without rules
+            return tensors
+        if len(sent) < len(RULE_NAMES):
+            raise RequestError(f"send all of the rule tensors {list(RULE_NAMES)} or none; got only {sent}")
+        tensors.update(rules)
+        check_rule_inputs(tensors, self.data)
         return tensors
 
     def _infer(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-        if self.data is not None:  # the warm-up sends encoder tensors only
+        if self.data is not None:  # requests without rule tensors (and the warm-up) get the no-rule ones
             requests = [r if RULE_NAMES[0] in r else {**r, **default_rules(self.data, len(r[ENCODER_INPUTS[0]]))}
                         for r in requests]  # fmt: skip
         outputs = list(MODEL_OUTPUTS)
