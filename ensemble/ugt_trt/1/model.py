@@ -15,10 +15,10 @@ import onnxruntime as ort
 from ugt_runtime.batching import answer_batch
 from ugt_runtime.constraint_data import ConstraintData
 from ugt_runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS, RULE_NAMES
+from ugt_runtime.errors import RequestError
 from ugt_runtime.model_step import EncoderLimits, check_encoder_inputs, check_rule_inputs, run_by_length, warm_up
 from ugt_runtime.parameters import ModelStepParameters
 from ugt_runtime.rules import default_rules
-from ugt_runtime.errors import RequestError
 from ugt_runtime.triton_io import input_array, model_config, optional_input_array, to_responses, version_dir
 
 
