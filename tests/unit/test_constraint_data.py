@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ugt_ensemble.catalog.prefix_tables import PrefixTables
-from ugt_ensemble.runtime.catalog_index import CatalogIndex, CatalogIndexError
+from ugt_ensemble.runtime.catalog_index import CatalogIndex, CatalogIndexError, is_mapped
 from ugt_ensemble.runtime.constraint_data import (
     MAX_INTERSECTION_REMOVALS,
     META_FILE,
@@ -79,11 +79,11 @@ def test_save_and_load_map_read_only_arrays(tmp_path, small):
     assert loaded.fingerprint == built.fingerprint and loaded.set_names == built.set_names
     assert loaded.fanout_caps == built.fanout_caps
     for name, value in loaded.tables().items():
-        assert isinstance(value, np.memmap) and not value.flags.writeable, name
+        assert is_mapped(value) and not value.flags.writeable, name
         assert value is loaded.arrays[name], "tables() hands out the mapped arrays themselves"
         assert np.array_equal(value, built.tables()[name])
     for name in ("item_ids", "codes", "codes_by_level", "code_keys", "items_by_code", "code_order"):
-        assert isinstance(getattr(loaded.index, name), np.memmap), name
+        assert is_mapped(getattr(loaded.index, name)), name
         assert np.array_equal(getattr(loaded.index, name), getattr(index, name))
     rules = [RuleRequest(exclude=index.item_ids[:7], sets=("in_stock", "category=books")), RuleRequest()]
     histories = [index.item_ids[10:30], index.item_ids[:2]]
@@ -92,7 +92,7 @@ def test_save_and_load_map_read_only_arrays(tmp_path, small):
     assert {n: m.tolist() for n, m in loaded.named_sets().items()} == {n: m.tolist() for n, m in sets.items()}
     assert ConstraintData.build(loaded.index, loaded.named_sets()).fingerprint == built.fingerprint
     in_memory = ConstraintData.load(tmp_path / "catalog", mmap=False)
-    assert not isinstance(in_memory.tables()["table_set_items"], np.memmap)
+    assert not is_mapped(in_memory.tables()["table_set_items"])
     meta = json.loads((tmp_path / "catalog" / META_FILE).read_text())
     assert meta["set_names"] == ["category=books", "in_stock"] and meta["num_items"] == len(index)
     assert meta["set_sizes"] == [len(index), int(sets["category=books"].sum()), int(sets["in_stock"].sum())]
@@ -103,7 +103,7 @@ def test_index_folder_and_older_npz_load_alike(tmp_path, small):
     index.save(tmp_path / "catalog.npz")
     index.save_dir(tmp_path / "index")
     old, new = CatalogIndex.load(tmp_path / "catalog.npz"), CatalogIndex.load(tmp_path / "index")
-    assert isinstance(new.code_keys, np.memmap) and not isinstance(old.code_keys, np.memmap)
+    assert is_mapped(new.code_keys) and not is_mapped(old.code_keys)
     for name in ("item_ids", "codes", "codes_by_level", "code_keys", "items_by_code", "code_order"):
         assert np.array_equal(getattr(old, name), getattr(index, name)) and np.array_equal(
             getattr(new, name), getattr(index, name)

@@ -152,10 +152,22 @@ class CatalogIndex:
 def load_npy(path: Path, mmap: bool = True, error: type[CatalogIndexError] = CatalogIndexError) -> np.ndarray:
     """One .npy file, memory-mapped read-only when `mmap`; `error` naming the file when it cannot be read."""
     try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError) as exc:
         kind = "catalog index" if error is CatalogIndexError else "constraint data"
         raise error(f"{kind} {path}: cannot load ({exc})") from None
+    # A plain ndarray over the map (its base keeps the file mapped): numpy's memmap subclass wraps every slice
+    # it returns, which costs more than the lookups themselves on the request path.
+    return array.view(np.ndarray) if isinstance(array, np.memmap) else array
+
+
+def is_mapped(array: np.ndarray) -> bool:
+    """Whether `array` (or what it views) is a memory-mapped file."""
+    while array is not None:
+        if isinstance(array, np.memmap):
+            return True
+        array = array.base if isinstance(array.base, np.ndarray) else None
+    return False
 
 
 def _load_npz(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
