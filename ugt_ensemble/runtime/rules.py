@@ -103,13 +103,15 @@ def eligible_mask(items: np.ndarray, rule_tensors: Mapping[str, np.ndarray], dat
     if items.ndim == 3:
         items = data.index.item_index_of(items)
     n, num_items = len(items), data.num_items
+    removed = np.asarray(rule_tensors[RULE_REMOVED_ITEMS], dtype=np.int64)
+    if not rule_tensors[RULE_SET].any() and (removed[..., 0] < 0).all():  # no row has a rule: any catalog item
+        return (items >= 0) & (items < num_items)
     valid = (items >= 0) & (items < num_items)
     safe = np.where(valid, items, 0)
     rows = np.arange(n, dtype=np.int64)[:, None]
     set_items = data.arrays[SET_ITEMS]
     sets = np.asarray(rule_tensors[RULE_SET], dtype=np.int64).reshape(n, 1)
     in_base = set_items.reshape(-1)[sets * set_items.shape[1] + safe]
-    removed = np.asarray(rule_tensors[RULE_REMOVED_ITEMS], dtype=np.int64)
     real = removed[..., 0] >= 0
     removed_items = data.arrays[L3_OFFSET][removed[..., 0][real]] + removed[..., 1][real]
     removed_keys = np.broadcast_to(rows, real.shape)[real] * num_items + removed_items
