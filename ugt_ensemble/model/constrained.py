@@ -24,8 +24,9 @@ from torch import nn
 
 from ugt_ensemble.catalog.prefix_tables import PrefixTables
 from ugt_ensemble.errors import ConfigError
-from ugt_ensemble.model.rule_step import RuleStep, SearchRules, SearchTables, check_caps, check_fanout, no_rule_feed
+from ugt_ensemble.model.rule_step import RuleStep, SearchRules, SearchTables, check_caps, check_fanout
 from ugt_ensemble.runtime.contract import CODEBOOK_SIZES, TABLE_NAMES, default_fanout_caps
+from ugt_ensemble.runtime.rules import no_rule_tensors
 
 #: Score given to candidates outside the catalog: finite (no NaN in log-sum-exp) and, at three levels
 #: summed, still within fp16's range for reduced-precision engines.
@@ -143,7 +144,7 @@ class ConstrainedRecommender(nn.Module):
 
     def default_rule_feed(self, batch: int) -> dict[str, np.ndarray]:
         """The rule tensors of `batch` rows without a rule, by contract name."""
-        return no_rule_feed(self.tables.l2_count, batch)
+        return no_rule_tensors(self.tables.l2_count > 0, batch)
 
     def table_feed(self) -> dict[str, np.ndarray]:
         """This module's own padded tables (one item set: the whole catalog), by contract name."""

@@ -17,9 +17,6 @@ from torch import nn
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.runtime.contract import RULE_NAMES, TABLE_NAMES
 
-#: Parent index of a padding entry of `rule_dead_pairs` / `rule_removed_items` (matches no beam).
-RULE_PADDING = -1
-
 
 class SearchRules(NamedTuple):
     """The four rule tensors, in contract order: set (B, 1), l1_valid (B, V1), dead_pairs (B, E2, 2),
@@ -52,19 +49,6 @@ class SearchTables(NamedTuple):
     def from_feed(cls, feed: Mapping[str, np.ndarray | torch.Tensor]) -> SearchTables:
         """From arrays keyed by the contract's names (`TABLE_NAMES`)."""
         return cls(*(torch.as_tensor(feed[name]) for name in TABLE_NAMES))
-
-
-def no_rule_feed(l2_count: np.ndarray, batch: int) -> dict[str, np.ndarray]:
-    """The rule tensors of `batch` rows without a rule: the whole catalog (set 0), every level-1 code with
-    an item valid, and one padding entry in each list."""
-    padding = np.tile(np.array([[[RULE_PADDING, 0]]], dtype=np.int64), (batch, 1, 1))
-    arrays = (
-        np.zeros((batch, 1), dtype=np.int64),
-        np.repeat((np.asarray(l2_count) > 0)[None], batch, axis=0),
-        padding,
-        padding.copy(),
-    )
-    return dict(zip(RULE_NAMES, arrays))
 
 
 class RuleStep(nn.Module):

@@ -92,8 +92,6 @@ ENCODER_INPUTS: tuple[str, ...] = tuple(t.name for t in STEP_INPUTS)
 ENCODER_DTYPES: dict[str, type] = {t.name: t.numpy_dtype for t in STEP_INPUTS}
 ENCODER_CODE_INPUTS: tuple[str, ...] = ENCODER_INPUTS[:NUM_LEVELS]
 ENCODER_POSITIONS, ENCODER_TOKEN_TYPES, ENCODER_MASK = ENCODER_INPUTS[NUM_LEVELS:]
-#: Encoder tensors that postprocess reads to drop items already in the history: the three codes, then the mask.
-HISTORY_CODE_INPUTS: tuple[str, ...] = (*ENCODER_CODE_INPUTS, ENCODER_MASK)
 MODEL_OUTPUTS: tuple[str, ...] = tuple(t.name for t in STEP_OUTPUTS)
 RECOMMENDATIONS, MODEL_SCORES = MODEL_OUTPUTS
 
@@ -154,6 +152,8 @@ TABLE_INPUTS: tuple[StepTensor, ...] = (
 RULE_NAMES: tuple[str, ...] = tuple(t.name for t in RULE_INPUTS)
 TABLE_NAMES: tuple[str, ...] = tuple(t.name for t in TABLE_INPUTS)
 RULE_SET, RULE_L1_VALID, RULE_DEAD_PAIRS, RULE_REMOVED_ITEMS = RULE_NAMES
+#: Parent index of a padding entry of `rule_dead_pairs` / `rule_removed_items`: no beam matches it.
+RULE_PADDING = -1
 RULE_DTYPES: dict[str, type] = {t.name: t.numpy_dtype for t in (*RULE_INPUTS, *TABLE_INPUTS)}
 #: ONNX metadata of a model that honours the rules: its fan-out caps ("C2,C3") and how it honours them ("search").
 FANOUT_CAPS_KEY, RULES_KEY = "ugt.fanout_caps", "ugt.rules"

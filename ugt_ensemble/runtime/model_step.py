@@ -22,6 +22,7 @@ from .contract import (
     NUM_TOKEN_TYPES,
     RULE_DEAD_PAIRS,
     RULE_L1_VALID,
+    RULE_PADDING,
     RULE_REMOVED_ITEMS,
     RULE_SET,
     TABLE_NAMES,
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
     from .constraint_data import ConstraintData
 
 Tensors = dict[str, np.ndarray]
-#: The parent index of a padding entry of the dead-pair and removed-item lists: no beam matches it.
-RULE_PADDING = -1
 
 
 @dataclass(frozen=True)

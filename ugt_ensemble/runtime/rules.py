@@ -20,7 +20,7 @@ import numpy as np
 
 from .constraint_data import ConstraintData
 from .constraint_tables import ITEM_PAIR, L2_OFFSET, L3_OFFSET, PAIR_L1, SET_ITEMS, SET_L1_PAIRS, SET_PAIR_COUNTS
-from .contract import RULE_DEAD_PAIRS, RULE_L1_VALID, RULE_REMOVED_ITEMS, RULE_SET
+from .contract import RULE_DEAD_PAIRS, RULE_L1_VALID, RULE_PADDING, RULE_REMOVED_ITEMS, RULE_SET
 from .errors import RequestError
 from .rule_request import RuleRequest
 
@@ -78,19 +78,24 @@ def default_rules(data: ConstraintData, batch: int) -> Tensors:
     cached = _DEFAULTS.get(data)
     if cached is None or len(cached[RULE_SET]) < batch:
         size = max(batch, 64, 2 * len(cached[RULE_SET]) if cached else 0)
-        padding = np.zeros((size, 1, 2), dtype=np.int64)
-        padding[..., 0] = -1
-        l1_valid = data.arrays[SET_L1_PAIRS][0] > 0
-        cached = {
-            RULE_SET: np.zeros((size, 1), dtype=np.int64),
-            RULE_L1_VALID: np.repeat(l1_valid[None], size, axis=0),
-            RULE_DEAD_PAIRS: padding,
-            RULE_REMOVED_ITEMS: padding.copy(),
-        }
+        cached = no_rule_tensors(data.arrays[SET_L1_PAIRS][0] > 0, size)
         for value in cached.values():
             value.flags.writeable = False
         _DEFAULTS[data] = cached
     return {name: value[:batch] for name, value in cached.items()}
+
+
+def no_rule_tensors(l1_valid: np.ndarray, batch: int) -> Tensors:
+    """The rule tensors of `batch` rows without a rule: the whole catalog (set 0), the level-1 codes `l1_valid`
+    (those with a catalog item), and one padding entry in each list."""
+    padding = np.zeros((batch, 1, 2), dtype=np.int64)
+    padding[..., 0] = RULE_PADDING
+    return {
+        RULE_SET: np.zeros((batch, 1), dtype=np.int64),
+        RULE_L1_VALID: np.repeat(np.asarray(l1_valid, dtype=bool)[None], batch, axis=0),
+        RULE_DEAD_PAIRS: padding,
+        RULE_REMOVED_ITEMS: padding.copy(),
+    }
 
 
 def eligible_mask(items: np.ndarray, rule_tensors: Mapping[str, np.ndarray], data: ConstraintData) -> np.ndarray:
@@ -178,7 +183,7 @@ def _padded_lists(rows: np.ndarray, parents: np.ndarray, slots: np.ndarray, batc
     """[batch, width >= 1, 2] int64: row r's (parent, slot) entries in order, padded with (-1, 0)."""
     counts = np.bincount(rows, minlength=batch)
     out = np.zeros((batch, max(1, int(counts.max(initial=0))), 2), dtype=np.int64)
-    out[..., 0] = -1
+    out[..., 0] = RULE_PADDING
     starts = np.zeros(batch, dtype=np.int64)
     np.cumsum(counts[:-1], out=starts[1:])
     rank = np.arange(len(rows), dtype=np.int64) - starts[rows]
