@@ -17,6 +17,7 @@ from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.server import TritonServer
 from ugt_ensemble.server.context import EXPLICIT_ARGS
 from ugt_ensemble.serving.rollout import Rollout
+from ugt_ensemble_dev.bench.rules_catalogs import new_items, write_catalog_csv
 from ugt_ensemble_dev.traffic import Traffic
 
 ITEMS = 1_000_000
@@ -24,41 +25,21 @@ REMOVED, ADDED = 50_000, 20_000
 SEED = 6
 
 
-def _write(path, item_ids, codes, new):
-    table = np.column_stack([item_ids, codes, new.astype(np.int64)])
-    np.savetxt(path, table, fmt="%d", delimiter=",", header="item_id,l1,l2,l3,new", comments="")
-
-
-def _new_items(catalog, rng):
-    """ADDED new ids (above the catalog's) with fresh codes in existing (l1, l2) clusters, one per cluster, as a
-    semantic-ID model places new items near similar ones (so every fan-out stays within the export's caps)."""
-    sizes = catalog.codebook_sizes
-    pairs, counts = np.unique(catalog.codes[:, 0] * sizes[1] + catalog.codes[:, 1], return_counts=True)
-    chosen = rng.choice(pairs[counts <= np.median(counts)], ADDED * 2)  # the smaller clusters grow
-    codes = np.column_stack([chosen // sizes[1], chosen % sizes[1], rng.integers(0, sizes[2], len(chosen))])
-    old = (catalog.codes[:, 0] * sizes[1] + catalog.codes[:, 1]) * sizes[2] + catalog.codes[:, 2]
-    keys = (codes[:, 0] * sizes[1] + codes[:, 1]) * sizes[2] + codes[:, 2]
-    _, first = np.unique(keys, return_index=True)
-    first = np.sort(first)
-    fresh = codes[first[~np.isin(keys[first], old)]][:ADDED]
-    assert len(fresh) == ADDED
-    return np.arange(ADDED, dtype=np.int64) + int(catalog.item_ids.max()) + 1, fresh
-
-
 @pytest.fixture(scope="module")
 def switch(tmp_path_factory, tiny_config):
     folder = tmp_path_factory.mktemp("switch")
     catalog = synthetic_catalog(ITEMS, seed=SEED)
-    _write(folder / "a.csv", catalog.item_ids, catalog.codes, np.zeros(ITEMS, dtype=bool))
+    write_catalog_csv(folder / "a.csv", catalog.item_ids, catalog.codes, np.zeros(ITEMS, dtype=bool), "new")
     rng = np.random.default_rng(SEED)
     removed = rng.choice(catalog.item_ids, REMOVED, replace=False)
     kept = ~np.isin(catalog.item_ids, removed)
-    new_ids, new_codes = _new_items(catalog, rng)
-    _write(
+    new_ids, new_codes = new_items(catalog, ADDED, rng)  # in existing clusters: within the caps
+    write_catalog_csv(
         folder / "b.csv",
         np.concatenate([catalog.item_ids[kept], new_ids]),
         np.concatenate([catalog.codes[kept], new_codes]),
         np.r_[np.zeros(kept.sum(), dtype=bool), np.ones(ADDED, dtype=bool)],
+        "new",
     )
     export = ExportConfig(precision="fp32", max_seq_length=64, validation_shapes=((1, 1), (2, 16)),
                           catalog_path=folder / "a.csv", set_columns=("new",))  # fmt: skip

@@ -29,6 +29,7 @@ from ugt_ensemble.server.context import EXPLICIT_ARGS
 from ugt_ensemble.serving.rollout import Rollout
 from ugt_ensemble.serving.version_sets import RECORD_KEY
 from ugt_ensemble.serving.versions import VersionedRepository
+from ugt_ensemble_dev.bench.rules_catalogs import write_catalog_csv
 from ugt_ensemble_dev.traffic import Traffic
 
 ITEMS, REMOVED, ADDED = 3_000, 300, 200
@@ -38,8 +39,7 @@ MODEL = "ugt_trt/{}/model.onnx"
 
 
 def _write(path: Path, item_ids: np.ndarray, codes: np.ndarray, new: np.ndarray) -> None:
-    table = np.column_stack([item_ids, codes, new.astype(np.int64)])
-    np.savetxt(path, table, fmt="%d", delimiter=",", header="item_id,l1,l2,l3,new", comments="")
+    write_catalog_csv(path, item_ids, codes, new, "new")
 
 
 def _write_ids(path: Path, item_ids) -> set[int]:

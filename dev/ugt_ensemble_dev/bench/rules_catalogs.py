@@ -15,8 +15,7 @@ import numpy as np
 from ugt_ensemble.catalog import Catalog, synthetic_catalog
 from ugt_ensemble_dev.bench.rules_report import RecordingProgress, stage_table, timed
 
-#: The columns of the catalog files written here (`allow`: 1 for the items of the allow-list, else 0).
-HEADER = "item_id,l1,l2,l3,allow"
+#: The flag column of the catalog files written here (1 for the items of the allow-list, else 0).
 ALLOW_SET = "allow"
 
 
@@ -70,10 +69,12 @@ def next_catalog(
     return NextCatalog(kept, new_ids, new_codes, rng.random(len(new_ids)) < allow_share)
 
 
-def write_catalog_csv(path: Path, item_ids: np.ndarray, codes: np.ndarray, allow: np.ndarray) -> None:
-    """A catalog CSV with the `HEADER` columns."""
-    table = np.column_stack([item_ids, codes, allow.astype(np.int64)])
-    np.savetxt(path, table, fmt="%d", delimiter=",", header=HEADER, comments="")
+def write_catalog_csv(
+    path: Path, item_ids: np.ndarray, codes: np.ndarray, flags: np.ndarray, column: str = ALLOW_SET
+) -> None:
+    """A catalog CSV: item_id, l1, l2, l3 and a 0/1 `column` (a boolean item set for `--set-column`)."""
+    table = np.column_stack([item_ids, codes, flags.astype(np.int64)])
+    np.savetxt(path, table, fmt="%d", delimiter=",", header=f"item_id,l1,l2,l3,{column}", comments="")
 
 
 def build_config(output: Path, catalog_csv: Path, seed: int, instances: int = 1):  # noqa: ANN201 - a BuildConfig
