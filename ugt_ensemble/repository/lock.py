@@ -5,6 +5,8 @@ The lock is an `flock` on `<repository>/.ugt-lock`, a plain file: Triton takes e
 for a model, but files beside them (the manifest, this one) are not models. The kernel releases the lock
 when its holder exits, even when killed, so a crash never leaves the repository locked. The holder writes
 who it is into the file (pid, command, operation, since when) so that a waiting operation can name it.
+Whoever can write the repository folder could put a symlink or a hard link there: the file is opened with
+O_NOFOLLOW and refused unless it is a regular file with one name, so no other file is ever written or truncated.
 
 Inside one thread, taking the lock again while holding it is allowed (`Rollout.rollback` calls `switch`).
 """
@@ -12,11 +14,13 @@ Inside one thread, taking the lock again while holding it is allowed (`Rollout.r
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
 import json
 import logging
 import os
 import socket
+import stat
 import sys
 import threading
 import time
@@ -30,6 +34,8 @@ LOCK_FILE = ".ugt-lock"
 #: How long an operation waits for the lock by default (a deploy builds a version while it holds it).
 DEFAULT_TIMEOUT_S = 600.0
 _POLL_S = 0.2
+#: The most of the lock file `read_holder` reads (a holder writes a few hundred bytes).
+_MAX_HOLDER_BYTES = 65536
 _held = threading.local()
 
 
@@ -51,9 +57,10 @@ class RepositoryLock:
         self.waited_s = 0.0
         self._fd: int | None = None
         self._nested = False
+        self._key = ""
 
     def __enter__(self) -> RepositoryLock:
-        key = str(self.path.resolve())
+        key = self._key = str(self.path.parent.resolve() / LOCK_FILE)
         depth = getattr(_held, "depth", {})
         _held.depth = depth
         if depth.get(key):
@@ -63,7 +70,7 @@ class RepositoryLock:
         self._fd = _open(self.path)
         try:
             self._wait()
-            _write_holder(self._fd, self.operation)
+            _write_holder(self._fd, self.operation, self.path)
         except BaseException:
             os.close(self._fd)
             raise
@@ -72,7 +79,7 @@ class RepositoryLock:
 
     def __exit__(self, *exc_info: object) -> None:
         depth = _held.depth
-        key = str(self.path.resolve())
+        key = self._key
         depth[key] -= 1
         if self._nested or self._fd is None:
             return
@@ -112,9 +119,16 @@ class RepositoryLock:
 def read_holder(path: Path) -> dict[str, Any]:
     """What the lock file says about its holder ({} when it is empty or unreadable)."""
     try:
-        holder = json.loads(Path(path).read_text(encoding="utf-8") or "{}")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return {}
+    try:
+        text = os.read(fd, _MAX_HOLDER_BYTES) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+        holder = json.loads(text.decode("utf-8") or "{}")
     except (OSError, ValueError):
         return {}
+    finally:
+        os.close(fd)
     return holder if isinstance(holder, dict) else {}
 
 
@@ -131,20 +145,58 @@ def describe_holder(path: Path) -> str:
 
 
 def _open(path: Path) -> int:
+    """A descriptor of the lock file, created if missing; never through a symlink, never anything but a plain
+    file with one name (a hard link to another file would let this write into that file), never truncated here."""
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        found = os.lstat(path)
+    except FileNotFoundError:
+        found = None
     except OSError as exc:
+        raise RepositoryError(f"{path}: cannot inspect the repository's lock file ({exc.strerror})") from None
+    if found is not None:
+        _require_plain_file(path, found)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink created since the lstat
+            _require_plain_file(path, os.lstat(path))
         raise RepositoryError(
             f"{path}: cannot open the repository's lock file ({exc.strerror}); version operations write to "
             "the repository, so run them where it is writable"
         ) from None
+    try:
+        _require_plain_file(path, os.fstat(fd))  # the file opened, whatever the path names by now
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
-def _write_holder(fd: int, operation: str) -> None:
+def _require_plain_file(path: Path, found: os.stat_result) -> None:
+    """RepositoryError unless `found` (the lock path's status) is a regular file with a single name."""
+    if stat.S_ISLNK(found.st_mode):
+        problem = f"is a symbolic link (to {os.readlink(path)!r})"
+    elif not stat.S_ISREG(found.st_mode):
+        problem = "is not a regular file"
+    elif found.st_nlink != 1:
+        problem = f"is a hard link ({found.st_nlink} names share the file)"
+    else:
+        return
+    raise RepositoryError(
+        f"{path}: the repository's lock file {problem}; refusing to write to it (whoever can write {path.parent} "
+        f"could point it at another file): remove {path} and run the command again"
+    )
+
+
+def _write_holder(fd: int, operation: str, path: Path) -> None:
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     command = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
     holder = {"operation": operation, "pid": os.getpid(), "host": socket.gethostname(), "since": now,
               "command": command}  # fmt: skip
     data = (json.dumps(holder) + "\n").encode("utf-8")
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, data, 0)
+    try:
+        os.ftruncate(fd, 0)  # `_open` checked that fd is the lock file itself
+        os.pwrite(fd, data, 0)
+    except OSError as exc:  # e.g. a full disk: the lock is held all the same, only its holder goes unnamed
+        LOGGER.warning("%s: cannot write who holds the lock (%s); holding it anyway", path, exc.strerror)
