@@ -6,6 +6,7 @@ was read whole. Each case below is an archive made by editing a real export, as 
 """
 
 import json
+import pickle
 import resource
 import subprocess
 import sys
@@ -16,9 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 from step_models import RepeatingCodes
+from torch.export.pt2_archive._package import load_pt2
 
 from ugt_ensemble.catalog import save_catalog_csv
 from ugt_ensemble.errors import ConfigError, InputFileError
+from ugt_ensemble.model.pt2_reading import loading_without_unpickling
 from ugt_ensemble.model.pt2_safety import MAX_ARCHIVE_ENV
 from ugt_ensemble.model.sources import load_step_archive, save_step_model
 
@@ -202,3 +205,78 @@ def test_an_archive_naming_an_entry_twice_is_refused(tmp_path, good):
 def test_the_reference_ugt_exports_only_allowed_operators(tmp_path, tiny_model, index):
     path = save_step_model(tiny_model, tmp_path / "ugt.pt2", index, 16, 64)
     assert load_step_archive(path).module() is not None
+
+
+class Payload:
+    """Unpickled, it creates the file `marker` (as any code would run)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):  # noqa: ANN204 - pickle's protocol
+        return open, (self.marker, "w")
+
+
+def second_program(good: Path, out: Path, program: str, marker: Path) -> Path:
+    """`good` plus a program `program` ("weight_x" or "tensor_x") whose every entry name matched the old
+    allow-list, with a pickle where torch reads legacy weights (data/weights/<program>.pt) or constants."""
+    with zipfile.ZipFile(good) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    root = next(iter(files)).split("/")[0]
+    legacy, other = ("weights", "constants") if program.startswith("weight_") else ("constants", "weights")
+    files[f"{root}/models/{program}.json"] = files[f"{root}/models/model.json"]
+    files[f"{root}/data/sample_inputs/{program}.pt"] = files[f"{root}/data/sample_inputs/model.pt"]
+    files[f"{root}/data/{other}/{program}_{other}_config.json"] = b'{"config":{}}'
+    files[f"{root}/data/{legacy}/{program}.pt"] = pickle.dumps(Payload(marker))
+    with zipfile.ZipFile(out, "w") as archive:
+        for member, data in files.items():
+            archive.writestr(member, data)
+    return out
+
+
+@pytest.mark.parametrize(("program", "legacy"), [("weight_x", "weights"), ("tensor_x", "constants")])
+def test_a_second_program_reading_a_legacy_pickle_is_refused_and_never_unpickled(tmp_path, good, program, legacy):
+    marker = tmp_path / "unpickled"
+    archive = second_program(good, tmp_path / "evil.pt2", program, marker)
+    with pytest.raises(InputFileError, match=f"holds good/models/{program}.json, .*good/data/{legacy}/{program}.pt"):
+        load_step_archive(archive)
+    names = [name.split("/", 1)[1] for name in zipfile.ZipFile(archive).namelist()]
+    with pytest.raises(InputFileError, match=f"torch would unpickle data/{legacy}/{program}.pt; refused"):
+        with loading_without_unpickling(archive, names):  # had a name slipped past the layout check
+            load_pt2(str(archive))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("program", ["weight_x", "tensor_x"])
+def test_build_refuses_a_second_program_and_runs_no_pickle(tmp_path, good, catalog, program):
+    marker = tmp_path / "unpickled"
+    second_program(good, tmp_path / "evil.pt2", program, marker)
+    save_catalog_csv(catalog, tmp_path / "items.csv")
+    command = [sys.executable, "-m", "ugt_ensemble", "build", "--model", "evil.pt2", "--catalog", "items.csv",
+               "--output-dir", "repo", "--target-server", "cpu-wheel"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert len(errors) == 1 and errors[0].startswith(f"error: model evil.pt2: holds good/models/{program}.json"), errors
+    assert not marker.exists() and not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize(
+    ("entry", "refusal"),
+    [
+        ({"path_name": "weight_0", "use_pickle": True}, "is pickled or not raw tensor bytes"),
+        ({"path_name": "model.pt", "use_pickle": False, "tensor_meta": {}}, "names 'model.pt'; torch writes weight_"),
+        ({"path_name": "weight_9", "use_pickle": False, "tensor_meta": {}}, "names data/weights/weight_9, which"),
+    ],
+)
+def test_a_payload_config_naming_anything_but_a_held_raw_tensor_is_refused(tmp_path, good, entry, refusal):
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(tmp_path / "evil.pt2", "w") as archive:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename.endswith("model_weights_config.json"):
+                config = json.loads(data)
+                config["config"]["real"] = entry
+                data = json.dumps(config).encode()
+            archive.writestr(info, data)
+    with pytest.raises(InputFileError, match=f"weights_config.json entry 'real' {refusal}"):
+        load_step_archive(tmp_path / "evil.pt2")

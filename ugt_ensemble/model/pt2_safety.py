@@ -1,6 +1,7 @@
 """What a `.pt2` must satisfy before torch reads it: bounded sizes, allow-listed operators, plain sizes.
 
-Checked on the zip's central directory and the graph's JSON, before `torch.export.load` sees the file:
+Checked on the zip's central directory and the graph's JSON, before torch's loader sees the file (which
+entries it may hold, and loading it with unpickling refused: `pt2_reading`):
 - sizes: the entries' declared uncompressed sizes add up to at most `max_archive_bytes()` (2 GiB unless
   UGT_MAX_ARCHIVE_BYTES says otherwise), no entry above 1 MiB inflates more than 100 times, and no name
   appears twice; so a small archive that inflates to gigabytes is refused before a byte is inflated;

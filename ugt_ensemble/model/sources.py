@@ -1,11 +1,13 @@
 """The user's own model step from a file: a `torch.export` archive (.pt2), checked before torch reads it.
 
-A .pt2 holds the graph as JSON and the weights as raw tensor bytes, which `torch.export.load` reads
-without unpickling; but the format also allows pickled weights, pickled constants and a pickled
+A .pt2 holds the graph as JSON and the weights as raw tensor bytes, which torch reads without
+unpickling; but the format also allows more programs, legacy pickled weights and constants, and a pickled
 fallback for its sample inputs, a graph may call any operator (including ones that write files), and
 torch evaluates its symbolic sizes and guards as Python. Before loading, `load_step_archive` refuses an
-archive that would unpickle, whose declared sizes exceed the limit, whose graphs call an operator off
-the allow-list, or whose sizes and guards are not plain arithmetic (`pt2_safety`). Pickled modules
+archive holding any entry but those torch writes for its one program, or whose payload configs name
+anything but its raw tensors (`pt2_reading`), whose declared sizes exceed the limit, whose graphs call an
+operator off the allow-list, or whose sizes and guards are not plain arithmetic (`pt2_safety`); torch then
+loads it reading only those entries, with every unpickling call refused (`loading_without_unpickling`). Pickled modules
 (`torch.save(model)`) are refused with the way to make a .pt2 instead: `save_step_model`, or
 `torch.export.save`.
 
@@ -17,8 +19,6 @@ contract order) and its fan-out caps in the archive entry `extra/ugt_fanout_caps
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import re
 import weakref
@@ -28,9 +28,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 from torch.export import Dim, ExportedProgram
+from torch.export.pt2_archive._package import load_pt2
 
 from ugt_ensemble.errors import InputFileError, StepContractError
 from ugt_ensemble.histories import random_encoder_batch
+from ugt_ensemble.model.pt2_reading import GRAPH, PROGRAM, check_archive_layout, loading_without_unpickling
 from ugt_ensemble.model.pt2_safety import check_archive_sizes, check_program_json, check_program_operators
 from ugt_ensemble.model.rule_program import rule_export_inputs
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
@@ -47,20 +49,6 @@ LOGGER = logging.getLogger(__name__)
 HOW_TO_SAVE = (
     "save the model with ugt_ensemble.model.save_step_model(model, 'model.pt2', catalog_index) or "
     "torch.export.save(torch.export.export(model, example_inputs, dynamic_shapes=...), 'model.pt2')"
-)
-#: Files a tensor-only archive holds, below its one top folder (any other file is refused).
-_ALLOWED = (
-    "archive_format",
-    "archive_version",
-    "byteorder",
-    ".data/*",
-    "models/*.json",
-    "data/weights/weight_*",
-    "data/weights/*_weights_config.json",
-    "data/constants/tensor_*",
-    "data/constants/*_constants_config.json",
-    "data/sample_inputs/*.pt",
-    "extra/ugt_fanout_caps",
 )
 #: The archive entry (below `extra/`) holding a rule step's fan-out caps, "C2,C3".
 CAPS_ENTRY = "ugt_fanout_caps"
@@ -108,11 +96,14 @@ def load_step_archive(path: str | Path, max_bytes: int | None = None) -> Exporte
     try:
         with zipfile.ZipFile(path) as archive:
             check_archive_sizes(path, archive, max_bytes)  # before any entry is read
-            caps = _check_archive(path, archive)
+            readable, caps = _check_archive(path, archive)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as exc:
         raise InputFileError(f"model {path}: a damaged archive ({type(exc).__name__}: {exc})") from None
     try:
-        program = torch.export.load(str(path))
+        with loading_without_unpickling(path, readable):  # torch's own loader, not torch.export.load's fallbacks
+            program = load_pt2(str(path)).exported_programs[PROGRAM]
+    except InputFileError:
+        raise
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad archive
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise InputFileError(f"model {path}: cannot load the archive ({type(exc).__name__}: {first})") from None
@@ -224,30 +215,19 @@ def refuse_pickled_module(path: Path) -> InputFileError:
     return InputFileError(f"model {path}: not a torch.export archive; {HOW_TO_SAVE}")
 
 
-def _check_archive(path: Path, archive: zipfile.ZipFile) -> tuple[int, int] | None:
-    """InputFileError unless `archive` holds only the files of a tensor-only .pt2; its fan-out caps, if it
-    holds them."""
-    names = [n for n in archive.namelist() if not n.endswith("/")]
+def _check_archive(path: Path, archive: zipfile.ZipFile) -> tuple[list[str], tuple[int, int] | None]:
+    """InputFileError unless `archive` holds exactly the entries torch writes for one tensor-only program
+    (`pt2_reading.check_archive_layout`) and its graph is checked; the entries torch may read and the
+    archive's fan-out caps, if it holds them."""
+    names = archive.namelist()
     roots = {PurePosixPath(n).parts[0] for n in names}
     if len(roots) != 1 or f"{next(iter(roots))}/archive_format" not in names:
         raise refuse_pickled_module(path)
-    root, caps = next(iter(roots)), None
-    for name in names:
-        inside = PurePosixPath(name).relative_to(root)
-        if not any(inside.match(pattern) for pattern in _ALLOWED):
-            raise InputFileError(f"model {path}: holds {name}, which a tensor-only .pt2 does not; refused")
-        if inside.match("models/*.json"):
-            check_program_json(path, archive, name)
-        elif name.endswith("_config.json"):
-            _check_payload_config(path, name, archive.read(name))
-        elif inside.match("data/sample_inputs/*.pt"):
-            try:
-                torch.load(io.BytesIO(archive.read(name)), weights_only=True)
-            except Exception:  # noqa: BLE001
-                raise InputFileError(f"model {path}: its sample inputs {name} are pickled objects; refused") from None
-        elif inside.match(f"extra/{CAPS_ENTRY}"):
-            caps = _read_caps(path, archive, name)
-    return caps
+    root = next(iter(roots))
+    readable = check_archive_layout(path, archive, root, (CAPS_ENTRY,))
+    check_program_json(path, archive, f"{root}/{GRAPH}")
+    caps = _read_caps(path, archive, f"{root}/extra/{CAPS_ENTRY}") if f"extra/{CAPS_ENTRY}" in readable else None
+    return readable, caps
 
 
 def _read_caps(path: Path, archive: zipfile.ZipFile, name: str) -> tuple[int, int]:
@@ -260,13 +240,3 @@ def _read_caps(path: Path, archive: zipfile.ZipFile, name: str) -> tuple[int, in
             "save the model again with ugt_ensemble.model.save_step_model"
         )
     return int(match.group(1)), int(match.group(2))
-
-
-def _check_payload_config(path: Path, name: str, data: bytes) -> None:
-    try:
-        entries = json.loads(data)["config"].values()
-    except (ValueError, KeyError, AttributeError):
-        raise InputFileError(f"model {path}: {name} is not a payload config") from None
-    for entry in entries:
-        if entry.get("use_pickle") or not str(entry.get("path_name", "")).startswith(("weight_", "tensor_")):
-            raise InputFileError(f"model {path}: {name} lists pickled or custom objects; refused (they would run code)")
