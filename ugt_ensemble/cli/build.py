@@ -88,6 +88,8 @@ TRITON = [
     Flag("--max-queue-size", QueuePolicy, "max_queue_size", "each step's queue bound, 0: none (see README)", int),
     Flag("--queue-timeout-us", QueuePolicy, "queue_timeout_us", "each step's queue timeout, 0: none", int),
     Flag("--max-batch-tokens", ModelStepConfig, "max_batch_tokens", "model step: rows x length per ORT call", int),
+    Flag("--max-rule-entries", ModelStepConfig, "max_rule_entries", "model step: rows x rule-list width per ORT call",
+         int),
     Flag("--no-dynamic-batching", TritonConfig, "enable_dynamic_batching", "no dynamic batching",
          action="store_false"),
     Flag("--cuda-graphs", ModelStepConfig, "cuda_graphs", "TensorRT plan: CUDA graphs", action="store_true"),

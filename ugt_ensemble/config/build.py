@@ -14,6 +14,7 @@ from ugt_ensemble.config.triton import ENGINES, TritonConfig
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.runtime.packing import PackingConfig
 from ugt_ensemble.runtime.parameters import ModelStepParameters, PostprocessParameters, PreprocessParameters
+from ugt_ensemble.runtime.rule_lists import request_list_limit
 
 #: Servers a repository can be built for:
 #: - "cpu-wheel": the CPU tritonserver of the nvidia-pytriton wheel (Python backend only; the model
@@ -139,19 +140,33 @@ class BuildConfig:
         """How preprocess pads histories (shared by the client and the reference pipeline)."""
         return self.triton.preprocess.packing(self.export.max_seq_length)
 
+    @property
+    def profile_bounds_rules(self) -> bool:
+        """Whether the model step's engine bounds the rule lists (a TensorRT profile: `ExportConfig.max_rule_list`)."""
+        return self.triton.platform == "tensorrt_plan" and self.triton.model_step.rules_in_search
+
+    @property
+    def rule_list_bound(self) -> int:
+        """The most catalog items one request's rules may remove: the TensorRT profile's bound, else what the
+        request limits allow (`rule_lists.request_list_limit`). Every step bounds its rule lists by it."""
+        if self.profile_bounds_rules:
+            return self.export.max_rule_list
+        return request_list_limit(self.triton.preprocess.max_events)
+
     def preprocess_parameters(self) -> PreprocessParameters:
-        """What the preprocess adapter reads in `initialize` (a TensorRT step bounds the rule lists by its profile)."""
+        """What the preprocess adapter reads in `initialize` (a TensorRT step bounds the rule lists by its profile;
+        0: no bound beyond the request limits)."""
         t = self.triton
-        bound = self.export.max_rule_list if t.platform == "tensorrt_plan" and t.model_step.rules_in_search else 0
+        bound = self.export.max_rule_list if self.profile_bounds_rules else 0
         return t.preprocess.parameters(self.export, t.postprocess.exclude_history, t.model_step.rules_in_search, bound)
 
     def model_step_parameters(self) -> ModelStepParameters:
         """What the Python-backend model step reads in `initialize`."""
-        return self.triton.model_step.parameters(self.triton.engine, self.export, self.packing)
+        return self.triton.model_step.parameters(self.triton.engine, self.export, self.packing, self.rule_list_bound)
 
     def postprocess_parameters(self) -> PostprocessParameters:
         """What the postprocess adapter reads in `initialize`."""
-        return self.triton.postprocess.parameters(self.export)
+        return self.triton.postprocess.parameters(self.export, self.rule_list_bound)
 
     @property
     def preferred_batch_sizes(self) -> tuple[int, ...]:

@@ -112,6 +112,10 @@ class ModelStepConfig:
         max_batch_tokens: the Python-backend model step runs at most this many history positions
             (rows x length) per engine call, which bounds its peak memory (measured at 64 histories of
             1024 events: 274 MiB resident at 4096, 3.5 GiB without a bound).
+        max_rule_entries: the Python-backend model step runs at most this many rule-list entries (rows x
+            the widest `rule_removed_items` / `rule_dead_pairs` list) per engine call, which bounds its peak
+            memory; a single row with a longer list runs alone (its width is bounded by
+            `BuildConfig.rule_list_bound` and the catalog's size).
         warmup: warm the model step up (batch 1 and max_batch_size, zero data): inside initialize for the
             Python-backend step, as `model_warmup` samples for native engines.
         cuda_graphs: `optimization.cuda.graphs` for the TensorRT plan.
@@ -127,6 +131,7 @@ class ModelStepConfig:
     allow_spinning: bool = False
     memory_arena: bool = True
     max_batch_tokens: int = 4096
+    max_rule_entries: int = 1 << 16
     warmup: bool = True
     cuda_graphs: bool = False
     response_cache: bool = False
@@ -136,7 +141,8 @@ class ModelStepConfig:
     queue: QueuePolicy = field(default_factory=QueuePolicy)
 
     def __post_init__(self) -> None:
-        _check_counts(self, "model_step", ("intra_op_threads", "max_batch_tokens", "accelerator_workspace_mib"))
+        counts = ("intra_op_threads", "max_batch_tokens", "max_rule_entries", "accelerator_workspace_mib")
+        _check_counts(self, "model_step", counts)
         parse_version_policy(self.version_policy)
         _coerce_queue(self)
 
@@ -146,8 +152,11 @@ class ModelStepConfig:
             return 0
         return next((b for b in packing.buckets if b >= 128), packing.buckets[-1])
 
-    def parameters(self, engine: str, export: ExportConfig, packing: PackingConfig) -> ModelStepParameters:
-        """What the Python-backend adapter reads in `initialize`."""
+    def parameters(
+        self, engine: str, export: ExportConfig, packing: PackingConfig, max_rule_list: int
+    ) -> ModelStepParameters:
+        """What the Python-backend adapter reads in `initialize` (`max_rule_list`: the most items one request's
+        rules remove, `BuildConfig.rule_list_bound`)."""
         return ModelStepParameters(
             engine=engine,
             model_file=ONNX_FILE,
@@ -156,6 +165,8 @@ class ModelStepConfig:
             allow_spinning=self.allow_spinning,
             memory_arena=self.memory_arena,
             max_batch_tokens=self.max_batch_tokens,
+            max_rule_list=max_rule_list,
+            max_rule_entries=self.max_rule_entries,
             max_seq_length=export.max_seq_length,
             codebook_sizes=export.codebook_sizes,
             num_token_types=NUM_TOKEN_TYPES,
@@ -184,9 +195,9 @@ class PostprocessConfig:
         _check_counts(self, "postprocess", ("instances",))
         _coerce_queue(self)
 
-    def parameters(self, export: ExportConfig) -> PostprocessParameters:
-        """What the adapter reads in `initialize`."""
-        return PostprocessParameters(CATALOG_DIR, export.num_recommendations)
+    def parameters(self, export: ExportConfig, max_rule_list: int) -> PostprocessParameters:
+        """What the adapter reads in `initialize` (`max_rule_list`: `BuildConfig.rule_list_bound`)."""
+        return PostprocessParameters(CATALOG_DIR, export.num_recommendations, max_rule_list)
 
 
 #: The `TritonConfig` attribute of each step config.

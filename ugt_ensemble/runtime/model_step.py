@@ -1,8 +1,8 @@
 """Model-step helpers for engines run inside a Python-backend model: input checks and batching.
 
-Requests reach the model step with different history lengths (ragged batching). `run_by_length`
-runs each distinct length as one engine call and splits the outputs back per request, so short
-histories are never padded to the longest one in the batch.
+Requests reach the model step with different history lengths and rule-list widths (ragged batching).
+`run_by_length` runs each distinct length and width group as one engine call and splits the outputs back
+per request, so short histories and short rule lists are never padded to the longest ones in the batch.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .contract import (
     encoder_upper_bounds,
 )
 from .errors import RequestError
+from .rule_lists import list_width, rows_per_call, width_groups
 
 if TYPE_CHECKING:
     from .constraint_data import ConstraintData
@@ -91,23 +92,33 @@ def _check_range(name: str, values: np.ndarray, low: int, high: int) -> None:
 
 
 def run_by_length(
-    requests: list[Tensors], run: Callable[[Tensors], list[np.ndarray]], max_tokens: int | None = None
+    requests: list[Tensors],
+    run: Callable[[Tensors], list[np.ndarray]],
+    max_tokens: int | None = None,
+    max_rule_entries: int | None = None,
 ) -> list[Tensors]:
-    """Run `run(feed)` once per distinct length (in slices of at most `max_tokens` rows x length, which
-    bounds the engine's peak memory); return each request's outputs by name.
+    """Run `run(feed)` once per distinct length and rule-list width group, in slices of at most `max_tokens`
+    rows x length and `max_rule_entries` rows x list width (which bound the engine's peak memory); return each
+    request's outputs by name.
 
     Every tensor of the requests goes into the feed (the encoder tensors, and the rule tensors when the
-    model takes them); rule lists of different lengths are padded to the longest (`RULE_PADDING`)."""
+    model takes them). Rule lists are padded (`RULE_PADDING`) only to the widest of their width group
+    (`rule_lists.width_groups`): a request with short lists never pays for another's long ones."""
     results: list[Tensors | None] = [None] * len(requests)
     lengths = [r[ENCODER_INPUTS[0]].shape[1] for r in requests]
     names = list(requests[0]) if requests else []
     for length in sorted(set(lengths)):
-        members = [i for i, n in enumerate(lengths) if n == length]
-        feed = {name: concat_rows([requests[i][name] for i in members]) for name in names}
-        outputs = _run_sliced(run, feed, max(1, (max_tokens or len(feed[ENCODER_INPUTS[0]]) * length) // length))
-        bounds = row_bounds([requests[i][ENCODER_INPUTS[0]].shape[0] for i in members])
-        for i, (start, stop) in zip(members, bounds):
-            results[i] = {name: out[start:stop] for name, out in zip(MODEL_OUTPUTS, outputs)}
+        same = [i for i, n in enumerate(lengths) if n == length]
+        for group in width_groups([requests[i] for i in same]):
+            members = [same[j] for j in group]
+            feed = {name: concat_rows([requests[i][name] for i in members]) for name in names}
+            rows = (max_tokens or len(feed[ENCODER_INPUTS[0]]) * length) // length
+            if max_rule_entries:
+                rows = min(rows, rows_per_call(list_width(feed), max_rule_entries))
+            outputs = _run_sliced(run, feed, max(1, rows))
+            bounds = row_bounds([requests[i][ENCODER_INPUTS[0]].shape[0] for i in members])
+            for i, (start, stop) in zip(members, bounds):
+                results[i] = {name: out[start:stop] for name, out in zip(MODEL_OUTPUTS, outputs)}
     return results  # type: ignore[return-value]
 
 
@@ -120,7 +131,8 @@ def _run_sliced(run: Callable[[Tensors], list[np.ndarray]], feed: Tensors, rows:
 
 
 def concat_rows(parts: list[np.ndarray]) -> np.ndarray:
-    """Rows of every part; a part narrower on axis 1 (a shorter rule list) is padded with `RULE_PADDING`."""
+    """Rows of every part; a part narrower on axis 1 (a shorter rule list) is padded with `RULE_PADDING`.
+    Callers group the parts by width first (`rule_lists.width_groups`)."""
     if len(parts) == 1:
         return parts[0]
     width = max(p.shape[1] for p in parts) if parts[0].ndim == 3 else None

@@ -75,6 +75,11 @@ class ModelStepParameters(StepParameters):
     allow_spinning: bool
     memory_arena: bool
     max_batch_tokens: int
+    #: Most catalog items one request's rules remove (`BuildConfig.rule_list_bound`): with the catalog's size,
+    #: the bound on one row of the rule lists (`rule_lists.RuleListLimits`).
+    max_rule_list: int
+    #: Most rule-list entries (rows x widest list) per engine call, which bounds the engine's peak memory.
+    max_rule_entries: int
     max_seq_length: int
     codebook_sizes: tuple[int, ...]
     num_token_types: int
@@ -87,6 +92,8 @@ class ModelStepParameters(StepParameters):
 class PostprocessParameters(StepParameters):
     catalog_file: str
     num_recommendations: int
+    #: As `ModelStepParameters.max_rule_list`: bounds one row of the rule lists postprocess is sent.
+    max_rule_list: int
 
 
 def _render(value: object) -> str:

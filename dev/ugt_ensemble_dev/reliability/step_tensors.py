@@ -4,7 +4,8 @@ malformed rule tensors a careless or hostile client may send them.
 `malformed_rule_tensors` takes a request's good rule tensors (what preprocess made of a document) and the
 served constraint data's bounds, and returns each defect with the substring its error must hold: a wrong
 dtype, shape or batch size (refused by Triton against the config), a list of no entry, and a set index,
-parent or slot out of range (refused by the step's own check, `model_step.check_rule_inputs`).
+parent or slot out of range (refused by the step's own check, `model_step.check_rule_inputs`), and a row with more
+entries than the catalog has items or prefixes (`rule_lists.RuleListLimits`).
 `odd_rule_tensors` are in range but inconsistent (closed level-1 codes, removals in the padding pairs):
 they must be answered, never fail.
 """
@@ -92,6 +93,14 @@ def malformed_rule_tensors(rules: Mapping[str, np.ndarray], data: ConstraintData
             {RULE_REMOVED_ITEMS: rules[RULE_REMOVED_ITEMS].astype(np.float32)},
             "data-type is 'FP32'",
         ),
+        "more removed items than the catalog holds": (
+            {RULE_REMOVED_ITEMS: np.zeros((rows, data.num_items + 1, 2), np.int64)},
+            f"{RULE_REMOVED_ITEMS}: row 0 holds {data.num_items + 1} entries",
+        ),
+        "more dead pairs than the catalog has prefixes": (
+            {RULE_DEAD_PAIRS: np.zeros((rows, data.num_pairs + 1, 2), np.int64)},
+            f"{RULE_DEAD_PAIRS}: row 0 holds {data.num_pairs + 1} entries",
+        ),
     }
     return {name: ({**rules, **change}, hint) for name, (change, hint) in cases.items()}
 
@@ -101,11 +110,14 @@ def odd_rule_tensors(rules: Mapping[str, np.ndarray], data: ConstraintData) -> d
     rows = len(rules[RULE_SET])
     (c2, c3), pairs = data.fanout_caps, data.num_pairs
     padding_pairs = np.stack([np.arange(pairs, pairs + c2), np.arange(c2) % c3], axis=1)
-    many = np.stack([np.arange(4096) % (pairs + c2), np.arange(4096) % c3], axis=1)
+    count = min(4096, data.num_items)  # a row removes distinct items: at most the catalog's
+    many = np.stack([np.arange(count) % (pairs + c2), np.arange(count) % c3], axis=1)
+    tail = np.concatenate([rules[RULE_REMOVED_ITEMS], np.tile([[[-1, 0]]], (rows, 100_000, 1))], axis=1)
     cases = {
         "every level-1 code closed": {RULE_L1_VALID: np.zeros_like(rules[RULE_L1_VALID])},
         "removals in the padding pairs": {RULE_REMOVED_ITEMS: np.repeat(padding_pairs[None], rows, axis=0)},
-        "4096 removals, repeated": {RULE_REMOVED_ITEMS: np.repeat(many[None], rows, axis=0)},
+        f"{count} removals, repeated": {RULE_REMOVED_ITEMS: np.repeat(many[None], rows, axis=0)},
+        "a padding tail of 100,000 entries": {RULE_REMOVED_ITEMS: tail},
         "every slot of pair 0 dead": {
             RULE_DEAD_PAIRS: np.repeat(np.stack([np.zeros(c2), np.arange(c2)], 1)[None], rows, 0).astype(np.int64)
         },

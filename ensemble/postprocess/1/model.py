@@ -17,6 +17,7 @@ from ugt_runtime.decoding import decode_recommendations
 from ugt_runtime.errors import RequestError
 from ugt_runtime.model_step import check_rule_inputs, concat_rows
 from ugt_runtime.parameters import PostprocessParameters
+from ugt_runtime.rule_lists import RuleListLimits, bound_rule_lists, width_groups
 from ugt_runtime.rules import eligible_mask
 from ugt_runtime.triton_io import input_array, model_config, to_responses, version_dir
 
@@ -26,6 +27,7 @@ class TritonPythonModel:
         params = PostprocessParameters.from_model_config(model_config(args), f"{version_dir(args)}/../config.pbtxt")
         self.data = ConstraintData.load(version_dir(args) / params.catalog_file)
         self.k = params.num_recommendations
+        self.list_limits = RuleListLimits.of(self.data.num_items, self.data.num_pairs, params.max_rule_list)
 
     def execute(self, requests: list) -> list:
         return to_responses(answer_batch(requests, self._parse, self._decode))
@@ -39,11 +41,21 @@ class TritonPythonModel:
             )
         parsed = {RECOMMENDATIONS: codes, MODEL_SCORES: scores, **{n: input_array(request, n) for n in RULE_NAMES}}
         check_rule_inputs(parsed, self.data)
-        return parsed
+        return bound_rule_lists(parsed, self.list_limits)  # surplus padding trimmed, long lists refused
 
     def _decode(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-        batch = {name: concat_rows([r[name] for r in requests]) for name in requests[0]}
-        codes = batch[RECOMMENDATIONS]
-        eligible = eligible_mask(codes, {name: batch[name] for name in RULE_NAMES}, self.data)
-        decoded = decode_recommendations(codes, batch[MODEL_SCORES], self.data.index, eligible)
+        codes = np.concatenate([r[RECOMMENDATIONS] for r in requests])
+        scores = np.concatenate([r[MODEL_SCORES] for r in requests])
+        decoded = decode_recommendations(codes, scores, self.data.index, self._eligible(requests))
         return [decoded.rows(start, stop) for start, stop in row_bounds([len(r[RECOMMENDATIONS]) for r in requests])]
+
+    def _eligible(self, requests: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """Each request's rows checked against its rules, one call per width group (short lists never padded to
+        another request's long ones)."""
+        eligible: list[np.ndarray] = [np.zeros(0)] * len(requests)
+        for group in width_groups(requests):
+            rules = {name: concat_rows([requests[i][name] for i in group]) for name in RULE_NAMES}
+            mask = eligible_mask(concat_rows([requests[i][RECOMMENDATIONS] for i in group]), rules, self.data)
+            for i, (start, stop) in zip(group, row_bounds([len(requests[i][RECOMMENDATIONS]) for i in group])):
+                eligible[i] = mask[start:stop]
+        return np.concatenate(eligible)

@@ -67,10 +67,12 @@ class TritonPythonModel:
         rows = [row for request in requests for row in request]
         histories = [history for history, _ in rows]
         packed = pack_histories(histories, self.data.index, self.packing)
-        rules = pack_rules([r for _, r in rows], [h.item_ids for h in histories], self.data, self.exclude_history)
         answers = []
-        for start, stop in row_bounds([len(request) for request in requests]):
+        for request, (start, stop) in zip(requests, row_bounds([len(request) for request in requests])):
             answer = packed.rows(start, stop)
-            answer.update({name: tensor[start:stop] for name, tensor in rules.items()})
+            # Each request's rule lists at its own width (never padded to another request's longer ones); at
+            # most `rule_lists.request_list_limit(max_events)` entries a row, or `max_rule_list` (checked above).
+            rules = [r for _, r in request]
+            answer.update(pack_rules(rules, [h.item_ids for h, _ in request], self.data, self.exclude_history))
             answers.append(answer)
         return answers

@@ -18,6 +18,7 @@ from ugt_runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS, RULE_NAMES
 from ugt_runtime.errors import RequestError
 from ugt_runtime.model_step import EncoderLimits, check_encoder_inputs, check_rule_inputs, run_by_length, warm_up
 from ugt_runtime.parameters import ModelStepParameters
+from ugt_runtime.rule_lists import RuleListLimits, bound_rule_lists
 from ugt_runtime.rules import default_rules
 from ugt_runtime.triton_io import input_array, model_config, optional_input_array, to_responses, version_dir
 
@@ -37,10 +38,12 @@ class TritonPythonModel:
         options.enable_mem_pattern = False
         model_path = str(version_dir(args) / params.model_file)
         self.session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-        self.max_tokens = params.max_batch_tokens
+        self.max_tokens, self.max_rule_entries = params.max_batch_tokens, params.max_rule_entries
         self.limits = EncoderLimits(params.codebook_sizes, params.max_seq_length, params.num_token_types)
         self.data = ConstraintData.load(version_dir(args) / params.catalog_file) if params.catalog_file else None
         self.tables = self.data.tables() if self.data is not None else {}  # memory-mapped, fed without a copy
+        if self.data is not None:
+            self.list_limits = RuleListLimits.of(self.data.num_items, self.data.num_pairs, params.max_rule_list)
         warm_up(self._infer, model_config(args), params.warmup_length)
 
     def execute(self, requests: list) -> list:
@@ -59,11 +62,12 @@ class TritonPythonModel:
             raise RequestError(f"send all of the rule tensors {list(RULE_NAMES)} or none; got only {sent}")
         tensors.update(rules)
         check_rule_inputs(tensors, self.data)
-        return tensors
+        return bound_rule_lists(tensors, self.list_limits)  # surplus padding trimmed, long lists refused
 
     def _infer(self, requests: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         if self.data is not None:  # requests without rule tensors (and the warm-up) get the no-rule ones
             requests = [r if RULE_NAMES[0] in r else {**r, **default_rules(self.data, len(r[ENCODER_INPUTS[0]]))}
                         for r in requests]  # fmt: skip
         outputs = list(MODEL_OUTPUTS)
-        return run_by_length(requests, lambda feed: self.session.run(outputs, {**feed, **self.tables}), self.max_tokens)
+        run = lambda feed: self.session.run(outputs, {**feed, **self.tables})  # noqa: E731
+        return run_by_length(requests, run, self.max_tokens, self.max_rule_entries)
