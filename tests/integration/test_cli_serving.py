@@ -1,11 +1,16 @@
 """`serve`, `infer` and `demo` as a user runs them (subprocesses, real tritonserver)."""
 
+import gzip
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+
+import pytest
 
 from ugt_ensemble.server import Ports
 
@@ -72,13 +77,32 @@ def test_serve_infer_and_stop_on_sigterm(built, tmp_path):
         assert as_json.returncode == 1  # one of the histories failed
         first, second = (json.loads(line) for line in as_json.stdout.splitlines())
         assert len(first["item_ids"]) == 50 and "event 0" in second["error"]
+        assert_the_request_guard_serves(ports)
     finally:
         serve.send_signal(signal.SIGTERM)
         out, _ = serve.communicate(timeout=60)
     assert serve.returncode == 0, out
     assert "tritonserver stopped" in out
+    assert f"gRPC 127.0.0.1:{ports.grpc}, HTTP http://127.0.0.1:{ports.http}" in started
+    assert "through the request guard" in started
     assert f"Operator key: {tmp_path / 'operator.key'}" in started  # where it is, never the key itself
     assert (tmp_path / "operator.key").read_text().strip() not in started + out
+
+
+def assert_the_request_guard_serves(ports):
+    """Clients reach the request guard on serve's ports: a gzip body is refused there, metrics pass."""
+    body = gzip.compress(b'{"inputs":[{"name":"HISTORY","datatype":"BYTES","shape":[1,1],"data":["[1]"]}]}')
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{ports.http}/v2/models/ugt_recommend/infer",
+        data=body,
+        method="POST",
+        headers={"Content-Encoding": "gzip"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 415
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports.metrics}/metrics", timeout=30) as metrics:
+        assert b"nv_inference_request_success" in metrics.read()
 
 
 def test_demo_command(tmp_path):

@@ -12,6 +12,8 @@ import signal
 import tempfile
 from pathlib import Path
 
+from ugt_ensemble.server.request_guard import DEFAULT_MAX_REQUEST_BYTES
+
 
 def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p = subparsers.add_parser(
@@ -56,6 +58,21 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p.add_argument(
         "--restart-window", type=float, default=600.0, help="seconds over which restarts are counted (default: 600)"
     )
+    p.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        metavar="N",
+        help="the request guard's bound on one HTTP body or gRPC message, checked before anything is inflated; "
+        f"compressed HTTP bodies are refused (default: {DEFAULT_MAX_REQUEST_BYTES})",
+    )
+    p.add_argument(
+        "--no-request-guard",
+        dest="request_guard",
+        action="store_false",
+        help="let clients reach tritonserver's ports directly (only behind a gateway that bounds request bodies "
+        "after decompression, or refuses compressed ones: tritonserver inflates them whole)",
+    )
     p.set_defaults(run=run)
 
 
@@ -64,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from ugt_ensemble.server import Ports
     from ugt_ensemble.server.context import ServingContext
     from ugt_ensemble.server.operator_key import HEADER, load_operator_key
+    from ugt_ensemble.server.request_guard import RequestGuard, backend_ports, guard_plan
     from ugt_ensemble.server.supervisor import RestartPolicy, Supervisor
 
     model_name = args.model_name or ensemble_name(args.model_repository)
@@ -71,18 +89,25 @@ def run(args: argparse.Namespace) -> int:
     free = Ports.free(args.host if args.host != "0.0.0.0" else "127.0.0.1")
     ports = Ports(args.http_port or free.http, args.grpc_port or free.grpc, args.metrics_port or free.metrics)
     log_file = args.log_file or Path(tempfile.mkstemp(prefix="ugt-tritonserver-", suffix=".log")[1])
+    guard, host = None, args.host
+    if args.request_guard:
+        plan = guard_plan(args.host, ports, args.max_request_bytes)
+        guard = RequestGuard(plan, log_file.with_name(log_file.name + ".guard"))
+        ports, host = backend_ports(plan), "127.0.0.1"
     context = ServingContext.create(
         args.model_repository,
         model_name,
         ports=ports,
-        host=args.host,
+        host=host,
         startup_timeout_s=args.startup_timeout,
         log_path=log_file,
         explicit=args.model_control == "explicit",
         watch_interval_s=args.watch_interval,
         operator_key=key,
     )
-    supervisor = Supervisor(context, RestartPolicy(max_restarts=args.max_restarts, window_s=args.restart_window))
+    supervisor = Supervisor(
+        context, RestartPolicy(max_restarts=args.max_restarts, window_s=args.restart_window), public=guard
+    )
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, supervisor.request_stop)
     print(f"Starting {context.server.install.describe()} on {args.model_repository} ...", flush=True)
@@ -90,4 +115,10 @@ def run(args: argparse.Namespace) -> int:
         f"Operator key: {key.source} (send it as the header {HEADER!r} to load/unload models, logging, trace)",
         flush=True,
     )
-    return supervisor.run()
+    if guard is None:
+        return supervisor.run()
+    try:
+        guard.start()
+        return supervisor.run()
+    finally:
+        guard.stop()

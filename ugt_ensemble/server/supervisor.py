@@ -21,6 +21,7 @@ from typing import Callable
 from ugt_ensemble.errors import ServerError
 from ugt_ensemble.server.context import ServingContext
 from ugt_ensemble.server.orphans import Cleanup
+from ugt_ensemble.server.request_guard import RequestGuard
 from ugt_ensemble.server.watchdog import Watchdog
 
 #: `run`'s exit code when tritonserver keeps dying.
@@ -65,10 +66,16 @@ class Supervisor:
     """Runs `context` (not started yet) until a stop request or too many restarts."""
 
     def __init__(
-        self, context: ServingContext, policy: RestartPolicy = RestartPolicy(), say: Callable[[str], None] = _say
+        self,
+        context: ServingContext,
+        policy: RestartPolicy = RestartPolicy(),
+        say: Callable[[str], None] = _say,
+        public: RequestGuard | None = None,
     ) -> None:
         self.context, self.server, self.ensemble = context, context.server, context.ensemble
         self.policy, self.say = policy, say
+        #: The request guard clients reach instead of tritonserver's own ports (None: they reach those).
+        self.public = public
         self.stop_event = threading.Event()
         self.restarts: list[float] = []  # monotonic times of the restarts within the window
         self._starting = False
@@ -123,8 +130,20 @@ class Supervisor:
                 f"every {self.context.watch_interval_s:g} s"
             )
         self.say(
-            f"Serving {self.ensemble!r} (pid {pid}): gRPC {self.server.grpc_url}, HTTP {self.server.http_url}, "
-            f"metrics {self.server.metrics_url}\nLog: {self.server.log_path}. Press Ctrl-C to stop."
+            f"Serving {self.ensemble!r} (pid {pid}): {self._urls()}\nLog: {self.server.log_path}. Press Ctrl-C to stop."
+        )
+
+    def _urls(self) -> str:
+        server = self.server
+        own = f"gRPC {server.grpc_url}, HTTP {server.http_url}, metrics {server.metrics_url}"
+        if self.public is None:
+            return own
+        plan = self.public.plan
+        host = "127.0.0.1" if plan.host in ("0.0.0.0", "") else plan.host
+        return (
+            f"gRPC {host}:{plan.grpc_port}, HTTP http://{host}:{plan.http_port}, metrics "
+            f"http://{host}:{plan.metrics_port}/metrics through the request guard (bodies up to "
+            f"{plan.max_request_bytes} bytes, none compressed; tritonserver itself on {own})"
         )
 
     def _wait_for_trouble(self) -> str | None:
