@@ -233,8 +233,9 @@ def _check_eager_contract(run, index, config: BuildConfig, source: str, module=N
 
 
 def _export_or_copy(config: BuildConfig, chosen: StepModel, onnx_path: Path, index) -> None:  # noqa: ANN001
-    if config.onnx_path is not None:
-        copy_onnx(config.onnx_path, onnx_path)  # checked (opset, external data) before anything opens it
+    if config.onnx_path is not None:  # checked (opset, external data) before anything opens it
+        ours = config.onnx_path.resolve().is_relative_to(config.output_dir.resolve())  # versions share hard links
+        copy_onnx(config.onnx_path, onnx_path, hard_links=ours)
     else:
         export_onnx(chosen.exportable, onnx_path, config.export, index)
 

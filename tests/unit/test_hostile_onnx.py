@@ -5,6 +5,7 @@ that are not ONNX used to end in ONNX Runtime's traceback; a model with legitima
 built with its data beside it.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from ugt_ensemble.export.onnx_export import export_onnx
 from ugt_ensemble.export.onnx_file import copy_onnx, read_onnx
 from ugt_ensemble.export.validate import catalog_data_for, onnx_runner
 from ugt_ensemble.histories import random_encoder_batch
+from ugt_ensemble.serving.deploy import add_version
 
 RANGE = ExportConfig(precision="fp32", max_batch_size=16, max_seq_length=64)
 
@@ -78,6 +80,11 @@ def hostile(kind: str, exported: Path, folder: Path) -> Path:
     if kind == "link":
         (folder / "data.bin").symlink_to(secret)
         return with_external(exported, folder, "data.bin")
+    if kind == "inner_link":  # a symbolic link inside the folder, to a file inside it
+        path = with_external(exported, folder, "weights.bin")
+        os.replace(folder / "weights.bin", folder / "real.bin")
+        (folder / "weights.bin").symlink_to(folder / "real.bin")
+        return path
     if kind == "python":
         return with_external(exported, folder, "model.py")
     if kind in ("opset7", "opset99"):
@@ -91,6 +98,7 @@ REASONS = {
     "parent": r"tensor \S+ keeps its data at '../secret.bin'; external data must be a file beside the model",
     "length": r"tensor \S+ declares 3221225472 bytes at offset 0 of weights.bin, which holds \d+ bytes; refused",
     "link": r"tensor \S+ keeps its data in 'data.bin', which is not a file in the model's folder",
+    "inner_link": r"tensor \S+ keeps its data in 'weights.bin', which goes through a symbolic link; .*; refused$",
     "python": r"tensor \S+ keeps its data in 'model.py', a name a model folder runs or configures with",
     "opset7": r"opset 7; the model step is served with ONNX opsets 13-21",
     "opset99": r"opset 99; the model step is served with ONNX opsets 13-21",
@@ -149,6 +157,11 @@ def test_legitimate_external_data_is_built_beside_the_model_and_deploy_refuses_a
     assert len(errors) == 1 and errors[0].startswith(f"error: ONNX model {bad}: tensor "), errors
     assert "keeps its data at '../secret.bin'" in errors[0], errors
     assert sorted(p.name for p in (tmp_path / "repo" / config.triton.step_name).iterdir() if p.is_dir()) == ["1"]
+    linked = hard_linked(exported, tmp_path / "linked", tmp_path / "operator.key")
+    errors = cli_errors(tmp_path, "deploy", "--model-repository", str(tmp_path / "repo"), "--onnx", str(linked))
+    assert len(errors) == 1 and "its external data 'weights.bin' is a file with 2 hard links" in errors[0], errors
+    os.link(served / "weights.bin", tmp_path / "shared.bin")  # as a data version shares the served model's files
+    assert add_version(tmp_path / "repo", {"onnx_path": served / "model.onnx"}) == 2  # the repository's own links
 
 
 def cli_errors(cwd: Path, *args: str) -> list[str]:
@@ -157,3 +170,28 @@ def cli_errors(cwd: Path, *args: str) -> list[str]:
                             timeout=300)  # fmt: skip
     assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
     return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def hard_linked(exported: Path, folder: Path, key: Path) -> Path:
+    """`exported` in `folder` whose external data file weights.bin is a hard link to `key`, a file outside it
+    (an operator key, say) holding as many bytes as the tensor declares."""
+    folder.mkdir(parents=True)
+    path = with_external(exported, folder, "weights.bin")
+    os.replace(folder / "weights.bin", key)
+    os.link(key, folder / "weights.bin")
+    return path
+
+
+def test_external_data_hard_linked_to_a_file_outside_the_folder_is_refused_and_never_copied(
+    tmp_path, exported, items_csv
+):
+    key = tmp_path / "operator.key"
+    path = hard_linked(exported, tmp_path / "model", key)
+    refusal = f"ONNX model {path}: its external data 'weights.bin' is a file with 2 hard links"
+    with pytest.raises(InputFileError, match=f"^{refusal} .*copy it, then build again$"):
+        copy_onnx(path, tmp_path / "copy" / "model.onnx")
+    assert not (tmp_path / "copy" / "weights.bin").exists()
+    errors = cli_errors(tmp_path, "build", "--onnx", str(path), "--catalog", str(items_csv), "--output-dir", "repo",
+                        "--target-server", "cpu-wheel")  # fmt: skip
+    assert len(errors) == 1 and errors[0].startswith(f"error: {refusal}"), errors
+    assert not (tmp_path / "repo").exists()

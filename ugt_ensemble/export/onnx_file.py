@@ -6,16 +6,20 @@
   Triton 2.51's onnxruntime backend runs, 13 the oldest the project's exports and checks are written
   for), when asked to check it;
 - external data that is not a plain file inside the model's folder: an absolute path, a `..` part, a
-  link leading out of the folder, a hidden, Python, shared-library or model-config name, or a declared
-  offset and length past the end of the file or different from the tensor's size.
-`copy_onnx` copies a checked model and its external files into a version folder.
+  symbolic link (in any part of its path), a hidden, Python, shared-library or model-config name, or a
+  declared offset and length past the end of the file or different from the tensor's size.
+`copy_onnx` copies a checked model and its external files into a version folder; a file the user brings
+may not have more than one hard link either (a hard link to a file outside the folder, say the operator
+key, would be copied into the repository), while the repository's own versions share files by hard links.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
+import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterator
 
@@ -36,8 +40,9 @@ _UNSIZED = frozenset(
 )
 
 
-def read_onnx(path: str | Path, check_opset: bool = True) -> onnx.ModelProto:
-    """The model in `path`, without its external data, checked as the module docstring says."""
+def read_onnx(path: str | Path, check_opset: bool = True, hard_links: bool = True) -> onnx.ModelProto:
+    """The model in `path`, without its external data, checked as the module docstring says (external files
+    with more than one hard link refused unless `hard_links`)."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"ONNX model {path}: no such file")
@@ -60,20 +65,21 @@ def read_onnx(path: str | Path, check_opset: bool = True) -> onnx.ModelProto:
             f"ONNX model {path}: opset {opset}; the model step is served with ONNX opsets {low}-{high} "
             f"(ONNX Runtime in Triton 2.51 runs up to {high}): export it again with an opset in that range"
         )
-    external_files(path, model)
+    external_files(path, model, hard_links)
     return model
 
 
-def copy_onnx(source: str | Path, destination: Path) -> Path:
-    """Copy the checked model `source` to `destination` and its external files beside it."""
+def copy_onnx(source: str | Path, destination: Path, hard_links: bool = False) -> Path:
+    """Copy the checked model `source` to `destination` and its external files beside it (external files with
+    more than one hard link refused unless `hard_links`: the repository's own versions share files so)."""
     source = Path(source)
-    model = read_onnx(source)
+    model = read_onnx(source, hard_links=hard_links)
     destination.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, destination)
-    for relative in sorted(external_files(source, model)):
+    for relative in sorted(external_files(source, model, hard_links)):
         target = destination.parent / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source.parent / relative, target)
+        _copy_plain_file(source, relative, target, hard_links)
     return destination
 
 
@@ -82,8 +88,9 @@ def default_opset(model: onnx.ModelProto) -> int | None:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
-def external_files(path: Path, model: onnx.ModelProto) -> set[str]:
-    """The relative locations of `model`'s external data (InputFileError unless each is safe to read)."""
+def external_files(path: Path, model: onnx.ModelProto, hard_links: bool = True) -> set[str]:
+    """The relative locations of `model`'s external data (InputFileError unless each is safe to read; one
+    with more than one hard link is refused unless `hard_links`)."""
     folder = path.parent.resolve()
     sizes: dict[str, int] = {}
     for tensor in _tensors(model):
@@ -98,6 +105,7 @@ def external_files(path: Path, model: onnx.ModelProto) -> set[str]:
                 f"ONNX model {path}: tensor {tensor.name} keeps its data in {location!r}, which is not a file in "
                 f"the model's folder {folder}"
             )
+        _check_plain(path, tensor.name, folder, location, hard_links)
         sizes.setdefault(location, file.stat().st_size)
         _check_extent(path, tensor, location, entries, sizes[location])
     return set(sizes)
@@ -116,6 +124,44 @@ def _check_location(path: Path, tensor: str, location: str) -> None:
             f"ONNX model {path}: tensor {tensor} keeps its data in {location!r}, a name a model folder runs or "
             "configures with; rename the external data file (e.g. weights.bin)"
         )
+
+
+def _check_plain(path: Path, tensor: str, folder: Path, location: str, hard_links: bool) -> None:
+    """InputFileError unless `location` below `folder` is reached through no symbolic link and is a regular file
+    with one hard link (or any number, if `hard_links`)."""
+    parts = PurePosixPath(location.replace("\\", "/")).parts
+    if any((folder.joinpath(*parts[: i + 1])).is_symlink() for i in range(len(parts))):
+        raise InputFileError(
+            f"ONNX model {path}: tensor {tensor} keeps its data in {location!r}, which goes through a symbolic "
+            "link; external data must be a plain file in the model's folder; refused"
+        )
+    _refuse_links(path, location, folder.joinpath(*parts).lstat(), hard_links)
+
+
+def _refuse_links(path: Path, location: str, info: os.stat_result, hard_links: bool) -> None:
+    """InputFileError unless `info` is a regular file with one hard link (or any number, if `hard_links`)."""
+    if not stat.S_ISREG(info.st_mode):
+        raise InputFileError(f"ONNX model {path}: its external data {location!r} is not a regular file; refused")
+    if info.st_nlink > 1 and not hard_links:
+        raise InputFileError(
+            f"ONNX model {path}: its external data {location!r} is a file with {info.st_nlink} hard links (it may be "
+            "a file from elsewhere); external data must be a plain file of its own: copy it, then build again"
+        )
+
+
+def _copy_plain_file(model: Path, location: str, target: Path, hard_links: bool) -> None:
+    """Copy the external file `location` beside `model` to `target`, opened without following a link and checked
+    again on the open file (a link swapped in after the check is refused too)."""
+    try:
+        handle = os.open(model.parent / location, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise InputFileError(
+            f"ONNX model {model}: cannot open its external data {location!r} ({exc.strerror})"
+        ) from None
+    with os.fdopen(handle, "rb") as reader:
+        _refuse_links(model, location, os.fstat(reader.fileno()), hard_links)
+        with open(target, "wb") as writer:
+            shutil.copyfileobj(reader, writer, 1 << 20)
 
 
 def _check_extent(path: Path, tensor: TensorProto, location: str, entries: dict[str, str], size: int) -> None:
