@@ -4,7 +4,8 @@ is the served one, hard-linked), served right after the switch, removed items ne
 its item sets, and a later catalog deploy keeps the served version's sets, not the build's.
 
 The tests share one server and repository and run in file order: version 2 is catalog B, version 3 changes the
-set "fresh" (CLI, no catalog), version 4 is catalog C with version 3's sets.
+set "fresh" and drops "new" (CLI, no catalog: refused, then --allow-set-changes), version 4 is catalog C with
+version 3's sets.
 """
 
 import json
@@ -141,9 +142,13 @@ def test_a_set_only_deploy_changes_what_a_set_returns(served):
     fresh2 = _write_ids(folder / "fresh2.txt", np.random.default_rng(2).choice(current, 60, replace=False))
     command = [sys.executable, "-m", "ugt_ensemble", "deploy", "--model-repository", str(root), "--url",
                server.grpc_url, "--item-set", f"fresh={folder / 'fresh2.txt'}", "-q"]  # fmt: skip
+    env = {**os.environ, "UGT_OPERATOR_KEY": server.operator_key.value}
+    refused = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and VersionedRepository(root).numbers() == before.numbers(), refused.stderr
+    assert "leave out --set-column new: the served set 'new' would disappear" in refused.stderr
+    command.append("--allow-set-changes")  # dropping "new" is meant here
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT, env={**os.environ, "UGT_OPERATOR_KEY": server.operator_key.value},
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     seconds = time.perf_counter() - start
     print(f"\nset-only deploy through the CLI (process start included): {seconds:.1f} s")
     assert result.returncode == 0, result.stderr[-3000:]

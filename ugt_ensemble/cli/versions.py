@@ -42,6 +42,12 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
         "item sets", "default: the served version's; given, these replace them all (--set-column needs --catalog)"
     )
     add_item_set_flags(sets)
+    sets.add_argument(
+        "--allow-set-changes", action="store_true",
+        help="deploy even if the new version drops an item set the served version serves (a set flag left out, "
+        "a category value gone, a column changing kind, e.g. one 'maybe' in a boolean column); without it such "
+        "a deploy is refused, naming the set, the column and the row, since requests naming the set would fail",
+    )  # fmt: skip
     p.add_argument("--version", type=int, help="its number (default: the next)")
     p.add_argument("--no-switch", action="store_true", help="load it but keep serving the current version")
     p.set_defaults(run=run_deploy)
@@ -83,7 +89,12 @@ def run_deploy(args: argparse.Namespace) -> int:
     require_catalog_for_columns(changes, args.catalog)
     rollout = _rollout(args)
     number = rollout.deploy(
-        changes, args.catalog, not args.no_switch, args.version, StepProgress(enabled=not args.quiet)
+        changes,
+        args.catalog,
+        not args.no_switch,
+        args.version,
+        StepProgress(enabled=not args.quiet),
+        allow_set_changes=args.allow_set_changes,
     )
     state = "serving it" if not args.no_switch else f"still serving version {rollout.repo.pinned()}"
     print(f"Deployed version {number} to {args.model_repository}{_where(args, rollout)}; {state}")

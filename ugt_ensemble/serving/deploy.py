@@ -31,6 +31,7 @@ from ugt_ensemble.repository.writer import write_version_files
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.contract import CATALOG_DIR
 from ugt_ensemble.serving.data_version import data_version_titles, serves_data_only, stage_data_version
+from ugt_ensemble.serving.set_changes import check_set_changes
 from ugt_ensemble.serving.version_sets import RECORD_KEY, ItemSetSources, split_changes
 from ugt_ensemble.serving.versions import VersionedRepository
 
@@ -43,6 +44,7 @@ def add_version(
     catalog_path: Path | None = None,
     number: int | None = None,
     progress: StepProgress | None = None,
+    allow_set_changes: bool = False,
 ) -> int:
     """Build and write version `number` (default: the next) of `repository`; returns it.
 
@@ -50,7 +52,8 @@ def add_version(
     and ExportConfig's `set_columns` / `item_sets`, which replace the served version's item sets. A new
     catalog or new sets for a model that reads its constraint data at run time build only that data.
     The new version is written, listed in the steps' version policies and recorded in the manifest, not
-    yet served: `VersionedRepository.pin` (or `serving.rollout`) switches the ensemble to it.
+    yet served: `VersionedRepository.pin` (or `serving.rollout`) switches the ensemble to it. A version that
+    would drop an item set the served one serves is refused (`serving.set_changes`) unless `allow_set_changes`.
     """
     repo = VersionedRepository(repository)
     number = number or max(repo.numbers()) + 1
@@ -60,7 +63,7 @@ def add_version(
     changes, set_changes = split_changes(changes)
     sets = ItemSetSources.for_new_version(repo, set_changes, catalog_path)
     if not changes and (catalog_path is not None or set_changes) and serves_data_only(repo):
-        return _add_data_version(repo, catalog_path, sets, number, progress or StepProgress.silent())
+        return _add_data_version(repo, catalog_path, sets, number, progress or StepProgress.silent(), allow_set_changes)
     config = _config(repo, changes, sets)
     catalog = None if catalog_path else _served_catalog(repo)
     steps = BuildSteps(progress or StepProgress.silent(), plan(config))
@@ -68,6 +71,8 @@ def add_version(
     try:
         prepared = prepare_step(config, steps, staging / config.triton.step_name / str(number), catalog=catalog)
         config = with_rules(config, prepared)
+        new_names = prepared.data.set_names if prepared.data is not None else ()
+        check_set_changes(repo, sets, new_names, number, allow_set_changes)
         with steps(detail=f"version {number}"):
             write_version_files(staging, config, prepared.data, number)
         with steps():
@@ -89,8 +94,9 @@ def add_version(
 
 
 def _add_data_version(
-    repo: VersionedRepository, catalog_path: Path | None, sets: ItemSetSources, number: int, progress: StepProgress
-) -> int:
+    repo: VersionedRepository, catalog_path: Path | None, sets: ItemSetSources, number: int, progress: StepProgress,
+    allow_set_changes: bool,
+) -> int:  # fmt: skip
     """A new catalog and/or new item sets for the served model: data only (`serving.data_version`), then as
     `add_version`."""
     config = repo.build_config(seed=int(repo.manifest.get("seed") or 0))  # its settings; the model is the served one
@@ -98,6 +104,7 @@ def _add_data_version(
     progress.total = progress.total or len(data_version_titles(catalog_path)) + 1
     staging, data, catalog = stage_data_version(repo, config, catalog_path, number, progress)
     try:
+        check_set_changes(repo, sets, data.set_names, number, allow_set_changes)
         with progress.step("Checking the configs and moving the version in"):
             _check_same_configs(repo.path, config)
             files = _move_in(staging, repo.path, repo.steps, number)

@@ -57,45 +57,65 @@ class Rollout:
 
     def deploy(
         self, changes: dict[str, Any], catalog_path: Path | None = None, switch: bool = True,
-        number: int | None = None, progress: StepProgress | None = None,
+        number: int | None = None, progress: StepProgress | None = None, allow_set_changes: bool = False,
     ) -> int:  # fmt: skip
-        """Build version N and (with `switch`) serve it; returns N."""
+        """Build version N and (with `switch`) serve it; returns N. A version that would drop an item set the
+        served one serves is refused (`serving.set_changes.SetChangeError`) unless `allow_set_changes`."""
         with self.locked("deploy"):
             self._pin_explicitly()
-            number = add_version(self.repo.path, changes, catalog_path, number, progress)
+            number = add_version(self.repo.path, changes, catalog_path, number, progress, allow_set_changes)
             self.repo = VersionedRepository(self.repo.path)
             self.load(*self.repo.steps)
             if switch:
                 self.switch(number)
             return number
 
-    def switch(self, version: int) -> None:
-        """Serve `version` (rollout or rollback): pin it and reload the ensemble."""
+    def switch(self, version: int, history: list[int] | None = None) -> None:
+        """Serve `version` (rollout or rollback): pin it and reload the ensemble; then record `history` (default:
+        the served history with `version` added) as the versions served (`VersionedRepository.served_history`)."""
         with self.locked("switch"):
             if version not in self.repo.loaded_policy():
                 raise ConfigError(
                     f"version {version} is not kept loaded (versions loaded: {self.repo.loaded_policy()})"
                 )
             previous = self.repo.pinned()
+            history = history or [*self.repo.served_history(), version]
             self.repo.pin(version)
             try:
                 self.load(self.repo.ensemble)
             except UgtEnsembleError:
                 self.repo.pin(previous)  # the files keep saying what the server serves
                 raise
+            if version != previous:
+                self.repo.record_served(history)
             LOGGER.info("%s now serves version %d", self.repo.ensemble, version)
 
     def rollback(self, version: int | None = None) -> int:
-        """Serve `version` (default: the newest one older than the served one); returns it."""
+        """Serve `version` (default: the version served before the served one was switched to, `previous`);
+        returns it."""
         with self.locked("rollback"):
-            served = self.repo.pinned()
-            if version is None:
-                older = [v for v in self.repo.loaded_policy() if v < served]
-                if not older:
-                    raise ConfigError(f"no version older than {served} is kept; pass the version to serve")
-                version = max(older)
-            self.switch(version)
+            if version is not None:
+                self.switch(version)
+                return version
+            version, history = self.previous()
+            self.switch(version, history)
             return version
+
+    def previous(self) -> tuple[int, list[int]]:
+        """The version served before the served one, and the history that rolling back to it leaves (the served
+        history up to it: rolling back again goes one further). Versions no longer kept are skipped; with no
+        history recorded (a repository switched before it was), the newest older version kept."""
+        served, kept = self.repo.pinned(), set(self.repo.loaded_policy()) & set(self.repo.numbers())
+        history = self.repo.served_history()
+        for position in range(len(history) - 2, -1, -1):
+            if history[position] in kept and history[position] != served:
+                return history[position], history[: position + 1]
+        older = [v for v in kept if v < served]
+        if not older:
+            raise ConfigError(f"no version served before {served} is kept; pass the version to serve (--version)")
+        LOGGER.warning("%s: no version served before %d is recorded; rolling back to the newest older one kept, %d",
+                       self.repo.path, served, max(older))  # fmt: skip
+        return max(older), [max(older)]
 
     def cleanup(self, keep: int = 3) -> list[int]:
         """Keep the newest `keep` versions and every version an ensemble serves (the repository's own, its
@@ -176,12 +196,15 @@ class ModelVersionManager:
         model_file: str | Path,
         version: int | None = None,
         catalog_path: str | Path | None = None,
+        allow_set_changes: bool = False,
     ) -> int:
-        """Build `model_file` as version `version` (default: the next) and serve it; returns the version."""
+        """Build `model_file` as version `version` (default: the next) and serve it; returns the version.
+        Dropping an item set the served version serves needs `allow_set_changes`."""
         rollout = self._rollout(model_name)
         source = Path(model_file)
         changes = {"onnx_path": source} if source.suffix == ".onnx" else {"model_file": source}
-        return rollout.deploy(changes, Path(catalog_path) if catalog_path else None, number=version)
+        catalog = Path(catalog_path) if catalog_path else None
+        return rollout.deploy(changes, catalog, number=version, allow_set_changes=allow_set_changes)
 
     def rollback(self, model_name: str, version: int) -> None:
         """Serve `version` again."""

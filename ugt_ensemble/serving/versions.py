@@ -27,6 +27,10 @@ from ugt_ensemble.model.provenance import ModelSource
 from ugt_ensemble.repository.manifest import model_names, read_manifest, write_manifest
 from ugt_ensemble.repository.rules import read_config
 
+#: The manifest key of the versions the ensemble served, in order (`rollback` with no version goes back one).
+HISTORY_KEY = "served_history"
+MAX_HISTORY = 100
+
 
 @dataclass(frozen=True)
 class Version:
@@ -135,6 +139,19 @@ class VersionedRepository:
         for step in config.ensemble_scheduling.step:
             step.model_version = version
         write_config(self.path / self.ensemble / "config.pbtxt", config)
+
+    def served_history(self) -> list[int]:
+        """The versions the ensemble was switched to, oldest first, ending with the one it serves (recorded since
+        switches record it: a repository built before starts with the served version alone)."""
+        recorded = self.manifest.get(HISTORY_KEY)
+        history = [v for v in recorded if type(v) is int] if isinstance(recorded, list) else []
+        served = self.pinned()
+        return history if history and history[-1] == served else [*history, served]
+
+    def record_served(self, history: list[int]) -> None:
+        """Record `history` (see `served_history`; its last `MAX_HISTORY` entries) in the manifest."""
+        self.manifest[HISTORY_KEY] = list(history[-MAX_HISTORY:])
+        write_manifest(self.path, self.manifest)
 
     def keep_loaded(self, versions: list[int]) -> None:
         """Set the steps' version policy to exactly `versions`."""
