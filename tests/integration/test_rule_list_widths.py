@@ -26,6 +26,7 @@ from ugt_ensemble.runtime.contract import (
     RULE_REMOVED_ITEMS,
     SCORES,
 )
+from ugt_ensemble.server import TritonServer
 from ugt_ensemble.server.stubs import stubs_of
 from ugt_ensemble_dev.reliability.step_tensors import infer_tensors
 
@@ -89,3 +90,22 @@ def test_a_long_rule_list_costs_only_its_own_request(built, server, normal_input
     assert {s.instance: s.pid for s in stubs_of(server.process.pid)} == stubs
     (step,) = [s for s in stubs_of(server.process.pid) if s.model == t.step_name]
     assert step.rss_mib < 450, f"model step resident memory {step.rss_mib:.0f} MiB"
+
+
+def test_preprocess_batching_requests_packs_each_at_its_own_width(build_for_test, tmp_path):
+    """With `batch_requests` preprocess packs several requests in one execute(): each request's rule lists come back
+    at its own width, never padded to a neighbour's (a long exclude-history beside short ones)."""
+    config, result = build_for_test(preprocess_batch_requests=True, naive_peer=False)
+    ids = result.catalog.item_ids.tolist()
+    documents = [{"events": ids[:2000], "exclude_history": True, "exclude": ids[2000:3000]}]
+    documents += [{"events": ids[i : i + 5], "exclude": ids[i + 5 : i + 9]} for i in range(0, 300, 10)]
+    documents += [ids[i : i + 5] for i in range(0, 100, 10)]
+    name = config.triton.preprocess_name
+    histories = [{"HISTORY": np.array([[json.dumps(d).encode()]], dtype=object)} for d in documents]
+    with TritonServer(result.repository, ready_models=[name], log_path=tmp_path / "server.log") as server:
+        with grpcclient.InferenceServerClient(server.grpc_url) as client:
+            alone = [infer_tensors(client, name, h).outputs[RULE_REMOVED_ITEMS].shape for h in histories]
+            with ThreadPoolExecutor(8) as pool:
+                replies = list(pool.map(lambda h: infer_tensors(client, name, h), histories * 3))
+    assert alone[0] == (1, 3000, 2) and set(alone[1:]) == {(1, 4, 2), (1, 1, 2)}
+    assert [r.outputs[RULE_REMOVED_ITEMS].shape for r in replies] == alone * 3
