@@ -119,21 +119,21 @@ def test_index_folder_and_older_npz_load_alike(tmp_path, small):
 
 def test_load_errors_name_the_file(tmp_path, small):
     index, sets = small
-    folder = tmp_path / "catalog"
+    folder = tmp_path / "catalog"  # files changed after the seal: the checks behind it (tests/unit/test_data_files.py)
     ConstraintData.build(index, sets).save(folder)
     (folder / "table_set_items.npy").unlink()
     with pytest.raises(ConstraintDataError, match=r"table_set_items\.npy: cannot load"):
-        ConstraintData.load(folder)
+        ConstraintData.load(folder, verify=False)
     ConstraintData.build(index, sets).save(folder)
     np.save(folder / "table_set_pairs.npy", np.zeros((3, 5), dtype=bool))
     with pytest.raises(ConstraintDataError, match=r"table_set_pairs\.npy: bool \[3, 5\], expected bool"):
-        ConstraintData.load(folder)
+        ConstraintData.load(folder, verify=False)
     np.save(folder / "code_order.npy", np.zeros(len(index), dtype=np.int32))
     with pytest.raises(CatalogIndexError, match=r"code_order\.npy: int32"):
-        ConstraintData.load(folder)
+        ConstraintData.load(folder, verify=False)
     (folder / META_FILE).write_text("{", encoding="utf-8")
     with pytest.raises(ConstraintDataError, match=f"{META_FILE}: cannot read"):
-        ConstraintData.load(folder)
+        ConstraintData.load(folder, verify=False)
     (folder / "codes.npy").unlink()
     with pytest.raises(CatalogIndexError, match=r"codes\.npy: cannot load"):
         CatalogIndex.load(folder)

@@ -25,7 +25,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {kind + ':':<11} " + ("loadable" if not reasons else "not loadable: " + "; ".join(reasons[:3])))
     if result["valid"]:
         models = len(result["info"].get("models", {}))
-        print(f"✓ {args.model_repository}: {models} models; configs parse, the ensemble is consistent, files are there")
+        print(
+            f"✓ {args.model_repository}: {models} models; configs parse, the ensemble is consistent, files are there "
+            "and data files match their recorded sizes and hashes"
+        )
         return 0
     print(f"x {args.model_repository}: {len(result['errors'])} problem(s):")
     for error in result["errors"]:

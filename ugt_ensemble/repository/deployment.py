@@ -2,9 +2,10 @@
 
 On top of `repository.rules` (configs parse into Triton's ModelConfig, ensemble rules, model files per
 version), it checks what this project's models need at load time: the parameters each Python-backend
-step reads, the `ugt_runtime` package its `model.py` imports, the catalog index it loads, a native step's
-inputs and outputs against its ONNX file (`repository.model_io`); and it reports for which server kinds
-(`repository.servers`) the repository is loadable.
+step reads, the `ugt_runtime` package its `model.py` imports, the catalog index it loads, every sealed data file
+(catalogs, model files) against the size and sha256 recorded when it was written (`runtime.data_files`), a
+native step's inputs and outputs against its ONNX file (`repository.model_io`); and it reports for which
+server kinds (`repository.servers`) the repository is loadable.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ugt_ensemble.repository.version_rules import check_versions
 from ugt_ensemble.repository.writer import RUNTIME_PACKAGE
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.constraint_data import ConstraintData
+from ugt_ensemble.runtime.data_files import folder_problems
 
 #: A summary of the build manifest, in `info["build"]`.
 MANIFEST_KEYS = ("generator", "created", "ensemble", "engine", "target_server", "catalog", "weights", "model_source")
@@ -50,6 +52,7 @@ def validate_deployment(model_repository: str | Path, model_name: str | None = N
                 errors.extend(_python_model_files(folder))
             if params.get("catalog_file"):
                 errors.extend(_catalog(folder / params["catalog_file"]))
+            errors.extend(folder_problems(folder))  # a model step's model files (nothing where none were sealed)
             if params.get("model_file") and not (folder / params["model_file"]).is_file():
                 errors.append(f"{name}/{version}: missing {params['model_file']} (its model_file parameter)")
     errors.extend(check_versions(root, report.configs))
@@ -70,9 +73,13 @@ def _python_model_files(folder: Path) -> list[str]:
 
 
 def _catalog(path: Path) -> list[str]:
-    """Problems of a catalog: a folder of constraint data (this build's), or an index file (the naive peer's)."""
+    """Problems of a catalog: a folder of constraint data (this build's: every file against its seal first), or
+    an index file (the naive peer's)."""
+    damaged = folder_problems(path, required=True) if path.is_dir() else []
+    if damaged:
+        return damaged
     try:
-        ConstraintData.load(path) if path.is_dir() else CatalogIndex.load(path)
+        ConstraintData.load(path, verify=False) if path.is_dir() else CatalogIndex.load(path)
     except UgtEnsembleError as exc:
         return [str(exc)]
     return []

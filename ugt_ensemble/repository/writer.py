@@ -4,7 +4,8 @@ The Python-backend steps' `model.py` files are committed sources in the top-leve
 (shipped with the package as `ugt_ensemble.ensemble`); a build copies them, and the numpy runtime as
 `ugt_runtime/`, into each version folder, so the repository needs nothing of this package to run.
 `build` writes into a staging directory (`repository.staging`) that replaces the previous build only
-after every check passed.
+after every check passed. Each version's data is sealed (`runtime.data_files`): the catalog folder by
+`ConstraintData.save`, the model step's model files by `seal_model_files`.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from ugt_ensemble.repository.render import render_configs
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.constraint_data import ConstraintData
 from ugt_ensemble.runtime.contract import CATALOG_DIR, CATALOG_FILE
+from ugt_ensemble.runtime.data_files import SEAL_FILE, seal
 
 RUNTIME_PACKAGE = "ugt_runtime"
 #: The committed model.py of each Python-backend step, by role (in `ensemble/<step>/1/`).
 STEP_SOURCES = {"preprocess": "preprocess", "model": "ugt_trt", "postprocess": "postprocess"}
+#: What a version folder holds besides model files: copied code, the catalog (sealed on its own), the seal.
+NOT_MODEL_FILES = frozenset({"model.py", RUNTIME_PACKAGE, "__pycache__", CATALOG_DIR, SEAL_FILE})
 
 
 def step_source(role: str) -> Traversable:
@@ -82,6 +86,19 @@ def write_version_files(root: Path, config: BuildConfig, data: ConstraintData | 
         (root / t.naive_peer_name / str(version)).mkdir(parents=True, exist_ok=True)
         data.index.save(root / t.naive_peer_name / str(version) / CATALOG_FILE)
     precompile(root, config, version)
+    seal_model_files(root / t.step_name / str(version))
+
+
+def seal_model_files(folder: Path) -> None:
+    """Seal the model files of a model step's version folder, written before (its ONNX file and external data,
+    an unbaked export, an engine): read-only, sizes and hashes in `runtime.data_files.SEAL_FILE`."""
+    names = [
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.relative_to(folder).parts[0] not in NOT_MODEL_FILES and not p.name.startswith(".")
+    ]
+    if names:
+        seal(folder, names)
 
 
 def write_catalog_data(data: ConstraintData, version_dirs: list[Path]) -> None:

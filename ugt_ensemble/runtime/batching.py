@@ -41,8 +41,15 @@ def answer_batch(
     requests: Sequence[Request],
     parse_one: Callable[[Request], Parsed],
     run_batch: Callable[[list[Parsed]], list[Outputs]],
+    guard: Callable[[], None] | None = None,
 ) -> list[Outcome]:
-    """Parse each request, run the valid ones as one batch, and return one outcome per request."""
+    """Parse each request, run the valid ones as one batch, and return one outcome per request. When `guard`
+    (e.g. `data_files.FileGuard.check`: the model's data files are intact) raises, every request gets its error."""
+    if guard is not None:
+        try:
+            guard()
+        except Exception as exc:  # noqa: BLE001 - the whole batch is refused, nothing is run
+            return [Outcome.failed(exc)] * len(requests)
     outcomes: list[Outcome | None] = [None] * len(requests)
     positions, parsed = [], []
     for i, request in enumerate(requests):

@@ -7,6 +7,7 @@ every process serving the catalog shares the same pages) or, in older repositori
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -108,9 +109,9 @@ class CatalogIndex:
         """Write the index into `folder` (created if needed) as one .npy file per array."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / CODEBOOK_FILE, np.array(self.codebook_sizes, dtype=np.int64))
+        save_npy(folder / CODEBOOK_FILE, np.array(self.codebook_sizes, dtype=np.int64))
         for name in _DIR_ARRAYS:
-            np.save(folder / f"{name}.npy", np.ascontiguousarray(getattr(self, name)))
+            save_npy(folder / f"{name}.npy", getattr(self, name))
 
     @classmethod
     def load(cls, path: str | Path, mmap: bool = True) -> CatalogIndex:
@@ -147,6 +148,15 @@ class CatalogIndex:
         order = self.code_order
         if order.min() < 0 or order.max() >= n or np.any(self.items_by_code[order] != self.item_ids):
             raise CatalogIndexError(f"catalog index {path}: code_order and items_by_code disagree on the items' order")
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Write `array` as a new .npy file at `path` (renamed over an old one, never written into it: a sealed file
+    is read-only, and a hard link to it belongs to another version)."""
+    partial = path.with_name(f".{path.name}.tmp")
+    with open(partial, "wb") as file:
+        np.save(file, np.ascontiguousarray(array))
+    os.replace(partial, path)
 
 
 def load_npy(path: Path, mmap: bool = True, error: type[CatalogIndexError] = CatalogIndexError) -> np.ndarray:

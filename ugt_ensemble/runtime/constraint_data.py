@@ -3,8 +3,9 @@
 
 It holds the catalog index, the padded prefix and item-set tables a rules-aware model step takes as its
 `contract.TABLE_INPUTS`, and the arrays `rules.pack_rules` reads. `save(folder)` writes everything into one
-folder of .npy files plus `constraints.json`; `load(folder)` maps them read-only, so every process serving
-the catalog shares one copy of the pages.
+folder of .npy files plus `constraints.json`, sealed (`data_files`: read-only, sizes and hashes recorded);
+`load(folder)` checks them against the record and maps them read-only, so every process serving the catalog
+shares one copy of the pages.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .catalog_index import CatalogIndex, CatalogIndexError, load_npy
+from .catalog_index import CatalogIndex, CatalogIndexError, load_npy, save_npy
 from .constraint_tables import (
     ITEM_PAIR,
     L2_COUNT,
@@ -34,6 +35,7 @@ from .constraint_tables import (
     fanouts,
 )
 from .contract import TABLE_NAMES, default_fanout_caps
+from .data_files import FileGuard, seal, verify_folder
 from .errors import RequestError, clip, quote
 from .rule_request import MAX_EXCLUDED_ITEMS, MAX_SETS_PER_REQUEST, RuleRequest
 
@@ -72,6 +74,8 @@ class ConstraintData:
         self.arrays = arrays
         self.fingerprint = fingerprint
         self._set_ids = {name: k + 1 for k, name in enumerate(self.set_names)}
+        #: The loaded files held open (`load` with mmap): `files.check()` before touching the maps.
+        self.files = FileGuard()
         self._intersections: dict[tuple[int, ...], tuple[int, np.ndarray | int]] = {}
 
     @classmethod
@@ -180,11 +184,12 @@ class ConstraintData:
 
     # --- files ---------------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
-        """Write the index, the arrays (.npy) and `META_FILE` (last) into `folder`, created if needed."""
+        """Write the index, the arrays (.npy) and `META_FILE` into `folder`, created if needed, and seal them
+        (`data_files.SEAL_FILE`, last)."""
         folder = Path(folder)
         self.index.save_dir(folder)
         for name in (*TABLE_NAMES, *PACKER_NAMES):
-            np.save(folder / f"{name}.npy", np.ascontiguousarray(self.arrays[name]))
+            save_npy(folder / f"{name}.npy", self.arrays[name])
         meta = {
             "format": FORMAT_VERSION,
             "set_names": list(self.set_names),
@@ -198,12 +203,16 @@ class ConstraintData:
         tmp = folder / f".{META_FILE}.tmp"
         tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         os.replace(tmp, folder / META_FILE)
+        seal(folder, [p.name for p in folder.iterdir() if p.suffix == ".npy"] + [META_FILE])
 
     @classmethod
-    def load(cls, folder: str | Path, mmap: bool = True) -> ConstraintData:
+    def load(cls, folder: str | Path, mmap: bool = True, verify: bool = True) -> ConstraintData:
         """Read a folder written by `save`, memory-mapped read-only unless `mmap` is False; raises
-        `ConstraintDataError` (or `CatalogIndexError`) naming the file at fault."""
+        `ConstraintDataError` (or `CatalogIndexError`) naming the file at fault. With `verify`, every file is first
+        checked against the folder's seal (`data_files.DataFileError` names the file and the recorded and actual
+        size or sha256), and with `mmap` the files stay open for `files.check()`."""
         folder = Path(folder)
+        records = verify_folder(folder) if verify else {}
         meta = _read_meta(folder / META_FILE)
         index = CatalogIndex.load(folder, mmap=mmap)
         arrays = {
@@ -211,6 +220,8 @@ class ConstraintData:
         }
         data = cls(index, tuple(meta["set_names"]), tuple(meta["fanout_caps"]), arrays, str(meta["fingerprint"]))
         data._check(folder, meta)
+        if mmap:
+            data.files.add(folder, records)
         return data
 
     def _check(self, folder: Path, meta: dict) -> None:

@@ -1,7 +1,10 @@
 """What a running server answers: a real inference through an ensemble (the only check that a Python-backend
-stub answers: Triton's readiness endpoints keep saying 200 after a stub died), and how much a model served."""
+stub answers: Triton's readiness endpoints keep saying 200 after a stub died), whether the answer holds items,
+and how much a model served."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from ugt_ensemble.errors import ServerError
 
@@ -9,14 +12,43 @@ from ugt_ensemble.errors import ServerError
 PROBE_HISTORY = b"[]"
 
 
-def probe_ensemble(grpc_url: str, model_name: str, timeout_s: float = 10.0) -> None:
-    """Send one request to `model_name`; ServerError with the server's message if it fails."""
+class EmptyAnswerError(ServerError):
+    """A probe was answered without a single item, where answers held items before (damaged data, not load)."""
+
+
+def probe_ensemble(grpc_url: str, model_name: str, timeout_s: float = 10.0) -> int:
+    """Send one request to `model_name`; the number of items in its answer (not padding). ServerError with the
+    server's message if it fails."""
     from ugt_ensemble.client.grpc_client import RecommendClient
 
     with RecommendClient(grpc_url, model_name, timeout_s=timeout_s) as client:
         result = client.recommend_one(PROBE_HISTORY)
     if not result.ok:
         raise ServerError(f"a probe request to {model_name!r} at {grpc_url} failed: {result.error}")
+    return len(result.items())
+
+
+@dataclass
+class ProbeContent:
+    """The probe with a content check: every catalog item is eligible for the probe's request (no history, no
+    rules), so an answer without any item, after answers with items, is a failure (`EmptyAnswerError`), not a
+    success: a catalog file truncated under a step's memory map reads as zeros and empties every answer.
+    `items` is the first answer's count (the steps checked their data at load); a model that answers the probe
+    with no item from the start is not checked."""
+
+    items: int | None = None
+
+    def probe(self, grpc_url: str, model_name: str, timeout_s: float = 10.0) -> int:
+        """`probe_ensemble`, then the content check; the number of items."""
+        found = probe_ensemble(grpc_url, model_name, timeout_s)
+        if self.items is None:
+            self.items = found
+        elif found == 0 and self.items > 0:
+            raise EmptyAnswerError(
+                f"a probe request to {model_name!r} at {grpc_url} was answered with no item (all padding), where "
+                f"it had {self.items} before and every catalog item is eligible: is the served data damaged?"
+            )
+        return found
 
 
 def served_counts(grpc_url: str, model_name: str) -> tuple[int, int]:

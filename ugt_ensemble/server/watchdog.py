@@ -12,6 +12,11 @@ call carries the operator key's `headers` (the repository API is restricted). If
 `max_failed_heals` times in a row, `fatal` is set and `on_fatal` is called, so that `serve` restarts the
 server.
 
+Data files that differ from the sizes and hashes recorded when they were written (`server.data_watch`,
+checked every round) are logged as errors and counted (`data.failed_checks`); the steps they belong to are
+not reloaded, and damage never makes the watchdog give up (a restart cannot repair a file). A probe answered
+with no item where it had items (`probe.ProbeContent`) is a failed probe, never mistaken for overload.
+
 A probe that fails without naming a stub (a deadline, a full queue) while the ensemble's success count
 still grows means the server is overloaded, not broken: nothing is reloaded (reloading healthy steps under
 peak load, or restarting the server, would turn overload into an outage). Only a failing probe with no
@@ -29,7 +34,8 @@ from pathlib import Path
 from typing import Callable
 
 from ugt_ensemble.errors import ServerError
-from ugt_ensemble.server.probe import probe_ensemble, served_counts
+from ugt_ensemble.server.data_watch import DataWatch
+from ugt_ensemble.server.probe import EmptyAnswerError, ProbeContent, served_counts
 from ugt_ensemble.server.restore import ACTIVE_STATES, expected_models, reload_with_new_stub, unloaded
 from ugt_ensemble.server.stubs import stubs_of
 
@@ -75,6 +81,12 @@ class Watchdog:
     _retry_at: dict[str, float] = field(default_factory=dict, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
+    #: The repository's sealed data files, checked every round; the probe's content check.
+    data: DataWatch | None = None
+    _content: ProbeContent = field(default_factory=ProbeContent, repr=False)
+
+    def __post_init__(self) -> None:
+        self.data = self.data or DataWatch(Path(self.repository))
 
     def start(self) -> Watchdog:
         self._progressed()  # the baseline of the success count
@@ -92,10 +104,12 @@ class Watchdog:
             self._thread.join(timeout=30)
 
     def check_once(self) -> list[Heal]:
-        """One round: load unloaded models, find broken steps and heal them; returns what it did."""
+        """One round: load unloaded models, check the data files, heal broken steps whose data is intact; returns
+        what it did."""
         made = self.restore_unloaded()
+        damaged = self.data.damaged_models() if self.data is not None else set()  # logged; a reload cannot help
         if self.ensemble not in self.not_loaded:  # else the probe cannot tell a broken step
-            made += [self._heal(model, reason) for model, reason in self.broken_steps().items()]
+            made += [self._heal(model, why) for model, why in self.broken_steps().items() if model not in damaged]
         self.heals += made
         return made
 
@@ -134,11 +148,13 @@ class Watchdog:
             return broken
         timeout_s = self.probe_timeout_s if self.probe_timeout_s is not None else max(5.0, self.interval_s)
         try:
-            probe_ensemble(self.grpc_url, self.ensemble, timeout_s=timeout_s)
+            self._content.probe(self.grpc_url, self.ensemble, timeout_s=timeout_s)
         except ServerError as exc:
             named = _UNHEALTHY.findall(str(exc))
             if named:
                 return {model: f"probe failed: {exc}" for model in named}
+            if isinstance(exc, EmptyAnswerError):  # answered, but empty: not overload
+                return {model: f"probe failed: {exc}" for model in self._python_models()}
             if self._progressed():
                 self._note_overload(exc)
                 return {}
@@ -194,7 +210,7 @@ class Watchdog:
         try:
             with grpcclient.InferenceServerClient(self.grpc_url) as client:
                 reload_with_new_stub(client, model, self.headers)  # writes nothing to the repository
-            probe_ensemble(self.grpc_url, self.ensemble)
+            self._content.probe(self.grpc_url, self.ensemble)
             ok = True
         except Exception as exc:  # noqa: BLE001 - recorded; the next round tries again
             LOGGER.error("watchdog: reloading %s failed: %s", model, exc)

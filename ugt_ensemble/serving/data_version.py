@@ -82,8 +82,9 @@ def stage_data_version(
     staging = Path(tempfile.mkdtemp(prefix=f".{repo.path.name}.version-", dir=repo.path.parent))
     try:
         with progress.step(data_version_titles(catalog_path)[3]):
-            write_version_files(staging, config, data, number)
+            # The model files first: `write_version_files` seals them with the rest of the version.
             _link_model_files(served, staging / config.triton.step_name / str(number), data)
+            write_version_files(staging, config, data, number)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -30,7 +30,7 @@ class TritonPythonModel:
         self.list_limits = RuleListLimits.of(self.data.num_items, self.data.num_pairs, params.max_rule_list)
 
     def execute(self, requests: list) -> list:
-        return to_responses(answer_batch(requests, self._parse, self._decode))
+        return to_responses(answer_batch(requests, self._parse, self._decode, self.data.files.check))
 
     def _parse(self, request) -> dict[str, np.ndarray]:  # noqa: ANN001
         codes, scores = input_array(request, RECOMMENDATIONS), input_array(request, MODEL_SCORES)

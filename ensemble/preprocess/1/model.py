@@ -34,7 +34,7 @@ class TritonPythonModel:
         self.failures = FailureCounter(args)  # Triton's own statistics count a refused request as a success
 
     def execute(self, requests: list) -> list:
-        outcomes = answer_batch(requests, self._parse, self._pack)
+        outcomes = answer_batch(requests, self._parse, self._pack, self.data.files.check)
         self.failures.count(outcomes)
         return to_responses(outcomes)
 

@@ -15,6 +15,7 @@ import onnxruntime as ort
 from ugt_runtime.batching import answer_batch
 from ugt_runtime.constraint_data import ConstraintData
 from ugt_runtime.contract import ENCODER_INPUTS, MODEL_OUTPUTS, RULE_NAMES
+from ugt_runtime.data_files import FileGuard, verify_folder
 from ugt_runtime.errors import RequestError
 from ugt_runtime.model_step import EncoderLimits, check_encoder_inputs, check_rule_inputs, run_by_length, warm_up
 from ugt_runtime.parameters import ModelStepParameters
@@ -37,6 +38,8 @@ class TritonPythonModel:
         options.enable_cpu_mem_arena = params.memory_arena
         options.enable_mem_pattern = False
         model_path = str(version_dir(args) / params.model_file)
+        # The model files as the build recorded them (a damaged file is a load failure naming it), held open.
+        self.files = FileGuard.open(version_dir(args), verify_folder(version_dir(args), required=False))
         self.session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
         self.max_tokens, self.max_rule_entries = params.max_batch_tokens, params.max_rule_entries
         self.limits = EncoderLimits(params.codebook_sizes, params.max_seq_length, params.num_token_types)
@@ -47,7 +50,13 @@ class TritonPythonModel:
         warm_up(self._infer, model_config(args), params.warmup_length)
 
     def execute(self, requests: list) -> list:
-        return to_responses(answer_batch(requests, self._parse, self._infer))
+        return to_responses(answer_batch(requests, self._parse, self._infer, self._check_files))
+
+    def _check_files(self) -> None:
+        """Before each batch: the model's and the catalog's files still have their recorded sizes."""
+        self.files.check()
+        if self.data is not None:
+            self.data.files.check()
 
     def _parse(self, request) -> dict[str, np.ndarray]:  # noqa: ANN001
         tensors = {name: input_array(request, name) for name in ENCODER_INPUTS}
