@@ -20,6 +20,8 @@ class StepProgress:
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.done = 0
+        #: The title of the step running (or the last one started): what failed, when one raises.
+        self.current = ""
 
     @classmethod
     def silent(cls) -> StepProgress:
@@ -28,6 +30,7 @@ class StepProgress:
     @contextlib.contextmanager
     def step(self, title: str) -> Iterator[None]:
         self.done += 1
+        self.current = title
         label = f"[{self.done}/{self.total}] {title}"
         self._print(f"{label} ...")
         start = time.perf_counter()

@@ -55,8 +55,12 @@ def write_manifest(repository: Path, manifest: dict[str, Any]) -> Path:
     """Write `manifest` as `repository`/ugt_build.json (atomically: a reader sees the old or the new one)."""
     path = Path(repository) / MANIFEST
     partial = path.with_name(f".{MANIFEST}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        partial.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:  # e.g. a full disk: the manifest stays as it was, no partial file beside it
+        partial.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -16,12 +16,12 @@ import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ugt_ensemble.build import BuildSteps, plan, prepare_step, with_rules
 from ugt_ensemble.catalog import Catalog
 from ugt_ensemble.config import BuildConfig, UGTConfig
-from ugt_ensemble.errors import ConfigError, RepositoryError
+from ugt_ensemble.errors import ConfigError, RepositoryError, UgtEnsembleError
 from ugt_ensemble.export.bake import unbaked_model
 from ugt_ensemble.progress import StepProgress
 from ugt_ensemble.repository.inspect import RepositoryInfo
@@ -34,6 +34,7 @@ from ugt_ensemble.serving.data_version import data_version_titles, serves_data_o
 from ugt_ensemble.serving.set_changes import check_set_changes
 from ugt_ensemble.serving.version_sets import RECORD_KEY, ItemSetSources, split_changes
 from ugt_ensemble.serving.versions import VersionedRepository
+from ugt_ensemble.serving.write_failure import write_failure
 
 MODEL_SOURCES = ("model_file", "onnx_path", "checkpoint", "model_config")
 
@@ -62,11 +63,26 @@ def add_version(
     catalog_path = Path(catalog_path) if catalog_path is not None else None
     changes, set_changes = split_changes(changes)
     sets = ItemSetSources.for_new_version(repo, set_changes, catalog_path)
-    if not changes and (catalog_path is not None or set_changes) and serves_data_only(repo):
-        return _add_data_version(repo, catalog_path, sets, number, progress or StepProgress.silent(), allow_set_changes)
+    progress = progress or StepProgress.silent()
+    try:
+        if not changes and (catalog_path is not None or set_changes) and serves_data_only(repo):
+            return _add_data_version(repo, catalog_path, sets, number, progress, allow_set_changes)
+        return _add_full_version(repo, changes, catalog_path, sets, number, progress, allow_set_changes)
+    except OSError as exc:
+        if isinstance(exc, UgtEnsembleError):  # e.g. MissingFileError: worded already
+            raise
+        raise write_failure(repo, number, exc, progress.current) from None
+
+
+def _add_full_version(
+    repo: VersionedRepository, changes: dict[str, Any], catalog_path: Path | None, sets: ItemSetSources, number: int,
+    progress: StepProgress, allow_set_changes: bool,
+) -> int:  # fmt: skip
+    """A new model (or a model that holds the catalog's tables): the checked pipeline of `build`, then as
+    `add_version`."""
     config = _config(repo, changes, sets)
     catalog = None if catalog_path else _served_catalog(repo)
-    steps = BuildSteps(progress or StepProgress.silent(), plan(config))
+    steps = BuildSteps(progress, plan(config))
     staging = Path(tempfile.mkdtemp(prefix=f".{repo.path.name}.version-", dir=repo.path.parent))
     try:
         prepared = prepare_step(config, steps, staging / config.triton.step_name / str(number), catalog=catalog)
@@ -77,19 +93,14 @@ def add_version(
             write_version_files(staging, config, prepared.data, number)
         with steps():
             _check_same_configs(repo.path, config)
-        files = _move_in(staging, repo.path, repo.steps, number)
+        catalog = prepared.catalog
+        record = {"source": catalog.source, "items": len(catalog), "fingerprint": catalog.fingerprint()}
+        extra = {RECORD_KEY: sets.as_record(new_names)}
+        _commit(repo, staging, number, lambda files: repo.record(
+            number, prepared.step.source, record, files, prepared.step.origin, extra
+        ))  # fmt: skip
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    repo.keep_loaded(repo.loaded_policy() + [number])
-    catalog = prepared.catalog
-    repo.record(
-        number,
-        prepared.step.source,
-        {"source": catalog.source, "items": len(catalog), "fingerprint": catalog.fingerprint()},
-        files,
-        prepared.step.origin,
-        {RECORD_KEY: sets.as_record(prepared.data.set_names if prepared.data is not None else [])},
-    )
     return number
 
 
@@ -105,17 +116,35 @@ def _add_data_version(
     staging, data, catalog = stage_data_version(repo, config, catalog_path, number, progress)
     try:
         check_set_changes(repo, sets, data.set_names, number, allow_set_changes)
+        served = repo.pinned()
+        record = repo.manifest.get("versions", {}).get(str(served)) or repo.manifest
+        source, model, extra = str(record.get("model_source", "")), repo.model_source(served), {
+            RECORD_KEY: sets.as_record(data.set_names)
+        }  # fmt: skip
         with progress.step("Checking the configs and moving the version in"):
             _check_same_configs(repo.path, config)
-            files = _move_in(staging, repo.path, repo.steps, number)
+            _commit(repo, staging, number, lambda files: repo.record(number, source, catalog, files, model, extra))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    repo.keep_loaded(repo.loaded_policy() + [number])
-    served = repo.pinned()
-    record = repo.manifest.get("versions", {}).get(str(served)) or repo.manifest
-    extra = {RECORD_KEY: sets.as_record(data.set_names)}
-    repo.record(number, str(record.get("model_source", "")), catalog, files, repo.model_source(served), extra)
     return number
+
+
+def _commit(repo: VersionedRepository, staging: Path, number: int, record: Callable[[list[str]], None]) -> None:
+    """Move the staged version in, add it to the steps' version policies, then `record(files)` it in the manifest;
+    an OSError on the way (a full disk) takes the version out again and restores the policies."""
+    policy = repo.loaded_policy()
+    try:
+        files = _move_in(staging, repo.path, repo.steps, number)
+        repo.keep_loaded(policy + [number])
+        record(files)
+    except OSError:
+        for step in repo.steps:  # _move_in checked that no folder of this number was there before
+            shutil.rmtree(repo.path / step / str(number), ignore_errors=True)
+        try:
+            repo.keep_loaded(policy)
+        except OSError:
+            pass  # `write_failure` names the folders still there
+        raise
 
 
 def _config(repo: VersionedRepository, changes: dict[str, Any], sets: ItemSetSources) -> BuildConfig:

@@ -31,6 +31,7 @@ from ugt_ensemble.serving.deploy import add_version
 from ugt_ensemble.serving.live import LiveServer, resolve_operator_key
 from ugt_ensemble.serving.variants import add_variant
 from ugt_ensemble.serving.versions import VersionedRepository
+from ugt_ensemble.serving.write_failure import write_failure
 
 LOGGER = logging.getLogger(__name__)
 
@@ -62,7 +63,10 @@ class Rollout:
         """Build version N and (with `switch`) serve it; returns N. A version that would drop an item set the
         served one serves is refused (`serving.set_changes.SetChangeError`) unless `allow_set_changes`."""
         with self.locked("deploy"):
-            self._pin_explicitly()
+            try:
+                self._pin_explicitly()
+            except OSError as exc:  # a full disk: the configs are written atomically, so none changed
+                raise write_failure(self.repo, None, exc) from None
             number = add_version(self.repo.path, changes, catalog_path, number, progress, allow_set_changes)
             self.repo = VersionedRepository(self.repo.path)
             self.load(*self.repo.steps)
@@ -87,7 +91,10 @@ class Rollout:
                 self.repo.pin(previous)  # the files keep saying what the server serves
                 raise
             if version != previous:
-                self.repo.record_served(history)
+                try:
+                    self.repo.record_served(history)
+                except OSError as exc:  # served all the same; only `rollback`'s default goes by it
+                    LOGGER.warning("%s: cannot record the versions served (%s)", self.repo.path, exc)
             LOGGER.info("%s now serves version %d", self.repo.ensemble, version)
 
     def rollback(self, version: int | None = None) -> int:

@@ -211,5 +211,9 @@ def write_config(path: Path, config: mc.ModelConfig) -> None:
     """Rewrite a config.pbtxt (keeping its comment header), atomically."""
     header = [line for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("#")]
     partial = path.with_name(f".config.pbtxt.{os.getpid()}.tmp")
-    partial.write_text("\n".join([*header, text_format.MessageToString(config)]), encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        partial.write_text("\n".join([*header, text_format.MessageToString(config)]), encoding="utf-8")
+        os.replace(partial, path)
+    except OSError:  # e.g. a full disk: the config stays as it was, no partial file beside it
+        partial.unlink(missing_ok=True)
+        raise
