@@ -149,11 +149,13 @@ def check_step(
     TensorRT parser check and the catalog-validity probe. `ONNXExporter.export` runs the same checks."""
     with step(detail=str(config.export.catalog_path or ("from the model" if model is not None else "synthetic"))):
         catalog = catalog or _catalog(config, model)
+        index = catalog.index()
+        sets = item_sets_for(config.export, config.export.catalog_path, index)  # refused here, not after the export
     with step():
         chosen = given_module(model) if model is not None else step_model(config, catalog)
     LOGGER.info("model step: %s", chosen.source)
     prepared = PreparedStep(onnx_path.parent, catalog, chosen, onnx_path)
-    index, reference = catalog.index(), chosen.runner()
+    reference = chosen.runner()
     if reference is not None:
         with step():
             _check_eager_contract(reference, index, config, chosen.source, chosen.eager)
@@ -161,7 +163,7 @@ def check_step(
         _export_or_copy(config, chosen, prepared.onnx_path, index)
     with step():
         prepared.signature = check_onnx_signature(prepared.onnx_path, config.export.num_recommendations)
-        prepared.data = constraint_data(config, prepared.signature, index)
+        prepared.data = constraint_data(config, prepared.signature, index, sets)
         candidate = onnx_runner(prepared.onnx_path, data=prepared.data)
         _check_eager_contract(candidate, index, config, f"ONNX model {prepared.onnx_path.name}")
     if reference is not None:
@@ -189,10 +191,13 @@ def _bake_native(config: BuildConfig, prepared: PreparedStep) -> None:
     prepared.tensorrt_check = require_tensorrt_parsable(served, config.triton.needs_tensorrt_parser)
 
 
-def constraint_data(config: BuildConfig, signature: OnnxSignature, index: CatalogIndex) -> ConstraintData:
-    """The served catalog's constraint data: its item sets (`--set-column`, `--item-set`) and the tables padded
-    to the model's fan-out caps (a catalog wider than a cap is refused, naming it)."""
-    sets = item_sets_for(config.export, config.export.catalog_path, index)
+def constraint_data(
+    config: BuildConfig, signature: OnnxSignature, index: CatalogIndex, sets: dict[str, np.ndarray] | None = None
+) -> ConstraintData:
+    """The served catalog's constraint data: its item sets (`--set-column`, `--item-set`; `sets` when they were
+    read already, when the catalog was) and the tables padded to the model's fan-out caps (a catalog wider than a
+    cap is refused, naming it)."""
+    sets = item_sets_for(config.export, config.export.catalog_path, index) if sets is None else sets
     if config.triton.postprocess.exclude_history and not signature.rules_in_search:
         raise ConfigError(
             "--exclude-history needs a model that honours the rules in its search (one built on "

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ugt_ensemble.catalog.catalog import COLUMNS, MAX_REPORTED, Catalog, data_row_label
+from ugt_ensemble.catalog.quoting import plain_header, read_failure
 from ugt_ensemble.errors import InputFileError, MissingDependencyError
 from ugt_ensemble.runtime.contract import CODEBOOK_SIZES
 from ugt_ensemble.runtime.errors import clip
@@ -60,7 +61,7 @@ def _read_csv(path: Path) -> tuple[np.ndarray, Callable[[int], str]]:
             usecols, width = _csv_columns(path, next(reader, None))
             fields, lines, problems = _csv_fields(reader, usecols, width)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputFileError(f"catalog {path}: cannot read ({exc})") from None
+        raise InputFileError(f"catalog {path}: cannot read ({read_failure(exc)})") from None
     if not problems and not lines:
         raise InputFileError(f"catalog {path}: the catalog has no items (only a header)")
     table = None if problems else _as_int64(fields)
@@ -113,8 +114,12 @@ def _csv_columns(path: Path, header: list[str] | None) -> tuple[tuple[int, ...],
         raise InputFileError(f"catalog {path}: empty file; expected a header line {','.join(COLUMNS)}")
     names = [name.strip() for name in header]
     missing = [c for c in COLUMNS if c not in names]
+    shown = plain_header(names)
+    if missing and shown is None:  # perhaps no catalog at all: its first line is not echoed
+        raise InputFileError(
+            f"catalog {path}: line 1 is not a CSV header of column names; expected {','.join(COLUMNS)}"
+        )
     if missing:
-        shown = clip(str(names))
         raise InputFileError(f"catalog {path}: header {shown} lacks column(s) {missing}; need {list(COLUMNS)}")
     return tuple(names.index(c) for c in COLUMNS), len(names)
 
@@ -289,7 +294,7 @@ def _csv_header(path: Path) -> list[str]:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputFileError(f"catalog {path}: cannot read ({exc})") from None
+        raise InputFileError(f"catalog {path}: cannot read ({read_failure(exc)})") from None
     if not header:
         raise InputFileError(f"catalog {path}: empty file; expected a header line")
     return [name.strip() for name in header]
@@ -298,7 +303,8 @@ def _csv_header(path: Path) -> list[str]:
 def _require_columns(path: Path, present: list[str], names: tuple[str, ...]) -> None:
     missing = [name for name in ("item_id", *names) if name not in present]
     if missing:
-        raise InputFileError(f"catalog {path}: no column(s) {missing} (its columns: {clip(str(list(present)))})")
+        shown = plain_header(list(present))
+        raise InputFileError(f"catalog {path}: no column(s) {missing}" + (f" (its columns: {shown})" if shown else ""))
 
 
 def _csv_columns_plain(path: Path, names: tuple[str, ...]) -> tuple[np.ndarray, list[CatalogColumn]]:

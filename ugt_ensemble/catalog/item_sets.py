@@ -6,7 +6,8 @@
   most `MAX_COLUMN_VALUES` values).
 - A file (`--item-set NAME=FILE`): one integer item id per line, or a CSV with an item_id column; blank lines
   and a header line are allowed. Ids the catalog lacks are counted and logged (a catalog update may drop
-  items); a malformed line is an error naming the file and the line.
+  items); a malformed line is an error naming the file and the line, quoting the value only when it is a
+  short plain token in a file that does list item ids (`catalog.quoting`: the path may name any file).
 
 Every set is a bool mask over `CatalogIndex.item_ids` (the index's ascending item id order). Set names
 follow `ugt_ensemble.runtime.rule_request.SET_NAME` and are unique.
@@ -23,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from ugt_ensemble.catalog.files import CatalogColumn, read_catalog_columns
+from ugt_ensemble.catalog.quoting import plain_header, plain_value, read_failure
 from ugt_ensemble.errors import ConfigError, InputFileError, MissingFileError
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.errors import clip
@@ -131,9 +133,9 @@ def read_item_ids(path: Path) -> np.ndarray:
         raise MissingFileError(f"item set file {path}: no such file")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            fields, lines = _id_fields(path, csv.reader(handle))
+            fields, lines, named = _id_fields(path, csv.reader(handle))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputFileError(f"item set file {path}: cannot read ({exc})") from None
+        raise InputFileError(f"item set file {path}: cannot read ({read_failure(exc)})") from None
     if fields and _INTEGERS.fullmatch("\n".join(fields)):
         try:
             return np.array([int(v) for v in fields], dtype=np.int64)
@@ -143,21 +145,30 @@ def read_item_ids(path: Path) -> np.ndarray:
     if not bad:
         return np.zeros(0, dtype=np.int64)  # no ids at all
     line, value = bad[0]
+    if len(bad) == len(fields) and not named:
+        raise InputFileError(
+            f"item set file {path} line {line}: not an int64 item id, and no line of the file is one: an item set "
+            "file lists one integer item id per line, or is a CSV with an item_id column"
+        )
     more = f" (and {len(bad) - 1} more bad line(s))" if len(bad) > 1 else ""
-    raise InputFileError(f"item set file {path} line {line}: {clip(repr(value))} is not an int64 item id{more}")
+    shown = plain_value(value) or f"a value of {len(value)} character(s)"
+    raise InputFileError(f"item set file {path} line {line}: {shown} is not an int64 item id{more}")
 
 
-def _id_fields(path: Path, reader) -> tuple[list[str], list[int]]:  # noqa: ANN001 - a csv reader
-    """The stripped item id field of each data row and its line number (the header, if any, skipped)."""
+def _id_fields(path: Path, reader) -> tuple[list[str], list[int], bool]:  # noqa: ANN001 - a csv reader
+    """The stripped item id field of each data row, its line number, and whether a header (skipped) names the
+    item_id column."""
     fields: list[str] = []
     lines: list[int] = []
     column = width = None
+    named = False
     for row in reader:
         if not any(field.strip() for field in row):
             continue  # a blank line
         if width is None:
-            column, width, is_header = _layout(path, reader.line_num, [field.strip() for field in row])
-            if is_header:
+            column, width, header = _layout(path, reader.line_num, [field.strip() for field in row])
+            if header:
+                named = row[column].strip() == "item_id"
                 continue
         if len(row) != width:
             raise InputFileError(
@@ -165,7 +176,7 @@ def _id_fields(path: Path, reader) -> tuple[list[str], list[int]]:  # noqa: ANN0
             )
         fields.append(row[column].strip())
         lines.append(reader.line_num)
-    return fields, lines
+    return fields, lines, named
 
 
 def _layout(path: Path, line: int, cells: list[str]) -> tuple[int, int, bool]:
@@ -174,6 +185,11 @@ def _layout(path: Path, line: int, cells: list[str]) -> tuple[int, int, bool]:
         return cells.index("item_id"), len(cells), True
     if len(cells) == 1:
         return 0, 1, bool(_HEADER_NAME.fullmatch(cells[0]))
+    if plain_header(cells) is None:
+        raise InputFileError(
+            f"item set file {path} line {line}: {len(cells)} fields that are not column names; an item set file "
+            "lists one integer item id per line, or is a CSV with an item_id column"
+        )
     shown = clip(",".join(cells))
     raise InputFileError(
         f"item set file {path} line {line}: header {shown!r} has no item_id column (or list one id per line)"
