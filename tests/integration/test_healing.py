@@ -1,6 +1,7 @@
 """A server that heals: kill -9 of each Python-backend stub under load is followed by correct answers again,
 without a manual restart (the watchdog `serve` runs reloads the broken step), with no write to the repository
-(also on a read-only mount); a model unloaded with the operator key is loaded again."""
+(also on a read-only mount); a model unloaded with the operator key is loaded again; a reload that misses its
+deadline is a failed heal."""
 
 import hashlib
 import os
@@ -164,3 +165,28 @@ def test_a_probe_that_times_out_while_requests_are_answered_reloads_nothing(buil
     assert {s.instance: s.pid for s in stubs_of(server.process.pid)} == stubs
     watchdog.broken_steps()  # without traffic there is no progress: the same failing probe now means a hang
     assert set(watchdog.broken_steps()) >= {"preprocess", "ugt_trt", "postprocess"}
+
+
+def test_a_reload_that_misses_its_deadline_is_a_failed_heal_and_none_is_sent_while_it_is_pending(built, tmp_path):
+    """Issue 22: the watchdog waited on a stuck reload forever and never counted a failure. Every call now carries
+    a deadline: a reload slower than `load_timeout_s` is a failed heal (`hung`), the model gets no second reload
+    while that one is pending (Triton queues it behind), and once the late load is done the step is healthy."""
+    config, result = built
+    name = config.export.model_name
+    log = tmp_path / "tritonserver.log"
+    with TritonServer(result.repository, ready_models=[name], extra_args=EXPLICIT, log_path=log) as server:
+        pid, headers = server.process.pid, server.grpc_operator_headers()
+        watchdog = Watchdog(server.grpc_url, pid, result.repository, name, 0.5, headers=headers, load_timeout_s=0.05)
+        (stub,) = [s for s in stubs_of(pid) if s.model == "preprocess"]
+        os.kill(stub.pid, signal.SIGKILL)
+        (heal,) = watchdog.check_once()
+        assert (heal.model, heal.ok, heal.hung, heal.failed) == ("preprocess", False, True, True), heal
+        deadline, pending = time.monotonic() + 120, []
+        while made := watchdog.check_once():  # the late load finishes: nothing is broken any more
+            pending += made
+            assert time.monotonic() < deadline, made
+            time.sleep(0.2)
+        assert all(h.hung and h.failed and "reload pending" in h.reason for h in pending), pending
+        probe_ensemble(server.grpc_url, name)
+        assert [s.model for s in stubs_of(pid)].count("preprocess") == 1
+        assert watchdog.check_once() == []  # no longer pending

@@ -2,7 +2,8 @@
 with the operator key is loaded again, a tritonserver killed with kill -9 is restarted on the same ports and
 answers again with its orphan stubs and shared memory gone, a step paused under load (which crashes Triton)
 ends in answers again, SIGTERM leaves nothing of its own behind, and a server that keeps dying makes `serve`
-give up with exit code 3."""
+give up with exit code 3. A reload that hangs ends in a restart; serve stops within 10 s while it hangs, and
+a serve killed with kill -9 takes its tritonserver along, and the next serve removes what it left."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -253,6 +255,96 @@ def test_serve_gives_up_when_tritonserver_keeps_dying(built, tmp_path):
     time.sleep(0.2)  # the reader thread takes the last lines
     assert "giving up" in served.output and "was killed by SIGKILL" in served.output
     assert orphans_of(pid) == [] and served.regions() == set()
+
+
+def test_a_reload_that_hangs_is_a_failed_heal_and_the_restarted_server_serves(built, tmp_path):
+    """Issue 22: a stub killed while Triton started it for the watchdog's reload left the load pending for good:
+    every request failed (watched 12 min) while readiness said 200, and nothing restarted the server."""
+    _, result = built
+    served = Serve(result.repository, tmp_path, "--heal-timeout", "10")
+    try:
+        served.wait_for(SERVING.pattern)
+        pid = served.server_pid()
+        _hang_a_reload(served)
+        hung = time.monotonic()
+        served.wait_for(r"the watchdog gave up: healing failed 3 times in a row", timeout_s=240)
+        served.wait_for(r"again \(pid", timeout_s=240)
+        _answers_within(served.url, 120)
+        print(f"\nreload hung -> answering again after {time.monotonic() - hung:.1f} s (a restart)")
+        assert "its reload did not finish within 10 s" in served.output, served.output
+        assert served.server_pid() != pid and proc_stat(pid) is None and orphans_of(pid) == []
+    finally:
+        served.stop()
+
+
+def test_serve_killed_or_stopped_while_a_reload_hangs(built, tmp_path):
+    """kill -9 of serve: its tritonserver dies with it (it lived on, on the ports, with its regions), and the next
+    serve removes the regions and the temporary folder it left; SIGTERM stops serve within 10 s (it did not stop
+    in 30-35 s, twice) while a reload hangs."""
+    _, result = built
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    first = Serve(result.repository, tmp_path / "first")
+    try:
+        first.wait_for(SERVING.pattern)
+        server, regions = first.server_pid(), first.regions()
+        (folder,) = Path(tempfile.gettempdir()).glob(f"ugt-triton-{first.process.pid}-*")
+        _hang_a_reload(first)
+        _still_hung(first)
+        first.process.kill()
+        killed = time.monotonic()
+        while (proc_stat(server) or ["Z"])[0] != "Z" and time.monotonic() - killed < 30:
+            time.sleep(0.05)
+        died = time.monotonic() - killed
+        assert (proc_stat(server) or ["Z"])[0] == "Z", "tritonserver outlived serve"
+        left = first.regions()
+        assert folder.is_dir() and regions
+    finally:
+        first.stop()
+    second = Serve(result.repository, tmp_path / "second")
+    try:
+        second.wait_for(SERVING.pattern)
+        assert "Removed what dead serve processes left" in second.output and not folder.exists()
+        assert first.regions() == set()
+        server = second.server_pid()
+        _hang_a_reload(second)
+        _still_hung(second)
+        asked = time.monotonic()
+        second.process.send_signal(signal.SIGTERM)
+        assert second.process.wait(60) == 0, second.output
+        took = time.monotonic() - asked
+    finally:
+        second.stop()
+    print(
+        f"\nkill -9 of serve: tritonserver gone after {died:.1f} s, {len(left)} region(s) and its folder left, "
+        f"removed by the next serve; SIGTERM while a reload hangs: serve exited after {took:.1f} s"
+    )
+    assert took < 10
+    assert proc_stat(server) is None and orphans_of(server) == [] and second.regions() == set()
+
+
+def _hang_a_reload(served: Serve) -> None:
+    """kill -9 the model step's stub, then the stub Triton starts for the watchdog's reload (as an OOM kill during
+    its initialisation would): Triton's load of the step never finishes (5 of 5 tries; kill -9 twice 0.6 s apart,
+    the issue's recipe, hung it 0 of 2 times here)."""
+    pid = served.server_pid()
+    dead = [s.pid for s in stubs_of(pid) if s.model == "ugt_trt"]
+    for stub in dead:
+        os.kill(stub, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while not (new := [s.pid for s in stubs_of(pid) if s.model == "ugt_trt" and s.pid not in dead]):
+        assert time.monotonic() < deadline, f"no reload started:\n{served.output}"
+        time.sleep(0.005)
+    os.kill(new[0], signal.SIGKILL)
+    served.wait_for("ugt_trt is broken")
+
+
+def _still_hung(served: Serve) -> None:
+    """The reload has not ended 5 s later, and requests fail."""
+    time.sleep(5.0)
+    assert not re.search(r"ugt_trt (answers again|still broken)", served.output), served.output
+    with pytest.raises(ServerError):
+        probe_ensemble(served.url, "ugt_recommend", timeout_s=5)
 
 
 def _answers_within(url: str, timeout_s: float) -> None:

@@ -1,6 +1,7 @@
 """The pieces of `serve`'s supervision that need no tritonserver: restart bounds, exit descriptions, which
-models should be serving, the heal counter, and the removal of a dead server's stubs and shared memory
-(with real processes that carry a stub's command line)."""
+models should be serving, the heal counter, the watchdog's deadlines, the parent-death signal, and the removal
+of a dead server's (and a dead serve's) stubs, shared memory and folders (with real processes that carry a
+stub's or a tritonserver's command line)."""
 
 import json
 import os
@@ -13,10 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from ugt_ensemble.server.deadlines import LoadDeadlines, is_deadline
+from ugt_ensemble.server.locate import TritonInstall
 from ugt_ensemble.server.orphans import SHM_DIR, clean_up_after, mapped_regions, new_shm_prefix, shm_prefix_args
+from ugt_ensemble.server.process import WORKDIR_PREFIX, TritonServer
 from ugt_ensemble.server.restore import HEAL_PARAMETER, bumped_config, expected_models, unloaded
 from ugt_ensemble.server.stubs import STUB, orphans_of, proc_stat
 from ugt_ensemble.server.supervisor import RestartPolicy, describe_exit
+from ugt_ensemble.server.sweep import SERVE_FOLDER, sweep_dead_serves
 
 #: A stand-in stub's model.py: maps its region and sleeps (its command line reads like a stub's, see `_fake_stub`).
 FAKE_STUB = """
@@ -140,4 +145,140 @@ def _mapper(path: Path) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "mapped"
     time.sleep(0.05)
+    return process
+
+
+def test_a_deadline_is_told_from_other_errors():
+    from tritonclient.utils import InferenceServerException
+
+    assert is_deadline(InferenceServerException("Deadline Exceeded", "StatusCode.DEADLINE_EXCEEDED"))
+    assert not is_deadline(InferenceServerException("failed to connect", "StatusCode.UNAVAILABLE"))
+    assert not is_deadline(ValueError("x"))
+
+
+def test_a_reload_that_missed_its_deadline_stays_pending_until_the_model_is_healthy():
+    loads = LoadDeadlines()
+    loads.miss("ugt_trt", time.monotonic() - 3)
+    loads.miss("ugt_trt", time.monotonic())  # the first miss is kept
+    assert loads.pending_s("ugt_trt") >= 3 and loads.pending_s("preprocess") is None
+    loads.settle(["ugt_trt"])  # still broken: still pending
+    assert loads.pending_s("ugt_trt") is not None
+    loads.settle([])  # no longer broken: the load finished after all
+    assert loads.pending_s("ugt_trt") is None
+
+
+def test_a_model_loading_too_long_with_nothing_ready_is_stuck():
+    loads = LoadDeadlines()
+    index = [
+        {"name": "ugt_trt", "version": "1", "state": "LOADING"},
+        {"name": "preprocess", "version": "2", "state": "LOADING"},  # a new version next to a READY one
+        {"name": "preprocess", "version": "1", "state": "READY"},
+        {"name": "other", "version": "1", "state": "LOADING"},  # not the manifest's
+    ]
+    expected = ["ugt_trt", "preprocess"]
+    assert loads.stuck(index, expected, 0.2) == {}  # first seen now
+    time.sleep(0.3)
+    assert list(loads.stuck(index, expected, 0.2)) == ["ugt_trt"]
+    assert loads.stuck([{"name": "ugt_trt", "version": "1", "state": "READY"}], expected, 0.2) == {}
+    assert loads.loading == {}
+
+
+def test_tritonserver_is_killed_when_its_parent_dies():
+    """The parent-death signal is SIGKILL: a server whose load is stuck ignores a graceful stop (SIGTERM, SIGINT)."""
+    child_code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "signal.signal(signal.SIGINT, signal.SIG_IGN); print('ignoring', flush=True); time.sleep(600)"
+    )
+    code = (
+        "import subprocess, sys, time; from ugt_ensemble.server.process import _die_with_parent; "
+        f"child = subprocess.Popen([sys.executable, '-c', {child_code!r}], preexec_fn=_die_with_parent); "
+        "print(child.pid, flush=True); time.sleep(600)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    lines = {parent.stdout.readline().strip() for _ in range(2)}  # the child's pid, and its word once it ignores
+    assert "ignoring" in lines, lines
+    (child,) = [int(line) for line in lines if line.isdigit()]
+    parent.kill()
+    parent.wait()
+    try:
+        deadline = time.monotonic() + 30
+        while (proc_stat(child) or ["Z"])[0] != "Z" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (proc_stat(child) or ["Z"])[0] == "Z"  # dead (a zombie until init reaps it)
+    finally:
+        if (proc_stat(child) or ["Z"])[0] != "Z":
+            os.kill(child, signal.SIGKILL)
+
+
+def test_a_servers_folder_names_the_process_that_made_it(tmp_path):
+    server = TritonServer(tmp_path, install=TritonInstall(tmp_path / "tritonserver"))  # never started
+    try:
+        assert server.log_path.parent.name.startswith(f"{WORKDIR_PREFIX}{os.getpid()}-")
+        assert SERVE_FOLDER.fullmatch(server.log_path.parent.name)
+    finally:
+        server.__exit__(None, None, None)
+    assert not server.log_path.parent.exists()
+
+
+@pytest.mark.skipif(not SHM_DIR.is_dir(), reason="needs /dev/shm")
+def test_a_new_serve_sweeps_what_dead_serves_left_and_nothing_else(tmp_path):
+    dead, live = _dead_pid(), os.getpid()
+    tag = uuid.uuid4().hex[:6]
+    regions = {
+        "dead": f"ugt_serve_{dead}_{tag}_{uuid.uuid4()}",
+        "dead_mapped": f"ugt_serve_{dead}_{tag}_{uuid.uuid4()}",  # a live process maps it: kept
+        "dead_stub": f"ugt_serve_{dead}_{tag}_{uuid.uuid4()}",
+        "live": f"ugt_serve_{live}_{tag}_{uuid.uuid4()}",  # made by a live owner after it started: kept
+        "reused": f"ugt_serve_{live}_{tag}_{uuid.uuid4()}",  # older than its pid's process: a reused pid
+        "foreign": f"triton_python_backend_shm_region_{uuid.uuid4()}",  # not our pattern: kept
+        "odd": f"ugt_serve_{dead}_x_{uuid.uuid4()}",  # not exactly our pattern: kept
+    }
+    for name in regions.values():
+        (SHM_DIR / name).write_bytes(b"\0" * 4096)
+    day_ago = time.time() - 86400
+    os.utime(SHM_DIR / regions["reused"], (day_ago, day_ago))
+    folders = {
+        key: tmp_path / name
+        for key, name in (
+            ("dead", f"ugt-triton-{dead}-ab_c1"),
+            ("live", f"ugt-triton-{live}-ab_c1"),
+            ("old_style", "ugt-triton-ab_c1xyz"),
+        )
+    }
+    for folder in folders.values():
+        (folder / "backends").mkdir(parents=True)
+    (tmp_path / f"ugt-triton-{dead}-link").symlink_to(folders["live"])  # a link is never followed nor removed
+    model = tmp_path / "model.py"
+    model.write_text(FAKE_STUB)
+    orphan = _fake_stub(model, regions["dead_stub"], dead)  # its serve is dead
+    keeper_stub = _fake_stub(model, regions["live"], dead)  # its serve lives: kept
+    server = _fake_server(tmp_path, f"ugt_serve_{dead}_{tag}_")
+    keeper = _mapper(SHM_DIR / regions["dead_mapped"])
+    try:
+        done = sweep_dead_serves(tmp_path)
+        assert done.servers == [server.pid] and done.stubs == [orphan.pid], done
+        assert proc_stat(server.pid) is None and proc_stat(orphan.pid) is None  # killed, and reaped (our children)
+        assert sorted(done.regions) == sorted([regions["dead"], regions["dead_stub"], regions["reused"]])
+        assert {p.name for p in SHM_DIR.iterdir()} >= {regions[k] for k in ("dead_mapped", "live", "foreign", "odd")}
+        assert done.folders == [folders["dead"].name] and not folders["dead"].exists()
+        assert folders["live"].is_dir() and folders["old_style"].is_dir()
+        assert (tmp_path / f"ugt-triton-{dead}-link").is_symlink() and (folders["live"] / "backends").is_dir()
+        assert keeper_stub.poll() is None and keeper.poll() is None
+        assert "1 tritonserver(s) and 1 stub(s) killed, 3 shared-memory region(s)" in done.describe()
+        assert not sweep_dead_serves(tmp_path)  # nothing left to sweep
+    finally:
+        for process in (orphan, keeper_stub, server, keeper):
+            process.kill()
+            process.wait()
+        for name in regions.values():
+            (SHM_DIR / name).unlink(missing_ok=True)
+
+
+def _fake_server(folder: Path, prefix: str) -> subprocess.Popen:
+    """Python with the command line of a tritonserver that a serve started: [tritonserver, script, flags]."""
+    script = folder / "server.py"
+    script.write_text("import time\nprint('up', flush=True)\ntime.sleep(600)\n")
+    argv = [str(folder / "tritonserver"), str(script), f"--backend-config=python,shm-region-prefix-name={prefix}"]
+    process = subprocess.Popen(argv, executable=sys.executable, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "up"
     return process

@@ -2,7 +2,10 @@
 
 The server-changing APIs demand the operator key (printed: where it lives, never the key). tritonserver is
 supervised: when it dies it is restarted on the same ports (at most --max-restarts times within
---restart-window, waiting 1 s doubling to 30 s), after its orphan stubs and shared memory are removed.
+--restart-window, waiting 1 s doubling to 30 s), after its orphan stubs and shared memory are removed; also
+when the watchdog's heals keep failing, a load or reload that misses --heal-timeout included. SIGTERM stops
+it within 10 s in every state. At start it removes what dead serve processes left (their tritonservers,
+stubs, shared-memory regions and temporary folders).
 """
 
 from __future__ import annotations
@@ -40,6 +43,13 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
         default=2.0,
         help="seconds between the watchdog's probes and stub checks; it reloads a step whose stub died and loads "
         "again a model that was unloaded (explicit mode only; 0: no watchdog; default: 2)",
+    )
+    p.add_argument(
+        "--heal-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a load or reload by the watchdog may take; one that misses it is a failed heal, and "
+        "failed heals in 3 rounds in a row restart tritonserver (default: 60)",
     )
     p.add_argument(
         "--operator-key-file",
@@ -83,8 +93,12 @@ def run(args: argparse.Namespace) -> int:
     from ugt_ensemble.server.operator_key import HEADER, load_operator_key
     from ugt_ensemble.server.request_guard import RequestGuard, backend_ports, guard_plan
     from ugt_ensemble.server.supervisor import RestartPolicy, Supervisor
+    from ugt_ensemble.server.sweep import sweep_dead_serves
 
     model_name = args.model_name or ensemble_name(args.model_repository)
+    swept = sweep_dead_serves()
+    if swept:
+        print(f"Removed what dead serve processes left: {swept.describe()}", flush=True)
     key = load_operator_key(args.operator_key_file, create=True)
     free = Ports.free(args.host if args.host != "0.0.0.0" else "127.0.0.1")
     ports = Ports(args.http_port or free.http, args.grpc_port or free.grpc, args.metrics_port or free.metrics)
@@ -104,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         explicit=args.model_control == "explicit",
         watch_interval_s=args.watch_interval,
         operator_key=key,
+        heal_timeout_s=args.heal_timeout,
     )
     supervisor = Supervisor(
         context, RestartPolicy(max_restarts=args.max_restarts, window_s=args.restart_window), public=guard

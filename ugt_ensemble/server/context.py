@@ -7,7 +7,7 @@
   Python backend's shared-memory regions, so that the cleanup finds exactly this server's regions;
 - `start` starts tritonserver and waits until it and the ready models are ready, sends a real inference
   through the ensemble (up to 3 attempts, 1 s apart), then starts the watchdog (explicit mode with
-  `watch_interval_s` > 0);
+  `watch_interval_s` > 0; its loads and reloads must finish within `heal_timeout_s`);
 - `stop` stops the watchdog and the server, then removes the stub processes and shared memory it left.
 As a context manager it starts on entry and always stops on exit; `Supervisor` calls `start` and `stop`
 again for each restart.
@@ -42,10 +42,16 @@ class ServingContext:
     """`server` serving `ensemble`: started, probed and watched by `start`, stopped and cleaned up by `stop`."""
 
     def __init__(
-        self, server: TritonServer, ensemble: str, watch_interval_s: float = 2.0, shm_prefix: str | None = None
+        self,
+        server: TritonServer,
+        ensemble: str,
+        watch_interval_s: float = 2.0,
+        shm_prefix: str | None = None,
+        heal_timeout_s: float = 60.0,
     ) -> None:
         self.server, self.ensemble = server, ensemble
         self.watch_interval_s, self.shm_prefix = watch_interval_s, shm_prefix
+        self.heal_timeout_s = heal_timeout_s
         self.watchdog: Watchdog | None = None
         #: What each `stop` removed after the server (one entry per stop of a started server).
         self.cleanups: list[Cleanup] = []
@@ -64,6 +70,7 @@ class ServingContext:
         explicit: bool = True,
         watch_interval_s: float = 2.0,
         operator_key: OperatorKey | None = None,
+        heal_timeout_s: float = 60.0,
     ) -> ServingContext:
         """A context for `repository` (not started): `ensemble` defaults to the build manifest's, the ready
         models to the ensemble; the watchdog runs only in explicit mode (0 s: no watchdog)."""
@@ -76,7 +83,7 @@ class ServingContext:
         server = TritonServer(
             repository, ports, host, ready, startup_timeout_s, log_path, args, operator_key=operator_key
         )
-        return cls(server, ensemble, watch_interval_s if explicit else 0.0, prefix)
+        return cls(server, ensemble, watch_interval_s if explicit else 0.0, prefix, heal_timeout_s)
 
     @property
     def grpc_url(self) -> str:
@@ -101,6 +108,7 @@ class ServingContext:
                 self.ensemble,
                 self.watch_interval_s,
                 headers=self.server.grpc_operator_headers(),
+                load_timeout_s=self.heal_timeout_s,
             ).start()
         return self
 

@@ -23,7 +23,7 @@ from ugt_ensemble.server.stubs import orphans_of, proc_stat
 
 SHM_DIR = Path("/dev/shm")
 #: What a region's file name may look like (no path separators, nothing hidden).
-_REGION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+REGION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass
@@ -85,12 +85,12 @@ def clean_up_after(server_pid: int, shm_prefix: str | None, timeout_s: float = 5
             done.stubs.append(orphan.pid)
         except ProcessLookupError:
             pass
-    _wait_gone(done.stubs, timeout_s)
+    wait_gone(done.stubs, timeout_s)
     candidates = {o.region for o in orphans} | set(regions_with_prefix(shm_prefix or ""))
     in_use = mapped_regions()
     for name in sorted(candidates - in_use):
         path = SHM_DIR / name
-        if not _REGION_NAME.fullmatch(name) or not path.is_file() or path.is_symlink():
+        if not REGION_NAME.fullmatch(name) or not path.is_file() or path.is_symlink():
             continue
         try:
             size = path.stat().st_size
@@ -102,7 +102,7 @@ def clean_up_after(server_pid: int, shm_prefix: str | None, timeout_s: float = 5
     return done
 
 
-def _wait_gone(pids: list[int], timeout_s: float) -> None:
+def wait_gone(pids: list[int], timeout_s: float) -> None:
     """Wait until `pids` have exited (a zombie counts as gone; ours are reaped)."""
     deadline = time.monotonic() + timeout_s
     left = set(pids)

@@ -51,12 +51,13 @@ class ProbeContent:
         return found
 
 
-def served_counts(grpc_url: str, model_name: str) -> tuple[int, int]:
+def served_counts(grpc_url: str, model_name: str, timeout_s: float | None = 10.0) -> tuple[int, int]:
     """(successful requests, inferences) `model_name` has served so far, over all its versions (Triton's
     statistics; a request of k histories is k inferences, and response-cache hits count as requests only)."""
     import tritonclient.grpc as grpcclient
 
     with grpcclient.InferenceServerClient(grpc_url) as client:
-        stats = client.get_inference_statistics(model_name, as_json=True).get("model_stats", [])
+        answer = client.get_inference_statistics(model_name, as_json=True, client_timeout=timeout_s)
+    stats = answer.get("model_stats", [])
     requests = sum(int(m.get("inference_stats", {}).get("success", {}).get("count", 0)) for m in stats)
     return requests, sum(int(m.get("inference_count", 0)) for m in stats)

@@ -2,8 +2,11 @@
 
 Picks free ports (unless given), waits until the server and the named models are ready, notices
 an early exit and shows the log's tail, demands an operator key for the server-changing APIs
-(`ugt_ensemble.server.operator_key`), stops with SIGINT then SIGKILL, and (on Linux) dies with
-the process that started it.
+(`ugt_ensemble.server.operator_key`), stops with SIGINT then SIGKILL after `GRACEFUL_STOP_S` (a server whose
+load is stuck ignores SIGINT: measured still running 30 s later), and (on Linux) is killed with SIGKILL when
+the thread that started it dies, so that it never outlives `serve` (its stubs then exit by themselves; what
+they leave is swept by the next `serve`, `server.sweep`). Its temporary folder carries the pid of the
+process that made it (`ugt-triton-<pid>-*`), so that a sweep can tell a dead owner's folder.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from ugt_ensemble.server.locate import TritonInstall, locate_tritonserver, wheel
 from ugt_ensemble.server.operator_key import OperatorKey
 
 LOGGER = logging.getLogger(__name__)
+#: The temporary folder of a server (its backend directory, its default log): `<prefix><owner pid>-<random>`.
+WORKDIR_PREFIX = "ugt-triton-"
+#: Seconds a stop waits for tritonserver after SIGINT before SIGKILL (`serve` must stop within 10 s).
+GRACEFUL_STOP_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ class TritonServer:
         self.startup_timeout_s = startup_timeout_s
         self.extra_args = tuple(extra_args)
         self.install = install or locate_tritonserver()
-        self._workdir = tempfile.TemporaryDirectory(prefix="ugt-triton-")
+        self._workdir = tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
         self.log_path = Path(log_path) if log_path else Path(self._workdir.name) / "tritonserver.log"
         self.process: subprocess.Popen | None = None
         #: The key for the server-changing APIs (a fresh random one unless given); None: unrestricted.
@@ -158,7 +165,7 @@ class TritonServer:
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def stop(self, timeout_s: float = 30.0) -> int | None:
+    def stop(self, timeout_s: float = GRACEFUL_STOP_S) -> int | None:
         """SIGINT (graceful: models unload), then SIGKILL after `timeout_s`. Returns the exit code."""
         if self.process is None:
             return None
@@ -169,7 +176,10 @@ class TritonServer:
             except subprocess.TimeoutExpired:
                 LOGGER.warning("tritonserver did not stop in %.0f s; killing it", timeout_s)
                 self.process.kill()
-                self.process.wait()
+                try:
+                    self.process.wait(5.0)
+                except subprocess.TimeoutExpired:  # uninterruptible (D state): reaped by whoever waits next
+                    LOGGER.error("tritonserver (pid %d) did not die 5 s after SIGKILL", self.process.pid)
         return self.process.returncode
 
     def log_tail(self, lines: int = 40) -> str:
@@ -196,8 +206,9 @@ def _http_ok(url: str) -> bool:
 
 
 def _die_with_parent() -> None:
-    """In the child: receive SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    """In the child: receive SIGKILL when the parent (thread) dies (Linux prctl PR_SET_PDEATHSIG); SIGTERM would
+    start a graceful stop, which a server with a stuck load never finishes."""
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except OSError:
         pass

@@ -17,6 +17,14 @@ checked every round) are logged as errors and counted (`data.failed_checks`); th
 not reloaded, and damage never makes the watchdog give up (a restart cannot repair a file). A probe answered
 with no item where it had items (`probe.ProbeContent`) is a failed probe, never mistaken for overload.
 
+Every call to tritonserver carries a deadline (`server.deadlines`): `call_timeout_s` for the index,
+configurations and statistics, `load_timeout_s` for a load or reload. A reload that misses it is a failed
+heal, and the model is not sent another (Triton's load of it is stuck: a second one waits behind the first);
+each later round that finds it still broken fails at once, so the supervisor restarts the server after
+`max_failed_heals` rounds. A model of the manifest LOADING with no version READY for longer than
+`load_timeout_s`, and a round whose call to the server misses its deadline, are failed heals too. `stop`
+waits at most `STOP_JOIN_S` for the thread (a call in flight ends when the server is stopped).
+
 A probe that fails without naming a stub (a deadline, a full queue) while the ensemble's success count
 still grows means the server is overloaded, not broken: nothing is reloaded (reloading healthy steps under
 peak load, or restarting the server, would turn overload into an outage). Only a failing probe with no
@@ -35,12 +43,19 @@ from typing import Callable
 
 from ugt_ensemble.errors import ServerError
 from ugt_ensemble.server.data_watch import DataWatch
+from ugt_ensemble.server.deadlines import DeadlineClient, LoadDeadlines, is_deadline
 from ugt_ensemble.server.probe import EmptyAnswerError, ProbeContent, served_counts
 from ugt_ensemble.server.restore import ACTIVE_STATES, expected_models, reload_with_new_stub, unloaded
 from ugt_ensemble.server.stubs import stubs_of
 
 LOGGER = logging.getLogger(__name__)
 _UNHEALTHY = re.compile(r"Stub process '(.+?)_\d+_\d+' is not healthy")
+#: Seconds `Watchdog.stop` waits for the thread: `serve` must stop within 10 s in every state.
+STOP_JOIN_S = 1.0
+
+
+class _Stopped(Exception):
+    """Raised in the watchdog's thread when it was stopped in the middle of a round."""
 
 
 @dataclass
@@ -53,6 +68,13 @@ class Heal:
     seconds: float
     ok: bool
     action: str = "reload"
+    #: A call of it missed its deadline (the server's load is stuck, or the server does not answer).
+    hung: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """Whether it counts towards `max_failed_heals`: a failed reload, or any heal that missed a deadline."""
+        return (self.action == "reload" and not self.ok) or self.hung
 
 
 @dataclass
@@ -71,6 +93,10 @@ class Watchdog:
     headers: dict[str, str] = field(default_factory=dict)
     #: Seconds before a model whose load failed is tried again.
     retry_load_s: float = 30.0
+    #: Deadline of a repository-index, configuration or statistics call.
+    call_timeout_s: float = 10.0
+    #: Deadline of a load or reload (measured: 1.5 s for a step's reload).
+    load_timeout_s: float = 60.0
     heals: list[Heal] = field(default_factory=list)
     fatal: str | None = None
     overloaded_rounds: int = 0
@@ -80,6 +106,7 @@ class Watchdog:
     _serving: tuple[str, ...] = field(default=(), repr=False)
     _retry_at: dict[str, float] = field(default_factory=dict, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _loads: LoadDeadlines = field(default_factory=LoadDeadlines, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     #: The repository's sealed data files, checked every round; the probe's content check.
     data: DataWatch | None = None
@@ -101,7 +128,7 @@ class Watchdog:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=STOP_JOIN_S)  # a call in flight ends when the server stops
 
     def check_once(self) -> list[Heal]:
         """One round: load unloaded models, check the data files, heal broken steps whose data is intact; returns
@@ -110,22 +137,37 @@ class Watchdog:
         damaged = self.data.damaged_models() if self.data is not None else set()  # logged; a reload cannot help
         if self.ensemble not in self.not_loaded:  # else the probe cannot tell a broken step
             made += [self._heal(model, why) for model, why in self.broken_steps().items() if model not in damaged]
+        self._loads.settle(h.model for h in made if h.action == "reload" and not h.ok)
         self.heals += made
         return made
 
     def restore_unloaded(self) -> list[Heal]:
         """Load again each model that should be serving and is not (see `server.restore`)."""
-        import tritonclient.grpc as grpcclient
-
         expected = expected_models(self.repository, also=self._serving)
-        with grpcclient.InferenceServerClient(self.grpc_url) as client:
+        with self._client() as client:
             index = client.get_model_repository_index(as_json=True, headers=self.headers).get("models", [])
             missing = unloaded(index, expected)
             made = [self._load(client, m) for m in missing if self._retry_at.get(m, 0.0) <= time.monotonic()]
         self.not_loaded = sorted(set(missing) - {h.model for h in made if h.ok})
-        return made
+        return made + self._stuck_loads(index, expected)
+
+    def _stuck_loads(self, index: list[dict], expected: list[str]) -> list[Heal]:
+        """A failed heal for each model of `expected` LOADING, with no version READY, for over `load_timeout_s`."""
+        stuck = self._loads.stuck(index, expected, self.load_timeout_s)
+        for model, seconds in stuck.items():
+            LOGGER.error("watchdog: %s has been LOADING for %.0f s with no version READY: stuck", model, seconds)
+        return [Heal(m, f"LOADING for {s:.0f} s", s, False, "load", hung=True) for m, s in stuck.items()]
+
+    def _client(self) -> DeadlineClient:
+        """A gRPC client of the server whose every call carries a deadline."""
+        return DeadlineClient(self.grpc_url, self.call_timeout_s, self.load_timeout_s)
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise _Stopped
 
     def _load(self, client, model: str) -> Heal:  # noqa: ANN001 - tritonclient's client
+        self._check_stop()
         LOGGER.warning("watchdog: %s should be serving but is not loaded; loading it", model)
         start = time.perf_counter()
         try:
@@ -133,7 +175,7 @@ class Watchdog:
         except Exception as exc:  # noqa: BLE001 - recorded; tried again after retry_load_s
             self._retry_at[model] = time.monotonic() + self.retry_load_s
             LOGGER.error("watchdog: loading %s failed (next try in %.0f s): %s", model, self.retry_load_s, exc)
-            return Heal(model, "unloaded", time.perf_counter() - start, False, "load")
+            return Heal(model, "unloaded", time.perf_counter() - start, False, "load", hung=is_deadline(exc))
         self._retry_at.pop(model, None)
         heal = Heal(model, "unloaded", time.perf_counter() - start, True, "load")
         LOGGER.warning("watchdog: %s loaded again after %.1f s", model, heal.seconds)
@@ -171,7 +213,7 @@ class Watchdog:
     def _progressed(self) -> bool:
         """Whether the ensemble answered a request since the previous call (Triton's success count grew)."""
         try:
-            answered = served_counts(self.grpc_url, self.ensemble)[0]
+            answered = served_counts(self.grpc_url, self.ensemble, self.call_timeout_s)[0]
         except Exception:  # noqa: BLE001 - no statistics: no evidence of progress
             return False
         previous, self._answered = self._answered, answered
@@ -189,43 +231,68 @@ class Watchdog:
         while not self._stop.wait(self.interval_s):
             try:
                 made = self.check_once()
+            except _Stopped:
+                return
             except Exception as exc:  # noqa: BLE001 - the watchdog must outlive a bad round
-                LOGGER.warning("watchdog round failed: %s", exc)
-                continue
-            reloads = [h for h in made if h.action == "reload"]
-            failed = failed + 1 if any(not h.ok for h in reloads) else 0
+                if not is_deadline(exc):
+                    LOGGER.warning("watchdog round failed: %s", exc)
+                    continue
+                made = [self._missed_call(exc)]
+            if self._stop.is_set():
+                return
+            failures = [h for h in made if h.failed]
+            failed = failed + 1 if failures else 0
             if failed >= self.max_failed_heals:
-                self.fatal = f"healing failed {failed} times in a row; last: {reloads[-1]}"
+                self.fatal = f"healing failed {failed} times in a row; last: {failures[-1]}"
                 LOGGER.error("watchdog: %s", self.fatal)
                 if self.on_fatal is not None:
                     self.on_fatal(self.fatal)
                 return
 
-    def _heal(self, model: str, reason: str) -> Heal:
-        import tritonclient.grpc as grpcclient
+    def _missed_call(self, exc: Exception) -> Heal:
+        """A round whose call to the server missed its deadline: a failed heal of the server."""
+        LOGGER.error("watchdog: tritonserver did not answer within %g s: %s", self.call_timeout_s, exc)
+        heal = Heal("tritonserver", f"a call missed its deadline: {exc}", self.call_timeout_s, False, "call", True)
+        self.heals.append(heal)
+        return heal
 
+    def _heal(self, model: str, reason: str) -> Heal:
+        pending = self._loads.pending_s(model)
+        if pending is not None:  # another load would wait behind the stuck one (measured): none is sent
+            LOGGER.error("watchdog: %s is still broken; its reload sent %.0f s ago has not finished", model, pending)
+            return Heal(model, f"{reason}; reload pending for {pending:.0f} s", 0.0, False, hung=True)
+        self._check_stop()
         LOGGER.warning("watchdog: %s is broken (%s); reloading it", model, reason)
         start = time.perf_counter()
         ok = False
         try:
-            with grpcclient.InferenceServerClient(self.grpc_url) as client:
-                reload_with_new_stub(client, model, self.headers)  # writes nothing to the repository
+            with self._client() as client:
+                self._reload(client, model)  # writes nothing to the repository
             self._content.probe(self.grpc_url, self.ensemble)
             ok = True
         except Exception as exc:  # noqa: BLE001 - recorded; the next round tries again
             LOGGER.error("watchdog: reloading %s failed: %s", model, exc)
-        heal = Heal(model, reason, time.perf_counter() - start, ok)
+        heal = Heal(model, reason, time.perf_counter() - start, ok, hung=model in self._loads.missed)
         LOGGER.warning("watchdog: %s %s after %.1f s", model, "answers again" if ok else "still broken", heal.seconds)
         return heal
 
-    def _missing_stubs(self) -> dict[str, int]:
-        import tritonclient.grpc as grpcclient
+    def _reload(self, client: DeadlineClient, model: str) -> None:
+        """`reload_with_new_stub`; a reload that misses its deadline is noted as stuck."""
+        sent = time.monotonic()
+        try:
+            reload_with_new_stub(client, model, self.headers)
+        except Exception as exc:
+            if is_deadline(exc):
+                self._loads.miss(model, sent)
+                raise ServerError(f"its reload did not finish within {self.load_timeout_s:g} s ({exc})") from exc
+            raise
 
+    def _missing_stubs(self) -> dict[str, int]:
         running: dict[tuple[str, str], int] = {}
         for stub in stubs_of(self.server_pid):
             running[(stub.model, stub.version)] = running.get((stub.model, stub.version), 0) + 1
         missing = {}
-        with grpcclient.InferenceServerClient(self.grpc_url) as client:
+        with self._client() as client:
             for model, count in self._python_instances(client).items():
                 for version in self._loaded_versions(client, model, self.headers):
                     short = count - running.get((model, version), 0)
@@ -242,10 +309,8 @@ class Watchdog:
         return counts
 
     def _python_models(self, client=None) -> list[str]:  # noqa: ANN001
-        import tritonclient.grpc as grpcclient
-
         if client is None:
-            with grpcclient.InferenceServerClient(self.grpc_url) as own:
+            with self._client() as own:
                 return self._python_models(own)
         names = self._index_names(("READY",), client)
         return [
@@ -256,10 +321,8 @@ class Watchdog:
 
     def _index_names(self, states: tuple[str, ...], client=None) -> list[str]:  # noqa: ANN001
         """Names of the models that the repository index lists with a version in one of `states`."""
-        import tritonclient.grpc as grpcclient
-
         if client is None:
-            with grpcclient.InferenceServerClient(self.grpc_url) as own:
+            with self._client() as own:
                 return self._index_names(states, own)
         index = client.get_model_repository_index(as_json=True, headers=self.headers).get("models", [])
         return sorted({m["name"] for m in index if m.get("state") in states})
