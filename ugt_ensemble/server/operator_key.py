@@ -13,6 +13,9 @@ Where the key comes from, first match wins:
    `$XDG_STATE_HOME/ugt-ensemble`, else `~/.local/state/ugt-ensemble`); `serve` generates it (0600) when
    it is absent, and `deploy`/`rollback`/`versions`/`variant` on the same machine read it from there.
 
+A key file must be owned by the current user or root and unreadable by others; the run-state folder, new or
+found, must be a real folder (no symlink) of the current user or root that its group and others cannot write.
+
 Rotate the key by writing a new one (or a new Secret) and restarting the server.
 """
 
@@ -101,6 +104,8 @@ def load_operator_key(key_file: Path | None = None, create: bool = False) -> Ope
     if os.environ.get(ENV_KEY):
         return OperatorKey(os.environ[ENV_KEY].strip(), f"${ENV_KEY}")
     path = key_file or (Path(os.environ[ENV_KEY_FILE]) if os.environ.get(ENV_KEY_FILE) else default_key_file())
+    if path == default_key_file() and os.path.lexists(path.parent):
+        check_state_dir(path.parent)  # whoever can write it could put their own key there
     if path.is_file():
         return _read_key_file(path)
     if not create:
@@ -112,10 +117,50 @@ def load_operator_key(key_file: Path | None = None, create: bool = False) -> Ope
     return _write_key_file(path)
 
 
+def check_state_dir(folder: Path) -> None:
+    """ConfigError unless the run-state folder is a real folder (no symlink) that the current user or root owns and
+    that neither its group nor others can write (like ssh's checks of ~/.ssh)."""
+    info = os.lstat(folder)
+    if stat.S_ISLNK(info.st_mode):
+        problem = f"is a symbolic link (to {os.readlink(folder)!r})"
+    elif not stat.S_ISDIR(info.st_mode):
+        problem = "is not a folder"
+    elif info.st_uid not in (os.geteuid(), 0):
+        problem = _not_yours(info.st_uid)
+    elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"is writable by its group or others (mode {oct(info.st_mode & 0o777)})"
+    else:
+        return
+    raise ConfigError(
+        f"run-state folder {folder} {problem}: whoever can change it could replace the operator key; use a folder "
+        f"of your own, mode 700 (${ENV_STATE_DIR}=DIR, or remove {folder} and let `serve` create it)"
+    )
+
+
+def _not_yours(uid: int) -> str:
+    me = os.geteuid()
+    return f"is owned by {_owner(uid)}, not by you ({_owner(me)})" + (" or root" if me != 0 else "")
+
+
+def _owner(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
 def _read_key_file(path: Path) -> OperatorKey:
-    mode = path.stat().st_mode
+    info = path.stat()
+    mode = info.st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"operator key file {path} is readable by others (mode {oct(mode & 0o777)}); chmod 600 it")
+    if info.st_uid not in (os.geteuid(), 0):
+        raise ConfigError(
+            f"operator key file {path} {_not_yours(info.st_uid)}: its owner can change the key; chown it to "
+            "yourself, or write a new key file"
+        )
     try:
         value = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
@@ -125,6 +170,8 @@ def _read_key_file(path: Path) -> OperatorKey:
 
 def _write_key_file(path: Path) -> OperatorKey:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path == default_key_file():
+        check_state_dir(path.parent)  # an existing folder is used only if it is safe
     value = secrets.token_urlsafe(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
