@@ -97,7 +97,8 @@ def test_set_flags_that_leave_out_a_served_set_refuse(built, repo, tmp_path):
     left_out = "the deploy's set flags leave out --set-column in_stock: the served set 'in_stock' would disappear"
     assert left_out in message
     colour = message.split("the deploy's set flags leave out --set-column colour: the served sets ")[1]
-    assert sorted(colour.split(" would disappear")[0].split(", ")) == ["'colour=blue'", "'colour=green'", "'colour=red'"]
+    named = sorted(colour.split(" would disappear")[0].split(", "))
+    assert named == ["'colour=blue'", "'colour=green'", "'colour=red'"]
     catalog = str(built.parent / "a.csv")
     kept = _deploy(repo, "--catalog", catalog, "--set-column", "in_stock", "--set-column", "colour", "--item-set",
                    f"fresh={fresh}", "-q")  # fmt: skip
