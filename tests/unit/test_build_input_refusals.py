@@ -72,11 +72,13 @@ def test_a_catalog_that_is_no_csv_of_column_names_is_refused_without_quoting_it(
     ("column", "message"),
     [
         ("nosuch", "catalog items.csv: no column(s) ['nosuch'] (its columns: ['item_id', 'l1', 'l2', 'l3', 'genre'])"),
-        ("genre", "catalog items.csv, column 'genre', value 'science fiction': item set name 'genre=science fiction'"),
+        ("genre", "catalog items.csv, column 'genre', value 'science\\x07fiction': item set name "
+         "'genre=science\\x07fiction' holds the control character U+0007"),
     ],
 )
 def test_set_columns_are_refused_while_the_catalog_is_read_before_the_export(tmp_path, catalog, column, message):
-    rows = [f"{i},{a},{b},{c},{'science fiction' if i % 2 else 'film'}" for i, (a, b, c) in
+    bell = "science\x07fiction"  # a control character: no set name
+    rows = [f"{i},{a},{b},{c},{bell if i % 2 else 'film'}" for i, (a, b, c) in
             zip(catalog.item_ids.tolist(), catalog.codes.tolist())]  # fmt: skip
     (tmp_path / "items.csv").write_text("item_id,l1,l2,l3,genre\n" + "\n".join(rows) + "\n")
     errors, output = build(tmp_path, "--catalog", "items.csv", "--set-column", column)

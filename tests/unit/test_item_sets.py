@@ -112,9 +112,32 @@ def test_too_many_values_are_refused_naming_the_column_and_the_count(reader, tmp
 
 def test_a_value_that_cannot_name_a_set_is_refused(reader, tmp_path):
     path = tmp_path / "c.csv"
-    path.write_text("item_id,l1,l2,l3,genre\n10,0,0,0,science fiction\n")
-    with pytest.raises(InputFileError, match="column 'genre', value 'science fiction': item set name 'genre=sci"):
+    path.write_text("item_id,l1,l2,l3,genre\n10,0,0,0,science\x1bfiction\n")
+    with pytest.raises(
+        InputFileError,
+        match=r"column 'genre', value 'science\\x1bfiction': item set name 'genre=science\\x1bfiction' holds the "
+        "control character U\\+001B at position 13",
+    ):
         column_sets(path, ("genre",), index_of([10]))
+
+
+def test_real_values_name_sets_as_written(reader, tmp_path):
+    """Spaces, '&', apostrophes, '/', non-ASCII letters: each value is a set named exactly as the catalog has it;
+    a value in decomposed Unicode (NFD) is the same set as its composed form (names are stored in NFC)."""
+    path = tmp_path / "c.csv"
+    decomposed = "Cafe\u0301/Ba\u0308ckerei"
+    path.write_text(
+        "item_id,l1,l2,l3,Product Category\n10,0,0,0,men's clothing\n20,0,0,1, Home & Garden \n"
+        f"30,0,0,2,Café/Bäckerei\n40,0,0,3,{decomposed}\n50,0,0,4,家居 用品\n",
+        encoding="utf-8",
+    )
+    sets = column_sets(path, ("Product Category",), index_of([10, 20, 30, 40, 50]))
+    assert {name: members(mask, index_of([10, 20, 30, 40, 50])) for name, mask in sets.items()} == {
+        "Product Category=men's clothing": [10],
+        "Product Category=Home & Garden": [20],
+        "Product Category=Café/Bäckerei": [30, 40],
+        "Product Category=家居 用品": [50],
+    }
 
 
 def test_a_missing_column_is_named(reader, catalog_csv):
@@ -225,14 +248,17 @@ def test_export_config_reads_the_forms_a_manifest_and_the_api_give():
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"set_columns": ("in stock",)}, "`set_columns` .*: item set name 'in stock' must be 1-200 characters"),
-        ({"set_columns": ("",)}, "item set name '' must be"),
+        ({"set_columns": ("in\nstock",)}, "`set_columns` .*: item set name 'in\\\\nstock' holds the control character"),
+        ({"set_columns": ("",)}, "item set name '' is empty; a set name is 1-200 characters"),
+        ({"item_sets": ((" fresh", "x"),)}, "item set name ' fresh' has leading or trailing white space"),
+        ({"item_sets": (("x" * 201, "x"),)}, "is 201 characters long"),
+        ({"item_sets": (("a\u202eb", "x"),)}, "control character U\\+202E"),
         ({"set_columns": ("a", "a")}, r"item set name\(s\) \['a'\] given twice"),
         ({"set_columns": ("a",), "item_sets": ("a=x.txt",)}, r"\['a'\] given twice"),
         ({"item_sets": ("fresh",)}, "`item_sets` entry 'fresh' must be NAME=FILE"),
         ({"item_sets": ("fresh=",)}, "must be NAME=FILE"),
         ({"item_sets": (("a", "x", "y"),)}, "entries are \\(name, file\\) pairs"),
-        ({"item_sets": ((3, "x"),)}, "item set name 3 must be"),
+        ({"item_sets": ((3, "x"),)}, r"item set name 3 is not text \(int\)"),
     ],
 )
 def test_export_config_refuses_bad_item_set_fields(fields, message):
@@ -256,7 +282,7 @@ def test_build_flags_fill_the_config_fields():
     ("flags", "message"),
     [
         (["--item-set", "fresh"], "argument --item-set: `item_sets` entry 'fresh' must be NAME=FILE"),
-        (["--set-column", "a b"], "argument --set-column: --set-column: item set name 'a b' must be"),
+        (["--set-column", "a\x07b"], "argument --set-column: --set-column: item set name 'a\\x07b' holds the control"),
     ],
 )
 def test_malformed_flags_are_usage_errors(capsys, command, flags, message):

@@ -9,8 +9,10 @@
   items); a malformed line is an error naming the file and the line, quoting the value only when it is a
   short plain token in a file that does list item ids (`catalog.quoting`: the path may name any file).
 
-Every set is a bool mask over `CatalogIndex.item_ids` (the index's ascending item id order). Set names
-follow `ugt_ensemble.runtime.rule_request.SET_NAME` and are unique.
+Every set is a bool mask over `CatalogIndex.item_ids` (the index's ascending item id order). Set names follow
+`ugt_ensemble.runtime.rule_request.SET_NAME_RULE` (any script, spaces, "&", apostrophes; no control characters;
+at most 200 characters), are checked when the catalog is read, stored in Unicode NFC (values that differ only
+in their Unicode composition make one set) and are unique.
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ def item_sets_for(settings: ItemSetSettings, catalog_path: Path | None, index: C
         if catalog_path is None:
             raise ConfigError("--set-column (`set_columns`) needs a catalog file: pass --catalog FILE")
         sets.update(column_sets(catalog_path, tuple(settings.set_columns), index))
-    for name, path in settings.item_sets:
-        require_set_name(name, f"--item-set {clip(str(name), 80)}=...")
+    for given, path in settings.item_sets:
+        name = require_set_name(given, f"--item-set {clip(str(given), 80)}=...")
         if name in sets:
             raise ConfigError(f"item set {name!r} is defined twice: by a --set-column and by --item-set {name}=...")
         sets[name] = file_set(name, Path(path), index)
@@ -99,12 +101,12 @@ def _column_sets(
         LOGGER.warning("%s is empty on every row: it defines no item set", where)
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(column.values) + 1))
-    result = []
+    result: dict[str, np.ndarray] = {}
     for value_index, value in enumerate(column.values):
-        mask = np.zeros(size, dtype=bool)
+        name = _data_name(f"{column.name}={value}", f"{where}, value {clip(repr(value), 60)}")
+        mask = result.setdefault(name, np.zeros(size, dtype=bool))  # one set per NFC name
         mask[positions[order[bounds[value_index] : bounds[value_index + 1]]]] = True
-        result.append((_data_name(f"{column.name}={value}", f"{where}, value {clip(repr(value), 60)}"), mask))
-    return result
+    return list(result.items())
 
 
 def _data_name(name: str, where: str) -> str:

@@ -42,9 +42,10 @@ def item_set_changes(args: argparse.Namespace) -> dict[str, Any]:
 
 def _set_column(text: str) -> str:
     try:
-        return require_set_name(text.strip(), "--set-column")
+        require_set_name(text.strip(), "--set-column")  # the column as written: its sets' names are checked too
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
 
 
 def _item_set(text: str) -> tuple[str, Path]:

@@ -37,7 +37,7 @@ from .constraint_tables import (
 from .contract import TABLE_NAMES, default_fanout_caps
 from .data_files import FileGuard, seal, verify_folder
 from .errors import RequestError, clip, quote
-from .rule_request import MAX_EXCLUDED_ITEMS, MAX_SETS_PER_REQUEST, RuleRequest
+from .rule_request import MAX_EXCLUDED_ITEMS, MAX_SETS_PER_REQUEST, RuleRequest, normal_set_name
 
 #: The folder's description: set names, fan-out caps, sizes and fingerprints.
 META_FILE = "constraints.json"
@@ -113,7 +113,7 @@ class ConstraintData:
 
     def set_id(self, name: str) -> int:
         """The table index of a named set; `RequestError` listing the known names for an unknown one."""
-        found = self._set_ids.get(name) if isinstance(name, str) else None
+        found = self._set_ids.get(normal_set_name(name)) if isinstance(name, str) else None
         if found is None:
             known = clip(", ".join(self.set_names), 300) if self.set_names else "none are defined"
             raise RequestError(f"sets: unknown item set {quote(name)}; known sets: {known}")
@@ -147,7 +147,7 @@ class ConstraintData:
             raise RequestError(f"exclude: {len(rule.exclude)} item ids, at most {MAX_EXCLUDED_ITEMS} per request")
         if not all(isinstance(name, str) for name in rule.sets):
             raise RequestError(f"sets: expected item set names (strings), got {quote(list(map(repr, rule.sets)))}")
-        names = tuple(dict.fromkeys(rule.sets))
+        names = tuple(dict.fromkeys(map(normal_set_name, rule.sets)))  # as stored: NFC
         if len(names) > MAX_SETS_PER_REQUEST:
             raise RequestError(f"sets: {len(names)} item sets named, at most {MAX_SETS_PER_REQUEST} per request")
         if not names:
