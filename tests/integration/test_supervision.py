@@ -221,11 +221,39 @@ def test_sigterm_during_the_start_stops_it(built, tmp_path):
         (pid,) = _servers_of(served)
         time.sleep(1.0)  # loading its models
         assert "Serving" not in served.output
+        asked = time.monotonic()
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(60) == 0, served.output
+        took = time.monotonic() - asked
     finally:
         served.stop()
     assert proc_stat(pid) is None and orphans_of(pid) == [] and served.regions() == set()
+    print(f"\nSIGTERM during the start: serve exited after {took:.1f} s")
+    assert took < 10
+
+
+def test_sigterm_during_a_restart_stops_it_within_10_s(built, tmp_path):
+    _, result = built
+    served = Serve(result.repository, tmp_path)
+    try:
+        served.wait_for(SERVING.pattern)
+        dead = served.server_pid()
+        os.kill(dead, signal.SIGKILL)
+        served.wait_for("Restarting tritonserver in")
+        deadline = time.monotonic() + 60
+        while not (started := [pid for pid in _servers_of(served) if pid != dead]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (pid,) = started  # the restart is starting its new server
+        asked = time.monotonic()
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(60) == 0, served.output
+        took = time.monotonic() - asked
+    finally:
+        served.stop()
+    assert "again (pid" not in served.output
+    assert proc_stat(pid) is None and orphans_of(pid) == [] and served.regions() == set()
+    print(f"\nSIGTERM during a restart: serve exited after {took:.1f} s")
+    assert took < 10
 
 
 def _servers_of(served: Serve) -> list[int]:
