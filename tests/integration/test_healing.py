@@ -17,8 +17,9 @@ import pytest
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.server import TritonServer
 from ugt_ensemble.server.context import EXPLICIT_ARGS
+from ugt_ensemble.server.orphans import SHM_DIR, mapped_regions
 from ugt_ensemble.server.probe import probe_ensemble
-from ugt_ensemble.server.stubs import stubs_of
+from ugt_ensemble.server.stubs import stub_argv, stubs_of
 from ugt_ensemble.server.watchdog import Watchdog
 from ugt_ensemble_dev.traffic import Traffic
 
@@ -178,6 +179,7 @@ def test_a_reload_that_misses_its_deadline_is_a_failed_heal_and_none_is_sent_whi
         pid, headers = server.process.pid, server.grpc_operator_headers()
         watchdog = Watchdog(server.grpc_url, pid, result.repository, name, 0.5, headers=headers, load_timeout_s=0.05)
         (stub,) = [s for s in stubs_of(pid) if s.model == "preprocess"]
+        region = SHM_DIR / stub_argv(stub.pid)[2]  # Triton leaves a killed stub's region behind
         os.kill(stub.pid, signal.SIGKILL)
         (heal,) = watchdog.check_once()
         assert (heal.model, heal.ok, heal.hung, heal.failed) == ("preprocess", False, True, True), heal
@@ -190,3 +192,5 @@ def test_a_reload_that_misses_its_deadline_is_a_failed_heal_and_none_is_sent_whi
         probe_ensemble(server.grpc_url, name)
         assert [s.model for s in stubs_of(pid)].count("preprocess") == 1
         assert watchdog.check_once() == []  # no longer pending
+    if region.name not in mapped_regions():
+        region.unlink(missing_ok=True)
