@@ -201,3 +201,17 @@ def test_a_rollback_during_a_deploy_waits_for_it_and_is_not_undone(served, catal
     )
     print(f"\nrollback during a deploy: waited {rollout.lock_waited_s:.1f} s ({rollback_s:.1f} s in all), "
           f"{len(answers)} requests, {len(traffic.failures)} failed")  # fmt: skip
+
+
+def test_a_load_that_misses_its_deadline_ends_the_operation_with_a_clear_error(served):
+    """A load pending for good (a stub killed while Triton starts it) must not hold a deploy, and the repository
+    lock, for as long: every load of a version operation has a deadline, and missing it is a ServerError."""
+    from ugt_ensemble.errors import ServerError
+    from ugt_ensemble.serving.live import LiveServer
+
+    live = LiveServer(served.grpc_url, served.operator_key, load_timeout_s=1e-6)
+    started = time.monotonic()
+    with pytest.raises(ServerError, match=r"loading preprocess did not finish within 1e-06 s"):
+        live.load("preprocess")
+    assert time.monotonic() - started < 10
+    LiveServer(served.grpc_url, served.operator_key).load("preprocess")  # with its deadline, it loads

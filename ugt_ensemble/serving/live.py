@@ -3,6 +3,10 @@ and which step versions its loaded ensembles serve.
 
 Loading and the repository index are keyed APIs (`ugt_ensemble.server.operator_key`): every call here
 sends the key as gRPC metadata. Model configs are open.
+
+Every call has a deadline: a load `load_timeout_s` (a stub killed while Triton starts it leaves the load
+pending for good, and a deploy waiting on it would hold the repository lock for as long), the others
+`CALL_TIMEOUT_S`. A missed one is a ServerError, so the version operation ends and releases its lock.
 """
 
 from __future__ import annotations
@@ -11,6 +15,11 @@ from pathlib import Path
 
 from ugt_ensemble.errors import ConfigError, ServerError
 from ugt_ensemble.server.operator_key import OperatorKey, load_operator_key
+
+#: Seconds a version operation waits for one model to load (build-time warm-up included).
+LOAD_TIMEOUT_S = 300.0
+#: Seconds for the repository index and model configurations.
+CALL_TIMEOUT_S = 30.0
 
 
 def resolve_operator_key(url: str | None, key_file: Path | None = None) -> OperatorKey | None:
@@ -28,8 +37,8 @@ def resolve_operator_key(url: str | None, key_file: Path | None = None) -> Opera
 class LiveServer:
     """tritonserver at `url` (gRPC), driven with the operator `key`'s metadata."""
 
-    def __init__(self, url: str, key: OperatorKey | None) -> None:
-        self.url = url
+    def __init__(self, url: str, key: OperatorKey | None, load_timeout_s: float = LOAD_TIMEOUT_S) -> None:
+        self.url, self.load_timeout_s = url, load_timeout_s
         self.headers = key.grpc_headers() if key is not None else None
 
     def load(self, *models: str) -> None:
@@ -40,10 +49,15 @@ class LiveServer:
         with grpcclient.InferenceServerClient(self.url) as client:
             for model in models:
                 try:
-                    client.load_model(model, headers=self.headers)
+                    client.load_model(model, headers=self.headers, client_timeout=self.load_timeout_s)
                 except InferenceServerException as exc:
+                    if "deadline" in str(exc).lower():
+                        raise ServerError(
+                            f"{self.url}: loading {model} did not finish within {self.load_timeout_s:g} s; the "
+                            "server may be stuck on it (serve's watchdog restarts a server whose reload hangs)"
+                        ) from None
                     raise ServerError(f"{self.url}: loading {model} failed: {_explain(exc)}") from None
-                if not client.is_model_ready(model):
+                if not client.is_model_ready(model, client_timeout=CALL_TIMEOUT_S):
                     raise ServerError(f"{self.url}: {model} is not ready after loading it")
 
     def served_versions(self, steps: tuple[str, ...]) -> dict[int, list[str]]:
@@ -53,11 +67,11 @@ class LiveServer:
 
         try:
             with grpcclient.InferenceServerClient(self.url) as client:
-                index = client.get_model_repository_index(headers=self.headers).models
+                index = client.get_model_repository_index(headers=self.headers, client_timeout=CALL_TIMEOUT_S).models
                 latest = _latest_ready(index, steps)
                 served: dict[int, list[str]] = {}
                 for name in sorted({m.name for m in index if m.state == "READY" and m.name not in steps}):
-                    config = client.get_model_config(name).config
+                    config = client.get_model_config(name, client_timeout=CALL_TIMEOUT_S).config
                     if config.platform != "ensemble":
                         continue
                     for step in config.ensemble_scheduling.step:
