@@ -49,11 +49,11 @@ def histories(catalog):
 def _served(repository, model_name, docs, tmp_path):
     with TritonServer(repository, ready_models=[model_name], log_path=tmp_path / f"{model_name}.log") as server:
         with RecommendClient(server.grpc_url, model_name) as client:
-            return client.recommend(docs, concurrency=8)
+            return client.recommend_results(docs, concurrency=8)
 
 
 def _assert_equal_to_eager(model, catalog, served, docs):
-    expected = LocalPipeline(model, catalog.index(), PackingConfig(MAX_LENGTH)).recommend(docs)
+    expected = LocalPipeline(model, catalog.index(), PackingConfig(MAX_LENGTH)).recommend_results(docs)
     assert len(served) == len(expected) >= 200
     for want, got in zip(expected, served):
         assert got.ok, got.error
@@ -102,7 +102,7 @@ def test_unknown_codes_and_repeats_reach_clients_as_distinct_catalog_items(tmp_p
     ruled = [{"events": [1], "exclude": [2]}, {"events": [], "sets": ["s"]}, {"events": [], "exclude_history": True}]
     with TritonServer(tmp_path / "repeating", ready_models=["byom"], log_path=tmp_path / "repeating.log") as server:
         with RecommendClient(server.grpc_url, "byom") as client:
-            served = client.recommend(histories[:20] + [json.dumps({"events": [1, 2]})], concurrency=8)
+            served = client.recommend_results(histories[:20] + [json.dumps({"events": [1, 2]})], concurrency=8)
         with grpcclient.InferenceServerClient(server.grpc_url) as raw:  # a rule on it: refused, never a short answer
             refusals = []
             for document in ruled:

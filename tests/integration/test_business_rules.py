@@ -91,8 +91,8 @@ def test_each_rule_equals_the_eager_module_and_fills_50_eligible_items(served_ru
     plain = local.recommend([[]])[0]
     top = [item for item, _ in plain.items()] + catalog.item_ids[:950].tolist()  # the model's favourites first
     documents = [RULES[rule](events, top) for events in _histories(catalog, HISTORIES_PER_RULE, len(rule))]
-    served = client.recommend([json.dumps(d) for d in documents], concurrency=8)
-    expected = local.recommend(documents)
+    served = client.recommend_results([json.dumps(d) for d in documents], concurrency=8)
+    expected = local.recommend_results(documents)
     for document, want, got in zip(documents, expected, served):
         assert got.ok, got.error
         problems = ranked_mismatches(want.item_ids[None], want.scores[None], got.item_ids[None], got.scores[None], 1e-4)
@@ -111,7 +111,7 @@ def test_bad_rules_fail_alone_with_a_message_naming_the_problem(served_rules):
         json.dumps({"events": [1], "exlude": [3]}),
         "[1, 2, 3]",
     ]
-    answers = client.recommend(documents)
+    answers = client.recommend_results(documents)
     assert "no_such_set" in answers[0].error
     assert "1000" in answers[1].error
     assert "exlude" in answers[2].error

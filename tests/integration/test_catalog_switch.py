@@ -69,8 +69,9 @@ def test_a_1m_item_catalog_switches_live_data_only_with_no_failed_request(switch
         after = [a for a in answers if a.sent > switched]
         assert after and not removed & {int(i) for a in after for i in a.item_ids}
         with RecommendClient(server.grpc_url) as client:
-            fresh = client.recommend([json.dumps(with_rules(json.loads(h), sets=["new"])) for h in histories[:16]])
-            plain = client.recommend(histories)
+            documents = [json.dumps(with_rules(json.loads(h), sets=["new"])) for h in histories[:16]]
+            fresh = client.recommend_results(documents)
+            plain = client.recommend_results(histories)
         for answer in fresh:
             assert answer.ok, answer.error
             assert len(answer.items()) == 50 and {i for i, _ in answer.items()} <= added

@@ -58,7 +58,7 @@ def served(tmp_path_factory, tiny_config):
 
 def _ask(server, documents: list) -> list:
     with RecommendClient(server.grpc_url, timeout_s=10) as client:
-        return client.recommend([d if isinstance(d, str) else json.dumps(d) for d in documents])
+        return client.recommend_results([d if isinstance(d, str) else json.dumps(d) for d in documents])
 
 
 def _requests() -> list:

@@ -81,7 +81,7 @@ def served(tmp_path_factory, tiny_config):
 
 def _ask(server, documents: list) -> list:
     with RecommendClient(server.grpc_url) as client:
-        return client.recommend([d if isinstance(d, str) else json.dumps(d) for d in documents])
+        return client.recommend_results([d if isinstance(d, str) else json.dumps(d) for d in documents])
 
 
 def _items(answers: list) -> set[int]:

@@ -27,8 +27,8 @@ def test_history_items_are_never_returned_and_every_answer_holds_50(excluding):
     histories = [history_json(favourites), history_json(favourites[:3] + [999_999]), history_json(third), "[]"]
     histories.append(json.dumps({"events": favourites, "exclude_history": False}))  # a request may opt out
     with RecommendClient(server.grpc_url, config.export.model_name) as client:
-        served = client.recommend(histories)
-    for want, got in zip(local.recommend(histories), served):
+        served = client.recommend_results(histories)
+    for want, got in zip(local.recommend_results(histories), served):
         assert got.ok, got.error
         assert not ranked_mismatches(want.item_ids[None], want.scores[None], got.item_ids[None], got.scores[None], 1e-4)
         assert len(got.items()) == 50

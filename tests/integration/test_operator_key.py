@@ -20,7 +20,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from ugt_ensemble.client import RecommendClient
+from ugt_ensemble.client import RecommendClient, RecommendError
 from ugt_ensemble.deploy.k8s_security import restriction_flags
 from ugt_ensemble.export.compare import ranked_mismatches
 from ugt_ensemble.histories import history_json, random_history
@@ -143,7 +143,7 @@ def _assert_correct(answers, expected) -> None:  # noqa: ANN001
 
 def test_without_the_key_nothing_changes_and_inference_keeps_answering(keyed, local, histories, tmp_path):
     marker = tmp_path / "ran"
-    expected = local.recommend(histories)
+    expected = local.recommend_results(histories)
     refused_http, refused_grpc, rounds = [], [], 5
     with Traffic(keyed.grpc_url, keyed.ready_models[0], histories, concurrency=4) as traffic:
         time.sleep(0.5)
@@ -191,7 +191,7 @@ def test_inference_health_metadata_config_and_statistics_stay_open(keyed):
 
 def test_with_the_key_the_same_unload_and_load_work(keyed, local, histories, tmp_path):
     ensemble, http, grpc = keyed.ready_models[0], keyed.http_operator_headers(), keyed.grpc_operator_headers()
-    expected = local.recommend(histories)
+    expected = local.recommend_results(histories)
     with grpcclient.InferenceServerClient(keyed.grpc_url) as client, RecommendClient(keyed.grpc_url) as reco:
         for unload, load in (("http", "grpc"), ("grpc", "http")):
             if unload == "http":
@@ -200,14 +200,15 @@ def test_with_the_key_the_same_unload_and_load_work(keyed, local, histories, tmp
             else:
                 client.unload_model(STEP, headers=grpc)
             _wait(lambda: not client.is_model_ready(STEP))
-            assert not reco.recommend_one([1, 2, 3]).ok  # the step is really gone
+            with pytest.raises(RecommendError):
+                reco.recommend_one([1, 2, 3])  # the step is really gone
             if load == "grpc":
                 client.load_model(STEP, headers=grpc)
             else:
                 status, body = _post(f"{keyed.http_url}/v2/repository/models/{STEP}/load", {}, http)
                 assert status == 200, body
             assert client.is_model_ready(STEP) and client.is_model_ready(ensemble)
-            served = reco.recommend(histories, concurrency=4)
+            served = reco.recommend_results(histories, concurrency=4)
             for want, got in zip(expected, served):
                 assert got.ok, got.error
                 assert not ranked_mismatches(want.item_ids[None], want.scores[None], got.item_ids[None],

@@ -37,7 +37,7 @@ def test_requests_removing_more_than_the_bound_fail_alone(bounded):
         json.dumps({"events": ids[:60], "exclude_history": True, "exclude": ids[60:100]}),
         json.dumps(ids[:500]),  # no rule: one padding entry
     ]
-    answers = client.recommend(documents)
+    answers = client.recommend_results(documents)
     assert f"removes {BOUND + 1} catalog items" in answers[0].error and f"at most {BOUND}" in answers[0].error
     assert f"removes {BOUND + 1} catalog items" in answers[1].error
     for document, answer in zip(documents[2:], answers[2:]):

@@ -29,8 +29,8 @@ def test_served_items_and_scores_equal_the_in_process_pipeline(built, client, lo
     ids = result.catalog.item_ids
     histories = [history_json(random_history(ids, n, rng)) for n in (0, 1, 2, 7, 64, 100, 513, 1024, 1500)]
     histories.append(json.dumps([int(ids[0]), -42, 10**12, {"item_id": int(ids[1]), "type": "purchase"}]))
-    served = client.recommend(histories, concurrency=8)
-    expected = local.recommend(histories)
+    served = client.recommend_results(histories, concurrency=8)
+    expected = local.recommend_results(histories)
     known = set(ids.tolist())
     for want, got in zip(expected, served):
         _assert_same(want, got)
@@ -59,8 +59,8 @@ def test_good_and_malformed_requests_in_the_same_batches(built, server, client, 
     bad = list(MALFORMED)
     payloads = [p for pair in zip(good, bad * 3) for p in pair]
     pre_before, post_before = _stats(server, "preprocess"), _stats(server, "postprocess")
-    served = client.recommend(payloads, concurrency=32)
-    expected = dict(zip(good, local.recommend(good)))
+    served = client.recommend_results(payloads, concurrency=32)
+    expected = dict(zip(good, local.recommend_results(good)))
     for payload, got in zip(payloads, served):
         if payload in MALFORMED:
             assert not got.ok and MALFORMED[payload] in got.error, (payload[:40], got)

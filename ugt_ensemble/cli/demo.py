@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             results, latencies = [], []
             for history in samples.values():
                 start = time.perf_counter()
-                results.append(client.recommend_one(history))
+                results.append(client.recommend_results([history])[0])  # a malformed sample fails alone
                 latencies.append((time.perf_counter() - start) * 1e3)
             print_results(results, list(samples), args.top, latencies)
             _check_items(dict(zip(samples, results)), set(info.index.item_ids.tolist()), info.num_recommendations)

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from ugt_ensemble.client.grpc_client import RecommendClient
 
     with RecommendClient(args.url, args.model_name) as client:
-        results = client.recommend(histories, concurrency=args.concurrency)
+        results = client.recommend_results(histories, concurrency=args.concurrency)
     if args.json:
         print_json_results(results)
     else:

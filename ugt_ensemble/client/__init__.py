@@ -13,6 +13,7 @@ _NAMES = {
     "LocalPipeline": ".local",
     "Failure": ".results",
     "Recommendation": ".results",
+    "RecommendError": ".results",
     "Result": ".results",
     "with_rules": ".results",
     "BenchmarkResult": ".load_results",

@@ -9,7 +9,15 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from ugt_ensemble.client.results import Failure, HistoryLike, Recommendation, Result, history_payload
+from ugt_ensemble.client.results import (
+    Failure,
+    HistoryLike,
+    Recommendation,
+    RecommendError,
+    Result,
+    history_payload,
+    raise_failures,
+)
 from ugt_ensemble.errors import ConfigError, ServerError
 from ugt_ensemble.runtime.contract import HISTORY, ITEM_IDS, SCORES, SEMANTIC_IDS
 
@@ -32,6 +40,10 @@ def history_tensor(documents: Sequence[bytes | str]) -> grpcclient.InferInput:
 class RecommendClient:
     """Sends each history as its own request, so a malformed one fails alone.
 
+    `recommend_one` and `recommend` return `Recommendation`s and raise `RecommendError` (the server's message,
+    status and the failed row) for a refused history; `recommend_results` returns a `Recommendation` or a
+    `Failure` per row and raises only when the server does not answer (`ServerError`).
+
     With a `router` (e.g. `ugt_ensemble.serving.variants.ABTestingRouter`), a request that names its
     `user_id` goes to that user's variant. Use as a context manager, or call `close()`.
     """
@@ -50,8 +62,9 @@ class RecommendClient:
         """The ensemble a request of `user_id` goes to (its variant when there is a router)."""
         return self.router.route(user_id) if self.router is not None and user_id is not None else self.model_name
 
-    def recommend_one(self, history: HistoryLike, user_id: str | int | None = None) -> Result:
-        """Send one history (of `user_id`, routed to its variant) and wait for its answer."""
+    def recommend_one(self, history: HistoryLike, user_id: str | int | None = None) -> Recommendation:
+        """Send one history (of `user_id`, routed to its variant) and wait for its answer; `RecommendError` if the
+        server refuses it."""
         try:
             result = self._client.infer(
                 self.model_for(user_id),
@@ -60,7 +73,7 @@ class RecommendClient:
                 client_timeout=self.timeout_s,
             )
         except InferenceServerException as exc:
-            return Failure(_message(exc))
+            raise RecommendError(_failure(exc, 0)) from None
         return _to_recommendation(result)
 
     def recommend(
@@ -68,8 +81,19 @@ class RecommendClient:
         histories: Sequence[HistoryLike],
         concurrency: int = 8,
         user_ids: Sequence[str | int] | None = None,
+    ) -> list[Recommendation]:
+        """`recommend_results`, then `RecommendError` for the first refused history (its `results` hold every
+        row's answer)."""
+        return raise_failures(self.recommend_results(histories, concurrency, user_ids))
+
+    def recommend_results(
+        self,
+        histories: Sequence[HistoryLike],
+        concurrency: int = 8,
+        user_ids: Sequence[str | int] | None = None,
     ) -> list[Result]:
-        """Send every history as its own request, `concurrency` in flight; answers in input order.
+        """Send every history as its own request, `concurrency` in flight; one `Recommendation` or `Failure` per
+        history, in input order (a refused history does not raise).
 
         With `user_ids` (one per history), each request goes to its user's variant (see `model_for`).
         """
@@ -83,7 +107,7 @@ class RecommendClient:
         lock = threading.Lock()
 
         def finish(i: int, result, error) -> None:  # noqa: ANN001 - tritonclient callback types
-            results[i] = Failure(_message(error)) if error is not None else _to_recommendation(result)
+            results[i] = _failure(error, i) if error is not None else _to_recommendation(result)
             slots.release()
             with lock:
                 remaining[0] -= 1
@@ -119,5 +143,8 @@ def _to_recommendation(result: grpcclient.InferResult) -> Recommendation:
     return Recommendation.from_outputs({name: result.as_numpy(name) for name in OUTPUTS})
 
 
-def _message(exc: InferenceServerException) -> str:
-    return exc.message() if hasattr(exc, "message") and callable(exc.message) else str(exc)
+def _failure(exc: InferenceServerException, row: int) -> Failure:
+    """The `Failure` of row `row`: the server's message and gRPC status."""
+    message = exc.message() if hasattr(exc, "message") and callable(exc.message) else str(exc)
+    status = exc.status() if hasattr(exc, "status") and callable(exc.status) else None
+    return Failure(str(message), row, str(status) if status else None)

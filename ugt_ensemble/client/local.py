@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ugt_ensemble.client.results import Failure, HistoryLike, Recommendation, Result, history_payload
+from ugt_ensemble.client.results import Failure, HistoryLike, Recommendation, Result, history_payload, raise_failures
 from ugt_ensemble.runtime.batching import answer_batch
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.constraint_data import ConstraintData
@@ -53,10 +53,17 @@ class LocalPipeline:
     def index(self) -> CatalogIndex:
         return self.data.index
 
-    def recommend(self, histories: Sequence[HistoryLike]) -> list[Result]:
+    def recommend(self, histories: Sequence[HistoryLike]) -> list[Recommendation]:
+        """One answer per history, in order; `RecommendError` for the first refused one (as `RecommendClient`)."""
+        return raise_failures(self.recommend_results(histories))
+
+    def recommend_results(self, histories: Sequence[HistoryLike]) -> list[Result]:
         """One result per history, in order; malformed histories (and unknown sets, ...) get a `Failure`."""
         outcomes = answer_batch(list(histories), self._parse, self._run)
-        return [Failure(o.error) if o.error is not None else Recommendation.from_outputs(o.outputs) for o in outcomes]
+        return [
+            Failure(o.error, row) if o.error is not None else Recommendation.from_outputs(o.outputs)
+            for row, o in enumerate(outcomes)
+        ]
 
     def pack(self, histories: Sequence[HistoryLike]) -> dict[str, np.ndarray]:
         """Client-side packing: the six encoder tensors (rows, T) of valid histories.

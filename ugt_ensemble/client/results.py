@@ -1,4 +1,10 @@
-"""What a client gets back per history: a `Recommendation` or a `Failure`."""
+"""What a client gets back per history, and its error contract.
+
+`recommend_one` / `recommend` return `Recommendation`s and raise `RecommendError` (the server's message, its
+status and the failed row) when a history is refused, as tritonclient raises `InferenceServerException`;
+`recommend_results` never raises for a refused history: it returns one `Result` per row, a `Recommendation` or
+a `Failure`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from ugt_ensemble.runtime.contract import ITEM_IDS, PAD_ITEM_ID, SCORES, SEMANTIC_IDS
+from ugt_ensemble.runtime.errors import UgtEnsembleError
 
 #: A history as a client holds it: a JSON document (str/bytes), the list of events itself, or the document's
 #: object form with business rules (`with_rules`).
@@ -38,9 +45,12 @@ class Recommendation:
 
 @dataclass(frozen=True)
 class Failure:
-    """The error the server (or the local pipeline) returned for one history."""
+    """The error the server (or the local pipeline) returned for one history: its message, the history's `row`
+    in the call, and the gRPC `status` (e.g. "StatusCode.INVALID_ARGUMENT"; None from the local pipeline)."""
 
     error: str
+    row: int | None = None
+    status: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -48,6 +58,33 @@ class Failure:
 
 
 Result = Union[Recommendation, Failure]
+
+
+class RecommendError(UgtEnsembleError):
+    """A history was refused (a malformed history, an unknown item set, a failed step...).
+
+    Attributes:
+        message: the server's message, as it sent it.
+        row: the history's index in the call (0 for `recommend_one`).
+        status: the gRPC status ("StatusCode.INVALID_ARGUMENT": the client's fault), None from the local pipeline.
+        results: every row's `Result` of the call (the other rows' answers are not lost).
+    """
+
+    def __init__(self, failure: Failure, results: Sequence[Result] = ()) -> None:
+        self.message, self.row, self.status = failure.error, failure.row, failure.status
+        self.results = list(results) or [failure]
+        others = sum(not r.ok for r in self.results) - 1
+        more = f" (and {others} more failed histories)" if others > 0 else ""
+        status = f"[{self.status}] " if self.status else ""
+        super().__init__(f"history {self.row}: {status}{self.message}{more}")
+
+
+def raise_failures(results: Sequence[Result]) -> list[Recommendation]:
+    """`results` if every row was answered, else `RecommendError` for the first failed row."""
+    for result in results:
+        if not result.ok:
+            raise RecommendError(result, results)  # type: ignore[arg-type]
+    return list(results)  # type: ignore[arg-type]
 
 
 def with_rules(

@@ -61,7 +61,7 @@ def ranked_exclusions(
     ranked: list[list[int]] = [[] for _ in histories]
     for _ in range(rounds):
         documents = [with_rules(h, exclude=r) if r else h for h, r in zip(histories, ranked)]
-        for mine, answer in zip(ranked, client.recommend(documents)):
+        for mine, answer in zip(ranked, client.recommend_results(documents)):
             if not answer.ok:
                 raise RuntimeError(f"preparing the exclusions: the server refused a request: {answer.error}")
             mine += [item for item, _ in answer.items()]

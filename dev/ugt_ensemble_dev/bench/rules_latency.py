@@ -82,7 +82,7 @@ def prepare_documents(client, options: LatencyOptions, item_ids: np.ndarray, k: 
     documents, checks = {}, []
     for variant in options.variants:
         documents[variant] = [rule_document(variant, h, x, options.set_name) for h, x in zip(histories, exclusions)]
-        answers = client.recommend(documents[variant])
+        answers = client.recommend_results(documents[variant])
         checks.append(check_answers(variant, histories, answers, k, exclusions, allowed))
     return documents, checks
 

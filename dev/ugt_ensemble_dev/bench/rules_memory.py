@@ -152,7 +152,7 @@ def send_requests(url: str, ensemble: str, repository: Path, count: int, seed: i
     rng = np.random.default_rng(seed)
     documents = [json.dumps(rng.choice(item_ids, int(n)).tolist()) for n in rng.integers(1, 200, count)]
     with RecommendClient(url, ensemble) as client:
-        return sum(answer.ok for answer in client.recommend(documents))
+        return sum(answer.ok for answer in client.recommend_results(documents))
 
 
 def run_memory(
