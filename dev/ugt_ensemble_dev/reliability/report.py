@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from ugt_ensemble_dev.reliability.december_review import REVIEW
 from ugt_ensemble_dev.reliability.scenarios import Section
 
 BEFORE = """## Before the fixes (recorded 2026-12-02 on the same machine, commit 085fd2c; not re-run by the script)
@@ -105,6 +106,6 @@ def write_report(path: Path, sections: Sequence[Section], machine: dict[str, str
     ]
     for section in sections:
         lines += [f"## {section.title}", "", section.text, ""]
-    lines += [PROPERTIES, BEFORE, OPERATIONS]
+    lines += [PROPERTIES, BEFORE, OPERATIONS, REVIEW]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
