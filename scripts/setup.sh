@@ -40,4 +40,14 @@ if ! ldconfig -p 2>/dev/null | grep -q "libb64.so.0d"; then
     echo "note: perf_analyzer needs libb64-0d (sudo apt-get install libb64-0d)" >&2
   fi
 fi
+# The monitoring test runs a real Prometheus (and promtool checks the alert rules): Debian's package, no service.
+if ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing prometheus (promtool) for the monitoring tests ..."
+    (apt-get install -y -q prometheus >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q prometheus >/dev/null; }) \
+      || echo "warning: could not install prometheus; the monitoring tests will be skipped" >&2
+  else
+    echo "note: the monitoring tests need Prometheus (sudo apt-get install prometheus)" >&2
+  fi
+fi
 echo "Ready: $(python -c 'import ugt_ensemble, torch; print("ugt-ensemble", ugt_ensemble.__version__, "torch", torch.__version__)')"

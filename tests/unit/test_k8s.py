@@ -195,7 +195,10 @@ def test_the_liveness_probe_runs_a_real_inference():
             _Triton.healthy = True
     path, body = _Triton.seen[0]
     assert path == "/v2/models/ugt_recommend/infer"
-    assert body == {"inputs": [{"name": "HISTORY", "shape": [1, 1], "datatype": "BYTES", "data": ["[]"]}]}
+    assert body == {  # marked as a probe: the steps count it apart from user traffic
+        "parameters": {"ugt_probe": True},
+        "inputs": [{"name": "HISTORY", "shape": [1, 1], "datatype": "BYTES", "data": ["[]"]}],
+    }
 
 
 def test_the_command_writes_checked_manifests(tmp_path, catalog, capsys):
@@ -205,12 +208,16 @@ def test_the_command_writes_checked_manifests(tmp_path, catalog, capsys):
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*.yaml"))
     assert files == [
         "deployment.yaml",
+        "grafana-dashboard.yaml",
         "hpa.yaml",
         "kserve/inferenceservice.yaml",
         "metrics-service.yaml",
+        "monitoring/alerts.yaml",
+        "prometheusrule.yaml",
         "service.yaml",
         "servicemonitor.yaml",
     ]
+    assert (out / "monitoring" / "dashboard.json").is_file()
     assert "maxReplicas: 4" in (out / "hpa.yaml").read_text()
     printed = capsys.readouterr().out
     assert "offline check: passed" in printed

@@ -5,6 +5,11 @@ them with `kubectl apply -f DIR`), and kserve/inferenceservice.yaml as the KServ
 the /dev/shm size and the server kind come from the repository; the manifests are checked offline against
 the pinned Kubernetes version's schemas when kubernetes-validate is installed. The operator key comes
 from a Secret that is not rendered (no secret in a file): the command prints how to create it.
+
+Monitoring: prometheusrule.yaml (alert rules) and grafana-dashboard.yaml (a ConfigMap for Grafana's dashboard
+sidecar) are applied with the rest; monitoring/alerts.yaml (a Prometheus rule file) and monitoring/dashboard.json
+(Grafana: Import) hold the same for a Prometheus and Grafana outside the cluster. --monitoring-only writes just
+those two.
 """
 
 from __future__ import annotations
@@ -67,25 +72,69 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
     p.add_argument(
         "--no-check", action="store_true", help=f"skip the offline schema check (Kubernetes {KUBERNETES_VERSION})"
     )
+    p.add_argument(
+        "--monitoring-only",
+        action="store_true",
+        help="write only monitoring/alerts.yaml and monitoring/dashboard.json (no manifests)",
+    )
     for flag in FLAGS:
         flag.add_to(p)
+    for field, help_text in ALERT_FLAGS.items():
+        p.add_argument(f"--alert-{field.replace('_', '-')}", type=float, metavar="VALUE", dest=f"alert_{field}",
+                       help=help_text)  # fmt: skip
     p.set_defaults(run=run)
+
+
+#: AlertThresholds field -> the help of its --alert-* flag.
+ALERT_FLAGS = {
+    "error_ratio": "alert when this share of requests fails for 5 min (default: 0.05)",
+    "p99_ms": "alert when the ensemble's p99 latency stays above this many ms for 5 min (default: 1000)",
+    "queue_ms": "alert when a step's queue time per request stays above this many ms for 10 min (default: 3)",
+    "short_ratio": "alert when this share of answers holds fewer than K items for 15 min (default: 0.2)",
+}
+
+
+def _thresholds(args: argparse.Namespace):  # noqa: ANN202 - AlertThresholds, imported lazily
+    from ugt_ensemble.deploy.monitoring import AlertThresholds
+
+    given_values = {f: getattr(args, f"alert_{f}") for f in ALERT_FLAGS if getattr(args, f"alert_{f}") is not None}
+    return AlertThresholds(**given_values)
+
+
+def _monitoring_only(args: argparse.Namespace) -> int:
+    from ugt_ensemble.deploy.k8s import write_manifests
+    from ugt_ensemble.deploy.monitoring import monitoring_files, served_models
+    from ugt_ensemble.errors import RepositoryError
+
+    if not args.model_repository.is_dir():
+        raise RepositoryError(f"{args.model_repository}: no such repository (build one, or pass --model-repository)")
+    models = served_models(args.model_repository)
+    written = write_manifests(monitoring_files(models, _thresholds(args)), args.output_dir)
+    print(f"Wrote the alert rules and the dashboard for {models.ensemble} ({', '.join(models.steps)}):")
+    for path in written:
+        print(f"  {path}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from ugt_ensemble.deploy.k8s import manifest_context, read_repository, render_manifests, write_manifests
     from ugt_ensemble.deploy.k8s_check import check_manifests
+    from ugt_ensemble.deploy.monitoring import monitoring_files, served_models
 
+    if args.monitoring_only:
+        return _monitoring_only(args)
     options = K8sOptions(**given(args, FLAGS, K8sOptions))
     facts = read_repository(args.model_repository, options)
-    rendered = render_manifests(args.model_repository, options, facts)
+    rendered = render_manifests(args.model_repository, options, facts, _thresholds(args))
     errors = [] if args.no_check else check_manifests(rendered)
     if errors:
         print(f"x the manifests fail the offline check ({len(errors)}):")
         for error in errors:
             print(f"  - {error}")
         return 1
+    models = served_models(args.model_repository, facts.ensemble, facts.model_step)
     written = write_manifests(rendered, args.output_dir)
+    written += write_manifests(monitoring_files(models, _thresholds(args)), args.output_dir)
     print(f"Wrote {len(written)} manifests for {facts.ensemble} ({facts.server}) to {args.output_dir}/:")
     for path in written:
         print(f"  {path}")

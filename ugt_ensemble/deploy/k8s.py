@@ -4,8 +4,9 @@ What the repository decides: the ensemble to probe, the model step the autoscale
 (its KIND_GPU instance groups), the `/dev/shm` size (`deploy.shm`) and which server can load it
 (`repository.servers`). What `K8sOptions` decides: image, where the repository comes from, resources,
 replicas and the autoscaling target. Files: deployment.yaml, service.yaml (HTTP and gRPC for clients),
-metrics-service.yaml (what the ServiceMonitor scrapes), servicemonitor.yaml, hpa.yaml
-(`kubectl apply -f DIR`) and, as the alternative, kserve/inferenceservice.yaml.
+metrics-service.yaml (what the ServiceMonitor scrapes), servicemonitor.yaml, hpa.yaml, prometheusrule.yaml and
+grafana-dashboard.yaml (alerts and dashboard: `deploy.monitoring`) (`kubectl apply -f DIR`) and, as the
+alternative, kserve/inferenceservice.yaml.
 
 Every server demands the operator key for its server-changing APIs (`server.operator_key`): tritonserver
 runs with the restriction flags, the key comes from a Secret the operator creates (`secret_command`), and
@@ -25,12 +26,14 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from ugt_ensemble import __version__
 from ugt_ensemble.deploy.k8s_security import SECRET_KEY, STATE_DIR, restriction_flags, secret_command
+from ugt_ensemble.deploy.monitoring import AlertThresholds, k8s_monitoring, served_models
 from ugt_ensemble.deploy.options import NGC_IMAGE, NGC_TAG, K8sOptions, dns_label, quantity_bytes
 from ugt_ensemble.deploy.shm import MIB, ShmEstimate, estimate_shm, instance_count
 from ugt_ensemble.errors import ConfigError, RepositoryError
 from ugt_ensemble.repository.manifest import read_manifest_or_empty
 from ugt_ensemble.repository.rules import check_repository, string_parameters
 from ugt_ensemble.repository.servers import loadable_on
+from ugt_ensemble.runtime.metric_names import PROBE_PARAMETER
 from ugt_ensemble.server.operator_key import ENV_KEY, ENV_STATE_DIR
 
 CPU_IMAGE = f"ugt-ensemble-cpu:{__version__}"
@@ -107,12 +110,21 @@ def repository_gpus(configs: dict[str, mc.ModelConfig]) -> int:
     return max(counts, default=0)
 
 
-def render_manifests(path: str | Path, options: K8sOptions, facts: RepositoryFacts | None = None) -> dict[str, str]:
-    """relative file name -> YAML text of every manifest for the repository at `path` (`facts`: read already)."""
+def render_manifests(
+    path: str | Path,
+    options: K8sOptions,
+    facts: RepositoryFacts | None = None,
+    thresholds: AlertThresholds = AlertThresholds(),
+) -> dict[str, str]:
+    """relative file name -> YAML text of every manifest for the repository at `path` (`facts`: read already),
+    the alert rules (`thresholds`) and the dashboard included."""
     facts = facts or read_repository(path, options)
     context = manifest_context(facts, options)
     environment = _environment()
     rendered = {name: environment.get_template(template).render(**context) for name, template in TEMPLATES.items()}
+    models = served_models(facts.path, facts.ensemble, facts.model_step)
+    monitoring = k8s_monitoring(models, context["name"], options.namespace, context["labels"], thresholds)
+    rendered.update({name: f"{HEADER}\n{text}" for name, text in monitoring.items()})
     return {name: _without_blank_lines(text) for name, text in rendered.items()}
 
 
@@ -202,6 +214,7 @@ def server_command(server: str, repository: str, http_port: int) -> list[str]:
             f"--http-port={http_port}",
             f"--grpc-port={grpc}",
             f"--metrics-port={metrics}",
+            "--metrics-config=summary_latencies=true",  # the dashboard's and the alerts' p50/p99
             *restriction_flags(),
         ]
     return [
@@ -214,9 +227,13 @@ def liveness_command(ensemble: str, http_port: int) -> list[str]:
     """An exec probe that runs a real inference: an empty history `[]` to the ensemble over HTTP.
 
     Triton's readiness stays 200 after a Python-backend stub dies, while every request through the
-    ensemble then fails; only an inference shows it. Standard-library Python: both images have python3.
+    ensemble then fails; only an inference shows it. Standard-library Python: both images have python3. The
+    request carries the probe's parameter, so the steps count it apart from user traffic.
     """
-    body = {"inputs": [{"name": "HISTORY", "shape": [1, 1], "datatype": "BYTES", "data": ["[]"]}]}
+    body = {
+        "parameters": {PROBE_PARAMETER: True},
+        "inputs": [{"name": "HISTORY", "shape": [1, 1], "datatype": "BYTES", "data": ["[]"]}],
+    }
     url = f"http://127.0.0.1:{http_port}/v2/models/{ensemble}/infer"
     script = (
         "import json,sys,urllib.request as u;"

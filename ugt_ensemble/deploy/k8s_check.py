@@ -2,7 +2,7 @@
 
 - Kubernetes' own kinds (Deployment, Service, HorizontalPodAutoscaler) against the JSON schemas of a
   pinned Kubernetes version (`kubernetes-validate`, strict: unknown fields are errors).
-- The CRDs, whose schemas are not Kubernetes': ServiceMonitor and InferenceService structurally
+- The CRDs, whose schemas are not Kubernetes': ServiceMonitor, PrometheusRule and InferenceService structurally
   (apiVersion, kind, the fields that matter); the InferenceService's predictor container and volumes
   are also validated as a Pod's, against the Kubernetes schemas.
 - References between the objects: volume mounts name volumes, the Services' target ports name
@@ -22,6 +22,7 @@ from ugt_ensemble.errors import MissingDependencyError
 
 CRDS = {
     "ServiceMonitor": "monitoring.coreos.com/v1",
+    "PrometheusRule": "monitoring.coreos.com/v1",
     "InferenceService": "serving.kserve.io/v1beta1",
 }
 _DURATION = re.compile(r"^\d+(ms|s|m|h)$")
@@ -137,7 +138,8 @@ def _check_crd(document: dict[str, Any]) -> list[str]:
     spec = document.get("spec")
     if not isinstance(spec, dict):
         return errors + [f"{kind}: spec is missing"]
-    return errors + (_service_monitor(spec) if kind == "ServiceMonitor" else _inference_service(spec))
+    checks = {"ServiceMonitor": _service_monitor, "PrometheusRule": _prometheus_rule}
+    return errors + checks.get(kind, _inference_service)(spec)
 
 
 def _service_monitor(spec: dict[str, Any]) -> list[str]:
@@ -154,6 +156,25 @@ def _service_monitor(spec: dict[str, Any]) -> list[str]:
             errors.append(f"ServiceMonitor: endpoints[{i}].path must start with /")
         if "interval" in endpoint and not _DURATION.match(str(endpoint["interval"])):
             errors.append(f"ServiceMonitor: endpoints[{i}].interval {endpoint['interval']!r} is no duration")
+    return errors
+
+
+def _prometheus_rule(spec: dict[str, Any]) -> list[str]:
+    """Groups with names and rules, each an alert or a record with an expression (promtool checks the PromQL)."""
+    groups = spec.get("groups")
+    if not isinstance(groups, list) or not groups:
+        return ["PrometheusRule: spec.groups is empty"]
+    errors = []
+    for i, group in enumerate(groups):
+        rules = group.get("rules") if isinstance(group, dict) else None
+        if not isinstance(group, dict) or not group.get("name") or not isinstance(rules, list) or not rules:
+            errors.append(f"PrometheusRule: groups[{i}] needs a name and rules")
+            continue
+        for j, rule in enumerate(rules):
+            if not isinstance(rule.get("expr"), str) or bool(rule.get("alert")) == bool(rule.get("record")):
+                errors.append(f"PrometheusRule: groups[{i}].rules[{j}] needs an expr and one of alert or record")
+            if "for" in rule and not _DURATION.match(str(rule["for"])):
+                errors.append(f"PrometheusRule: groups[{i}].rules[{j}].for {rule['for']!r} is no duration")
     return errors
 
 

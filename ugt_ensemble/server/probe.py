@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ugt_ensemble.errors import ServerError
+from ugt_ensemble.runtime.contract import ITEM_IDS, PAD_ITEM_ID
+from ugt_ensemble.runtime.metric_names import PROBE_PARAMETER
 
 #: The probe's history: empty, so it is valid for every catalog (a cold-start answer).
 PROBE_HISTORY = b"[]"
@@ -18,14 +20,26 @@ class EmptyAnswerError(ServerError):
 
 def probe_ensemble(grpc_url: str, model_name: str, timeout_s: float = 10.0) -> int:
     """Send one request to `model_name`; the number of items in its answer (not padding). ServerError with the
-    server's message if it fails."""
-    from ugt_ensemble.client.grpc_client import RecommendClient
+    server's message if it fails. The request carries the probe's parameter (`PROBE_PARAMETER`): Triton hands it
+    to every step, which count the request as probe traffic, apart from users' (`runtime.metric_names`)."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
 
-    with RecommendClient(grpc_url, model_name, timeout_s=timeout_s) as client:
-        result = client.recommend_one(PROBE_HISTORY)
-    if not result.ok:
-        raise ServerError(f"a probe request to {model_name!r} at {grpc_url} failed: {result.error}")
-    return len(result.items())
+    from ugt_ensemble.client.grpc_client import history_tensor
+
+    with grpcclient.InferenceServerClient(grpc_url) as client:
+        try:
+            answer = client.infer(
+                model_name,
+                [history_tensor([PROBE_HISTORY])],
+                outputs=[grpcclient.InferRequestedOutput(ITEM_IDS)],
+                client_timeout=timeout_s,
+                parameters={PROBE_PARAMETER: True},
+            )
+        except InferenceServerException as exc:
+            message = exc.message() if callable(getattr(exc, "message", None)) else str(exc)
+            raise ServerError(f"a probe request to {model_name!r} at {grpc_url} failed: {message}") from None
+    return int((answer.as_numpy(ITEM_IDS) != PAD_ITEM_ID).sum())
 
 
 @dataclass

@@ -19,18 +19,26 @@ from ugt_runtime.model_step import check_rule_inputs, concat_rows
 from ugt_runtime.parameters import PostprocessParameters
 from ugt_runtime.rule_lists import RuleListLimits, bound_rule_lists, width_groups
 from ugt_runtime.rules import eligible_mask
-from ugt_runtime.triton_io import input_array, model_config, to_responses, version_dir
+from ugt_runtime.step_metrics import StepMetrics
+from ugt_runtime.triton_io import FailureCounter, input_array, model_config, to_responses, version_dir
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
+        self.metrics = StepMetrics(args)  # probes apart, short answers, the catalog, stub starts
         params = PostprocessParameters.from_model_config(model_config(args), f"{version_dir(args)}/../config.pbtxt")
         self.data = ConstraintData.load(version_dir(args) / params.catalog_file)
         self.k = params.num_recommendations
         self.list_limits = RuleListLimits.of(self.data.num_items, self.data.num_pairs, params.max_rule_list)
+        self.failures = FailureCounter(args)  # Triton's own statistics count a refused request as a success
+        self.metrics.catalog(self.data.num_items, self.data.index.fingerprint())
 
     def execute(self, requests: list) -> list:
-        return to_responses(answer_batch(requests, self._parse, self._decode, self.data.files.check))
+        probes = self.metrics.traffic(requests)
+        outcomes = answer_batch(requests, self._parse, self._decode, self.data.files.check)
+        self.failures.count(outcomes)
+        self.metrics.answers(outcomes, probes)
+        return to_responses(outcomes)
 
     def _parse(self, request) -> dict[str, np.ndarray]:  # noqa: ANN001
         codes, scores = input_array(request, RECOMMENDATIONS), input_array(request, MODEL_SCORES)

@@ -18,6 +18,7 @@ from ugt_runtime.packing import PackingConfig, pack_histories
 from ugt_runtime.parameters import PreprocessParameters
 from ugt_runtime.rule_request import RuleRequest
 from ugt_runtime.rules import check_list_length, pack_rules
+from ugt_runtime.step_metrics import StepMetrics
 from ugt_runtime.triton_io import FailureCounter, input_array, model_config, to_responses, version_dir
 
 Row = tuple[History, RuleRequest]
@@ -25,6 +26,7 @@ Row = tuple[History, RuleRequest]
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
+        self.metrics = StepMetrics(args)  # probes apart, rule use, stub starts (see ugt_runtime.metric_names)
         params = PreprocessParameters.from_model_config(model_config(args), f"{version_dir(args)}/../config.pbtxt")
         self.data = ConstraintData.load(version_dir(args) / params.catalog_file)
         self.limits = HistoryLimits(params.max_request_bytes, params.max_events)
@@ -34,6 +36,7 @@ class TritonPythonModel:
         self.failures = FailureCounter(args)  # Triton's own statistics count a refused request as a success
 
     def execute(self, requests: list) -> list:
+        self.metrics.traffic(requests)
         outcomes = answer_batch(requests, self._parse, self._pack, self.data.files.check)
         self.failures.count(outcomes)
         return to_responses(outcomes)
@@ -46,6 +49,7 @@ class TritonPythonModel:
                 rows.append(self._checked(parse_request(raw, self.limits)))
             except HistoryError as exc:
                 raise HistoryError(f"row {row}: {exc}" if len(documents) > 1 else str(exc)) from None
+        self.metrics.rules(request, [rules for _, rules in rows], self.exclude_history)
         return rows
 
     def _checked(self, parsed: Row) -> Row:

@@ -21,11 +21,21 @@ from ugt_runtime.model_step import EncoderLimits, check_encoder_inputs, check_ru
 from ugt_runtime.parameters import ModelStepParameters
 from ugt_runtime.rule_lists import RuleListLimits, bound_rule_lists
 from ugt_runtime.rules import default_rules
-from ugt_runtime.triton_io import input_array, model_config, optional_input_array, to_responses, version_dir
+from ugt_runtime.step_metrics import StepMetrics
+from ugt_runtime.triton_io import (
+    FailureCounter,
+    input_array,
+    model_config,
+    optional_input_array,
+    to_responses,
+    version_dir,
+)
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
+        self.metrics = StepMetrics(args)  # probes apart, stub starts (see ugt_runtime.metric_names)
+        self.failures = FailureCounter(args)  # Triton's own statistics count a refused request as a success
         params = ModelStepParameters.from_model_config(model_config(args), f"{version_dir(args)}/../config.pbtxt")
         options = ort.SessionOptions()
         options.intra_op_num_threads = params.intra_op_threads
@@ -50,7 +60,10 @@ class TritonPythonModel:
         warm_up(self._infer, model_config(args), params.warmup_length)
 
     def execute(self, requests: list) -> list:
-        return to_responses(answer_batch(requests, self._parse, self._infer, self._check_files))
+        self.metrics.traffic(requests)
+        outcomes = answer_batch(requests, self._parse, self._infer, self._check_files)
+        self.failures.count(outcomes)
+        return to_responses(outcomes)
 
     def _check_files(self) -> None:
         """Before each batch: the model's and the catalog's files still have their recorded sizes."""
