@@ -10,12 +10,25 @@ import argparse
 import sys
 
 from ugt_ensemble import __version__
-from ugt_ensemble.cli import analyze, build, demo, dev_commands, env, infer, k8s, serve, stats, validate, versions
+from ugt_ensemble.cli import (
+    analyze,
+    build,
+    demo,
+    dev_commands,
+    env,
+    infer,
+    k8s,
+    semantic_ids,
+    serve,
+    stats,
+    validate,
+    versions,
+)
 from ugt_ensemble.cli.common import configure_logging
 from ugt_ensemble.errors import UgtEnsembleError
 
 #: `bench` comes from the development package (dev_commands loads it lazily, or says how to install it).
-COMMANDS = (build, serve, infer, demo, validate, dev_commands, versions, stats, k8s, env, analyze)
+COMMANDS = (build, serve, infer, demo, validate, dev_commands, versions, stats, k8s, env, analyze, semantic_ids)
 
 
 def build_parser() -> argparse.ArgumentParser:
