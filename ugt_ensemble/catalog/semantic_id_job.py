@@ -29,8 +29,9 @@ from ugt_ensemble.progress import StepProgress
 LOGGER = logging.getLogger(__name__)
 COLLISION_RULE = (
     "the item nearest the triple's reconstruction keeps it (existing items always keep theirs; ties: earlier row); "
-    "each other item takes the nearest free l3 in its (l1, l2) prefix by level-2 residual distance, else the "
-    "next-nearest l2 under its l1, else the next-nearest l1"
+    "each other item takes the nearest free l3 in its (l1, l2) prefix by level-2 residual distance (a two-level "
+    "level 3: among the centroids of the 8 cells nearest the residual's, then all), else the next-nearest l2 under "
+    "its l1, else the next-nearest l1"
 )
 
 
