@@ -2,7 +2,10 @@
 
 Writes `<repository>_tools/model_analyzer/config.yaml` for `model-analyzer profile` in local launch
 mode on this machine's CPU tritonserver (backend directory, PATH, LD_LIBRARY_PATH, perf_analyzer input
-data of real histories, loopback ports, a quick search), then runs it and lists its reports.
+data of real histories, loopback ports, a quick search), then runs it, printing each configuration and
+measurement as it starts (the quick search stops when no neighbour improves: its count is bounded by the
+search space, not known beforehand), and lists its reports.
+SIGINT or SIGTERM stops Model Analyzer and every process it started (tritonserver, its stubs, perf_analyzer).
 `--write-only` writes the config for you to run: `model-analyzer profile -f <config>` after
 `eval "$(python -m ugt_ensemble env)"`.
 """
@@ -29,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction, parents: list) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ugt_ensemble.tools.analyzer_progress import search_space
     from ugt_ensemble.tools.model_analyzer import AnalyzerSearch, profile, write_config
 
     search = AnalyzerSearch(args.max_concurrency, args.max_instance_count, args.max_batch_size, args.measurement_ms)
@@ -37,7 +41,13 @@ def run(args: argparse.Namespace) -> int:
     if args.write_only:
         print(f'Run it with: eval "$(python -m ugt_ensemble env)"; model-analyzer profile -f {config}')
         return 0
-    result = profile(config)
+    space = search_space(search.max_instance_count, search.max_model_batch_size)
+    print(
+        f"Running Model Analyzer's quick search (at most {space} configurations; Ctrl-C or SIGTERM stops it and "
+        "everything it started) ...",
+        flush=True,
+    )
+    result = profile(config, on_progress=lambda line: print(line, flush=True), search=search)
     print(f"Model Analyzer finished in {result.seconds:.0f} s (log: {result.log}). Reports in {result.export_path}:")
     for report in result.reports:
         print(f"  {report}")
