@@ -84,7 +84,8 @@ def build_repository(
     served = root / config.triton.step_name / "1"
     prepared = dataclasses.replace(prepared, folder=served, onnx_path=served / ONNX_FILE)
     tools = write_input_data_files(root, seed=config.seed)  # outside the repository: <output>_tools/
-    return BuildResult(root, prepared, report, [root / f for f in files], [tools.ensemble, tools.model_step])
+    written = [f for f in (tools.ensemble, tools.model_step, tools.ensemble_rules) if f.is_file()]
+    return BuildResult(root, prepared, report, [root / f for f in files], written)
 
 
 def _lock_existing(output_dir: Path) -> ContextManager[object]:
