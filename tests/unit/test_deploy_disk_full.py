@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ugt_ensemble.build import build_repository
-from ugt_ensemble.catalog import save_catalog_csv, synthetic_catalog
+from ugt_ensemble.catalog import Catalog, save_catalog_csv, synthetic_catalog
 from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig
 from ugt_ensemble.errors import RepositoryError
 from ugt_ensemble.progress import StepProgress
@@ -41,7 +41,9 @@ def small_disk(tmp_path, tiny_config):
     afterwards."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    save_catalog_csv(synthetic_catalog(2_000, seed=3), tmp_path / "a.csv")
+    catalog = synthetic_catalog(2_000, seed=3)
+    save_catalog_csv(catalog, tmp_path / "a.csv")
+    save_catalog_csv(Catalog(catalog.item_ids[1:], catalog.codes[1:]), tmp_path / "b.csv")  # deployed: a change
     export = ExportConfig(precision="fp32", max_seq_length=64, validation_shapes=((1, 1), (2, 16)),
                           catalog_path=tmp_path / "a.csv")  # fmt: skip
     build_repository(BuildConfig(output_dir=tmp_path / "built", model_config=tiny_config, seed=3, export=export,
@@ -60,7 +62,7 @@ def small_disk(tmp_path, tiny_config):
         versions = VersionedRepository(disk / "repo")
         versions.pin(1)
         versions.keep_loaded([1])  # as after a first deploy: nothing is pinned again before the new version
-        return disk / "repo", tmp_path / "a.csv"
+        return disk / "repo", tmp_path / "b.csv"
 
     try:
         yield mount

@@ -36,6 +36,18 @@ def _cli(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
+def _catalogs(repo: Path, count: int) -> list[str]:
+    """`count` catalogs, each the build's less one item of its own (a deploy of the served catalog makes no
+    version)."""
+    lines = (repo.parent / "a.csv").read_text().splitlines(keepends=True)
+    paths = []
+    for k in range(count):
+        path = repo.parent / f"a{k}.csv"
+        path.write_text("".join(lines[: k + 1] + lines[k + 2 :]))
+        paths.append(str(path))
+    return paths
+
+
 def _rollback(repo: Path) -> int:
     result = _cli(repo, "rollback", "-q")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -43,8 +55,7 @@ def _rollback(repo: Path) -> int:
 
 
 def test_rollback_goes_to_the_version_served_before_not_one_never_served(repo):
-    catalog = str(repo.parent / "a.csv")
-    for extra in ([], ["--no-switch"], []):  # 2 served, 3 loaded and never served, 4 served
+    for catalog, extra in zip(_catalogs(repo, 3), ([], ["--no-switch"], [])):  # 2 served, 3 never served, 4 served
         assert _cli(repo, "deploy", "--catalog", catalog, "-q", *extra).returncode == 0
     assert VersionedRepository(repo).pinned() == 4
     assert VersionedRepository(repo).served_history() == [1, 2, 4]
@@ -58,8 +69,7 @@ def test_rollback_goes_to_the_version_served_before_not_one_never_served(repo):
 
 
 def test_a_repository_without_a_recorded_history_rolls_back_to_the_newest_older_version(repo):
-    catalog = str(repo.parent / "a.csv")
-    for _ in range(2):
+    for catalog in _catalogs(repo, 2):
         assert _cli(repo, "deploy", "--catalog", catalog, "-q").returncode == 0
     manifest = json.loads((repo / MANIFEST).read_text())
     del manifest[HISTORY_KEY]  # switched by a version of this package that recorded none

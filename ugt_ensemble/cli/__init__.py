@@ -25,6 +25,7 @@ from ugt_ensemble.cli import (
     versions,
 )
 from ugt_ensemble.cli.common import configure_logging
+from ugt_ensemble.cli.flags import name_values
 from ugt_ensemble.errors import UgtEnsembleError
 
 #: `bench` comes from the development package (dev_commands loads it lazily, or says how to install it).
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(subparsers, [common])
-    return parser
+    return name_values(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

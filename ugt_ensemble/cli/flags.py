@@ -40,8 +40,12 @@ class Flag:
         if self.action:
             options["action"] = self.action
         else:
-            options.update(type=self.type, choices=self.choices, metavar=self.metavar)
+            options.update(type=self.type, choices=self.choices, metavar=self.metavar or self.value_name())
         parser.add_argument(self.name, **{k: v for k, v in options.items() if v is not None or k == "default"})
+
+    def value_name(self) -> str | None:
+        """The metavar that `--help` shows when none is given (`value_name`); None for choices."""
+        return None if self.choices else value_name(self.field, self.type)
 
     @property
     def dest(self) -> str:
@@ -73,3 +77,37 @@ def shown(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value)) or "none"
     return "none" if value is None else str(value)
+
+
+def value_name(field: str, kind: Callable[[str], Any] | None) -> str:
+    """What a flag's value is, for `--help`: FILE, DIR, N, X, SECONDS, PORT, IDS, N,N,..., else the field's name
+    in capitals, never a dest such as "EXPORTCONFIG.CATALOG_PATH"."""
+    name = field.rsplit(".", 1)[-1].lower()
+    kind_name = getattr(kind, "__name__", "")
+    if name.endswith(("_dir", "repository", "output_dir")):
+        return "DIR"
+    if kind_name in ("Path", "PurePath") or name.endswith(("_path", "_file", "checkpoint", "catalog", "onnx")):
+        return "FILE"
+    if name.endswith("port"):
+        return "PORT"
+    if kind_name in ("int", "float") and name.endswith(("timeout", "interval", "window", "_s")):
+        return "SECONDS"
+    if kind_name == "int":
+        return "N"
+    if kind_name == "float":
+        return "X"
+    if kind_name == "int_list":
+        return "IDS" if name in ("gpus", "device_ids") else "N,N,..."
+    return name.upper()
+
+
+def name_values(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every option of `parser` and its subcommands that takes a value and has no metavar or choices one
+    from `value_name` (argparse's default is the dest in capitals); returns `parser`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                name_values(sub)
+        elif action.option_strings and action.nargs != 0 and action.metavar is None and not action.choices:
+            action.metavar = value_name(action.dest, action.type)
+    return parser

@@ -96,6 +96,9 @@ def run_deploy(args: argparse.Namespace) -> int:
         StepProgress(enabled=not args.quiet),
         allow_set_changes=args.allow_set_changes,
     )
+    if rollout.unchanged is not None:
+        print(f"Nothing deployed to {args.model_repository}: {rollout.unchanged.removeprefix('nothing to deploy: ')}")
+        return 0
     state = "serving it" if not args.no_switch else f"still serving version {rollout.repo.pinned()}"
     print(f"Deployed version {number} to {args.model_repository}{_where(args, rollout)}; {state}")
     return 0
@@ -116,10 +119,11 @@ def run_versions(args: argparse.Namespace) -> int:
         for version, names in sorted(rollout.kept_for.items()):
             print(f"Kept version {version}: served by {', '.join(names)}")
     numbers = rollout.repo.numbers()
+    print(f"  {'VERSION':>7}  {'CREATED':<25}  {'CATALOG (items, fingerprint)':<28}  MODEL")
     for v in rollout.repo.versions():
         catalog = f"{v.catalog.get('items', '?')} items {v.catalog.get('fingerprint', '')}".strip()
         mark = "*" if v.pinned else " "
-        print(f"{mark} {v.number:>3}  {v.created:<25}  {catalog:<28}  {v.model_source}")
+        print(f"{mark} {v.number:>7}  {v.created:<25}  {catalog:<28}  {v.model_source}")
     for name, version in rollout.repo.variants().items():
         if version is None:
             print(f"  variant {name}: its config is missing or pins no single version (run validate)")

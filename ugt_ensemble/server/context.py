@@ -1,11 +1,13 @@
 """One serving context: tritonserver on a built repository, ready, probed and watched, then stopped and cleaned up.
 
 `serve` (through its `Supervisor`), the benchmark and the reliability suite all serve a repository this way:
-- `server_args` holds the arguments of a served repository in one place: explicit model control
-  (`--load-model=*` loads every model, and the repository API stays open for deploys, rollbacks and the
-  watchdog's healing), latency summaries on the metrics endpoint (read by `stats`), and the prefix of the
-  Python backend's shared-memory regions, so that the cleanup finds exactly this server's regions;
-- `start` starts tritonserver and waits until it and the ready models are ready, sends a real inference
+- `server_args` holds the arguments of a served repository in one place: explicit model control (the
+  repository API stays open for deploys, rollbacks and the watchdog's healing), latency summaries on the
+  metrics endpoint (read by `stats`), and the prefix of the Python backend's shared-memory regions, so that
+  the cleanup finds exactly this server's regions;
+- `start` starts tritonserver; in explicit mode it then loads the repository's models through the API, the
+  steps only with the versions an ensemble serves (`server.served_loads`: `--load-model=*` loaded every
+  version the policies keep for a rollback); it waits until the ready models are ready, sends a real inference
   through the ensemble (up to 3 attempts, 1 s apart), then starts the watchdog (explicit mode with
   `watch_interval_s` > 0; its loads and reloads must finish within `heal_timeout_s`);
 - `stop` stops the watchdog and the server, then removes the stub processes and shared memory it left.
@@ -26,16 +28,20 @@ from ugt_ensemble.server.probe import probe_ensemble
 from ugt_ensemble.server.process import Ports, TritonServer
 from ugt_ensemble.server.watchdog import Watchdog
 
-#: Explicit model control with every model loaded at start: the repository API stays open.
+#: Explicit model control with every model loaded at start: the repository API stays open. (`serve` starts with
+#: `EXPLICIT_MODE` alone and loads the served versions itself: `server.served_loads`.)
 EXPLICIT_ARGS = ("--model-control-mode=explicit", "--load-model=*")
+EXPLICIT_MODE = EXPLICIT_ARGS[:1]
 #: Latency quantiles per model on the metrics endpoint (read by `python -m ugt_ensemble stats`).
 METRICS_ARGS = ("--metrics-config=summary_latencies=true",)
 
 
-def server_args(explicit: bool = True, shm_prefix: str | None = None) -> tuple[str, ...]:
-    """The tritonserver arguments of a served repository (model control, metrics, shared-memory prefix)."""
+def server_args(explicit: bool = True, shm_prefix: str | None = None, load_all: bool = True) -> tuple[str, ...]:
+    """The tritonserver arguments of a served repository (model control, metrics, shared-memory prefix); explicit
+    mode loads every model at start unless `load_all` is False (then the caller loads them)."""
     prefix = shm_prefix_args(shm_prefix) if shm_prefix else ()
-    return (EXPLICIT_ARGS if explicit else ()) + METRICS_ARGS + prefix
+    control = (EXPLICIT_ARGS if load_all else EXPLICIT_MODE) if explicit else ()
+    return control + METRICS_ARGS + prefix
 
 
 class ServingContext:
@@ -52,6 +58,8 @@ class ServingContext:
         self.server, self.ensemble = server, ensemble
         self.watch_interval_s, self.shm_prefix = watch_interval_s, shm_prefix
         self.heal_timeout_s = heal_timeout_s
+        #: Models `start` loads through the API and waits for (explicit mode: `served_loads.load_repository`).
+        self.load_models: tuple[str, ...] | None = None
         self.watchdog: Watchdog | None = None
         #: What each `stop` removed after the server (one entry per stop of a started server).
         self.cleanups: list[Cleanup] = []
@@ -78,12 +86,15 @@ class ServingContext:
 
         ensemble = ensemble or ensemble_name(Path(repository))
         prefix = new_shm_prefix()
-        args = server_args(explicit, prefix)
+        args = server_args(explicit, prefix, load_all=False)
         ready = list(ready_models) or [ensemble]
         server = TritonServer(
-            repository, ports, host, ready, startup_timeout_s, log_path, args, operator_key=operator_key
-        )
-        return cls(server, ensemble, watch_interval_s if explicit else 0.0, prefix, heal_timeout_s)
+            repository, ports, host, [] if explicit else ready, startup_timeout_s, log_path, args,
+            operator_key=operator_key,
+        )  # fmt: skip
+        context = cls(server, ensemble, watch_interval_s if explicit else 0.0, prefix, heal_timeout_s)
+        context.load_models = tuple(ready) if explicit else None
+        return context
 
     @property
     def grpc_url(self) -> str:
@@ -99,6 +110,8 @@ class ServingContext:
 
         A failed start or probe raises and leaves the server to `stop`."""
         self.server.start()
+        if self.load_models is not None:
+            self.load_served()
         self.probe()
         if self.watch_interval_s > 0:
             self.watchdog = Watchdog(
@@ -111,6 +124,15 @@ class ServingContext:
                 load_timeout_s=self.heal_timeout_s,
             ).start()
         return self
+
+    def load_served(self) -> None:
+        """Load the repository's models (the steps with the versions an ensemble serves), then wait for the ready
+        models; ServerError naming a model that failed to load."""
+        from ugt_ensemble.server.served_loads import load_repository
+
+        headers = self.server.grpc_operator_headers()
+        load_repository(self.server.grpc_url, self.server.model_repository, headers, self.server.startup_timeout_s)
+        self.server.wait_ready(self.load_models or ())
 
     def probe(self, attempts: int = 3) -> None:
         """A real inference through the ensemble; ServerError if it fails `attempts` times, 1 s apart."""

@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from ugt_ensemble.errors import ServerError
 from ugt_ensemble.server.locate import TritonInstall, locate_tritonserver, wheel_backend_dir
@@ -150,9 +151,14 @@ class TritonServer:
             raise
         return self
 
-    def _wait_ready(self) -> None:
+    def wait_ready(self, models: Sequence[str]) -> None:
+        """Wait until the server and `models` are ready (up to `startup_timeout_s`); ServerError with the log's tail."""
+        self._wait_ready(models)
+
+    def _wait_ready(self, models: Sequence[str] | None = None) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
-        paths = ["/v2/health/ready", *(f"/v2/models/{m}/ready" for m in self.ready_models)]
+        ready = self.ready_models if models is None else models
+        paths = ["/v2/health/ready", *(f"/v2/models/{m}/ready" for m in ready)]
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 code = None if self.process is None else self.process.returncode

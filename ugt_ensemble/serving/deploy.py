@@ -32,6 +32,7 @@ from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.contract import CATALOG_DIR
 from ugt_ensemble.serving.data_version import data_version_titles, serves_data_only, stage_data_version
 from ugt_ensemble.serving.set_changes import check_set_changes
+from ugt_ensemble.serving.unchanged import refuse_unchanged
 from ugt_ensemble.serving.version_sets import RECORD_KEY, ItemSetSources, split_changes
 from ugt_ensemble.serving.versions import VersionedRepository
 from ugt_ensemble.serving.write_failure import write_failure
@@ -46,6 +47,7 @@ def add_version(
     number: int | None = None,
     progress: StepProgress | None = None,
     allow_set_changes: bool = False,
+    allow_unchanged: bool = True,
 ) -> int:
     """Build and write version `number` (default: the next) of `repository`; returns it.
 
@@ -54,7 +56,9 @@ def add_version(
     catalog or new sets for a model that reads its constraint data at run time build only that data.
     The new version is written, listed in the steps' version policies and recorded in the manifest, not
     yet served: `VersionedRepository.pin` (or `serving.rollout`) switches the ensemble to it. A version that
-    would drop an item set the served one serves is refused (`serving.set_changes`) unless `allow_set_changes`.
+    would drop an item set the served one serves is refused (`serving.set_changes`) unless `allow_set_changes`;
+    one identical to the served version raises `serving.unchanged.UnchangedVersion` unless `allow_unchanged`
+    (`Rollout.deploy`, behind `deploy`, refuses it).
     """
     repo = VersionedRepository(repository)
     number = number or max(repo.numbers()) + 1
@@ -66,8 +70,10 @@ def add_version(
     progress = progress or StepProgress.silent()
     try:
         if not changes and (catalog_path is not None or set_changes) and serves_data_only(repo):
-            return _add_data_version(repo, catalog_path, sets, number, progress, allow_set_changes)
-        return _add_full_version(repo, changes, catalog_path, sets, number, progress, allow_set_changes)
+            return _add_data_version(repo, catalog_path, sets, number, progress, allow_set_changes, allow_unchanged)
+        return _add_full_version(
+            repo, changes, catalog_path, sets, number, progress, allow_set_changes, allow_unchanged
+        )
     except OSError as exc:
         if isinstance(exc, UgtEnsembleError):  # e.g. MissingFileError: worded already
             raise
@@ -76,7 +82,7 @@ def add_version(
 
 def _add_full_version(
     repo: VersionedRepository, changes: dict[str, Any], catalog_path: Path | None, sets: ItemSetSources, number: int,
-    progress: StepProgress, allow_set_changes: bool,
+    progress: StepProgress, allow_set_changes: bool, allow_unchanged: bool,
 ) -> int:  # fmt: skip
     """A new model (or a model that holds the catalog's tables): the checked pipeline of `build`, then as
     `add_version`."""
@@ -93,6 +99,8 @@ def _add_full_version(
             write_version_files(staging, config, prepared.data, number)
         with steps():
             _check_same_configs(repo.path, config)
+            if not allow_unchanged:
+                refuse_unchanged(repo, staging, number, sets)
         catalog = prepared.catalog
         record = {"source": catalog.source, "items": len(catalog), "fingerprint": catalog.fingerprint()}
         extra = {RECORD_KEY: sets.as_record(new_names)}
@@ -106,7 +114,7 @@ def _add_full_version(
 
 def _add_data_version(
     repo: VersionedRepository, catalog_path: Path | None, sets: ItemSetSources, number: int, progress: StepProgress,
-    allow_set_changes: bool,
+    allow_set_changes: bool, allow_unchanged: bool,
 ) -> int:  # fmt: skip
     """A new catalog and/or new item sets for the served model: data only (`serving.data_version`), then as
     `add_version`."""
@@ -123,6 +131,8 @@ def _add_data_version(
         }  # fmt: skip
         with progress.step("Checking the configs and moving the version in"):
             _check_same_configs(repo.path, config)
+            if not allow_unchanged:
+                refuse_unchanged(repo, staging, number, sets)
             _commit(repo, staging, number, lambda files: repo.record(number, source, catalog, files, model, extra))
     finally:
         shutil.rmtree(staging, ignore_errors=True)

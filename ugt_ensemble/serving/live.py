@@ -15,6 +15,8 @@ from pathlib import Path
 
 from ugt_ensemble.errors import ConfigError, ServerError
 from ugt_ensemble.server.operator_key import OperatorKey, load_operator_key
+from ugt_ensemble.server.served_loads import load_steps
+from ugt_ensemble.serving.versions import VersionedRepository
 
 #: Seconds a version operation waits for one model to load (build-time warm-up included).
 LOAD_TIMEOUT_S = 300.0
@@ -59,6 +61,24 @@ class LiveServer:
                     raise ServerError(f"{self.url}: loading {model} failed: {_explain(exc)}") from None
                 if not client.is_model_ready(model, client_timeout=CALL_TIMEOUT_S):
                     raise ServerError(f"{self.url}: {model} is not ready after loading it")
+
+    def load_steps(self, repo: VersionedRepository, versions: list[int] | None) -> None:
+        """Load `repo`'s steps with `versions` loaded (None: as their files say; `served_loads.load_steps`)."""
+        load_steps(self.url, repo.path, repo.steps, versions, self.headers, self.load_timeout_s)
+
+    def ready_versions(self, steps: tuple[str, ...]) -> set[int]:
+        """The versions every one of `steps` has READY on the server now."""
+        import tritonclient.grpc as grpcclient
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            with grpcclient.InferenceServerClient(self.url) as client:
+                index = client.get_model_repository_index(headers=self.headers, client_timeout=CALL_TIMEOUT_S).models
+        except InferenceServerException as exc:
+            raise ServerError(f"{self.url}: cannot read its repository index: {_explain(exc)}") from None
+        ready = [{int(m.version) for m in index if m.name == s and m.state == "READY" and m.version.isdigit()}
+                 for s in steps]  # fmt: skip
+        return set.intersection(*ready) if ready else set()
 
     def served_versions(self, steps: tuple[str, ...]) -> dict[int, list[str]]:
         """{version of `steps`: [ready ensembles that serve it]}, as the server reports it now."""

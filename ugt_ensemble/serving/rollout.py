@@ -23,12 +23,14 @@ import logging
 from pathlib import Path
 from typing import Any, Iterator
 
-from ugt_ensemble.errors import ConfigError, UgtEnsembleError
+from ugt_ensemble.errors import ConfigError, ServerError, UgtEnsembleError
 from ugt_ensemble.progress import StepProgress
 from ugt_ensemble.repository.lock import DEFAULT_TIMEOUT_S, RepositoryLock
+from ugt_ensemble.server import served_loads
 from ugt_ensemble.server.operator_key import OperatorKey
 from ugt_ensemble.serving.deploy import add_version
 from ugt_ensemble.serving.live import LiveServer, resolve_operator_key
+from ugt_ensemble.serving.unchanged import UnchangedVersion
 from ugt_ensemble.serving.variants import add_variant
 from ugt_ensemble.serving.versions import VersionedRepository
 from ugt_ensemble.serving.write_failure import write_failure
@@ -55,21 +57,32 @@ class Rollout:
         self.lock_waited_s = 0.0
         #: After `cleanup`: the versions it kept because an ensemble serves them, and which.
         self.kept_for: dict[int, list[str]] = {}
+        #: After a `deploy` that changed nothing: why no version was made (None otherwise).
+        self.unchanged: str | None = None
 
     def deploy(
         self, changes: dict[str, Any], catalog_path: Path | None = None, switch: bool = True,
         number: int | None = None, progress: StepProgress | None = None, allow_set_changes: bool = False,
     ) -> int:  # fmt: skip
         """Build version N and (with `switch`) serve it; returns N. A version that would drop an item set the
-        served one serves is refused (`serving.set_changes.SetChangeError`) unless `allow_set_changes`."""
+        served one serves is refused (`serving.set_changes.SetChangeError`) unless `allow_set_changes`. One that
+        would be the served version again is not made: the served version's number is returned and `unchanged`
+        says why."""
         with self.locked("deploy"):
             try:
                 self._pin_explicitly()
             except OSError as exc:  # a full disk: the configs are written atomically, so none changed
                 raise write_failure(self.repo, None, exc) from None
-            number = add_version(self.repo.path, changes, catalog_path, number, progress, allow_set_changes)
+            try:
+                number = add_version(
+                    self.repo.path, changes, catalog_path, number, progress, allow_set_changes, allow_unchanged=False
+                )
+            except UnchangedVersion as same:
+                LOGGER.info("%s: %s", self.repo.path, same)
+                self.unchanged = str(same)
+                return same.served
             self.repo = VersionedRepository(self.repo.path)
-            self.load(*self.repo.steps)
+            self.load_steps(number)
             if switch:
                 self.switch(number)
             return number
@@ -84,6 +97,7 @@ class Rollout:
                 )
             previous = self.repo.pinned()
             history = history or [*self.repo.served_history(), version]
+            self.ensure_loaded(version)
             self.repo.pin(version)
             try:
                 self.load(self.repo.ensemble)
@@ -137,7 +151,7 @@ class Rollout:
             removed = [v for v in numbers if v not in kept]
             if removed:
                 self.repo.keep_loaded(kept)
-                self.load(*self.repo.steps)
+                self.load_steps(*(self.server.ready_versions(self.repo.steps) if self.server else ()))
                 for version in removed:
                     self.repo.remove(version)
             return removed
@@ -147,6 +161,7 @@ class Rollout:
         with self.locked("variant"):
             path = add_variant(self.repo.path, name, version)
             self.repo = VersionedRepository(self.repo.path)
+            self.ensure_loaded(version)
             self.load(name)
             return path
 
@@ -175,12 +190,32 @@ class Rollout:
         self.repo.pin(served)
         self.load(self.repo.ensemble)
         self.repo.keep_loaded([served])
-        self.load(*self.repo.steps)
+        self.load_steps()
 
     def load(self, *models: str) -> None:
         """Load `models` on the server (nothing without a URL)."""
         if self.server is not None:
             self.server.load(*models)
+
+    def load_steps(self, *extra: int) -> None:
+        """Load the steps on the server (nothing without a URL) with the versions an ensemble serves, in the files
+        or on the server, and `extra` (`served_loads`): a version no ensemble serves any more is unloaded."""
+        if self.server is not None:
+            on_server = self.server.served_versions(self.repo.steps)
+            self.server.load_steps(self.repo, served_loads.step_versions(self.repo.path, {*on_server, *extra}))
+
+    def ensure_loaded(self, version: int) -> None:
+        """Load `version` of the steps if the server has it not ready (e.g. a restarted `serve` loads only the
+        served versions), keeping those an ensemble serves."""
+        if self.server is None:
+            return
+        try:
+            ready = self.server.ready_versions(self.repo.steps)
+        except ServerError as exc:  # an unreachable server: the ensemble's load says so, and the pin goes back
+            LOGGER.debug("cannot tell which versions %s has loaded: %s", self.url, exc)
+            return
+        if version not in ready:
+            self.load_steps(version)
 
 
 class ModelVersionManager:
