@@ -7,8 +7,10 @@ from a full one, and a stub restart leaves no trace in them: the steps count the
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -34,6 +36,28 @@ _FAMILIES = {
 }
 
 
+LOGGER = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _never_raises(method: F) -> F:
+    """A metric is never worth a request: a failure to count is logged (once per method) and ignored (`traffic`
+    then says no request is a probe)."""
+    failed: list[bool] = []
+
+    @functools.wraps(method)
+    def counted(self: StepMetrics, requests: Sequence, *args: Any) -> Any:
+        try:
+            return method(self, requests, *args)
+        except Exception as exc:  # noqa: BLE001
+            if not failed:
+                failed.append(True)
+                LOGGER.warning("ugt metrics: %s failed (%s); not counted", method.__name__, exc)
+            return [False] * len(requests) if method.__name__ == "traffic" else None
+
+    return counted  # type: ignore[return-value]
+
+
 class StepMetrics:
     """The metrics of one step instance; create it first thing in `initialize(args)` (it counts the start)."""
 
@@ -44,6 +68,7 @@ class StepMetrics:
         self._metric(names.STEP_STARTS).increment(1)
         self._metric(names.STEP_START_TIME).set(time.time())
 
+    @_never_raises
     def traffic(self, requests: Sequence) -> list[bool]:
         """Count the requests of one execute() as user or probe traffic; whether each is a probe."""
         probes = [names.is_probe(_parameters(request)) for request in requests]
@@ -51,6 +76,7 @@ class StepMetrics:
             self._metric(names.REQUESTS, traffic=kind).increment(count)  # 0 too: the series exist from the start
         return probes
 
+    @_never_raises
     def rules(self, request: Any, rules: Iterable[RuleRequest], default_exclude_history: bool) -> None:
         """Count the rules of a user request's rows (a probe's are not counted; exclude_history as applied: the
         request's or the repository's default)."""
@@ -65,15 +91,20 @@ class StepMetrics:
         for rule, count in used.items():
             self._metric(names.RULE_REQUESTS, rule=rule).increment(count)
 
+    @_never_raises
     def answers(self, outcomes: Sequence[Outcome], probes: Sequence[bool]) -> None:
         """Count the answered rows of user requests, and those holding padding (fewer than K items)."""
-        rows = [o.outputs[ITEM_IDS] for o, probe in zip(outcomes, probes) if o.outputs is not None and not probe]
-        if not rows:
-            return
-        ids = np.concatenate([r.reshape(len(r), -1) for r in rows])
-        self._metric(names.ANSWERS).increment(len(ids))
-        self._metric(names.SHORT_ANSWERS).increment(int((ids == PAD_ITEM_ID).any(axis=1).sum()))
+        answers = short = 0
+        for outcome, probe in zip(outcomes, probes):
+            ids = None if outcome.outputs is None or probe else np.asarray(outcome.outputs[ITEM_IDS])
+            if ids is not None and ids.ndim >= 1 and len(ids):
+                answers += len(ids)
+                short += int((ids.reshape(len(ids), -1) == PAD_ITEM_ID).any(axis=1).sum())
+        if answers:
+            self._metric(names.ANSWERS).increment(answers)
+            self._metric(names.SHORT_ANSWERS).increment(short)
 
+    @_never_raises
     def catalog(self, items: int, fingerprint: str) -> None:
         """Publish the served catalog's size and fingerprint (the version is the step's own label)."""
         self._metric(names.CATALOG_ITEMS, fingerprint=fingerprint).set(items)
