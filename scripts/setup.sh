@@ -27,6 +27,9 @@ echo "Installing $TORCH_SPEC (CPU), ugt-ensemble[serve,bench,test,analyze] and u
 pip install "$TORCH_SPEC"
 pip install -e ".[serve,bench,test,analyze]"
 pip install -e dev/  # after the product, which it depends on
+# MovieLens-100k, the real data of tests/integration/test_train_real_data.py, ships inside the recbole wheel (2 MB);
+# only that file is read (recbole is never imported), so none of its dependencies (ray, numpy 2, ...) is installed.
+pip install --no-deps "recbole==1.2.1"
 python -c "import torch, onnxruntime, tritonclient.grpc, pytriton, model_analyzer, ugt_ensemble_dev.bench.cli" \
   || { echo "setup failed: a required package did not install (see the pip output above)" >&2; exit 1; }
 

@@ -4,7 +4,8 @@
 # Usage (from the repository root, after scripts/setup.sh and `. .venv/bin/activate`):
 #   bash examples/train_your_own/run.sh [WORKDIR [INTERACTIONS.csv ITEMS.csv]]
 # Without the two files it makes a small synthetic pair (make_data.py). TRAIN_ARGS passes options to
-# train.py, e.g. TRAIN_ARGS="--epochs 5 --max-seq-length 100".
+# train.py, e.g. TRAIN_ARGS="--epochs 5 --max-seq-length 100 --event-map addtocart=cart", and BUILD_ARGS to
+# build, e.g. BUILD_ARGS="--set-column in_stock --set-column category" (the catalog's item-set columns).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 work="$(mkdir -p "${1:-$(mktemp -d)}" && cd "${1:-.}" && pwd)"
@@ -18,5 +19,5 @@ fi
 max_length=$("$python" -c "import sys; a=sys.argv[1:]; print(a[a.index('--max-seq-length')+1] if '--max-seq-length' in a else 64)" ${TRAIN_ARGS:-})
 (cd "$here" && "$python" train.py --interactions "$interactions" --catalog "$items" --out "$work" ${TRAIN_ARGS:-})
 "$python" -m ugt_ensemble build --model "$work/model.pt2" --catalog "$items" --max-seq-length "$max_length" \
-  --output-dir "$work/repository" --target-server cpu-wheel
+  --output-dir "$work/repository" --target-server cpu-wheel ${BUILD_ARGS:-}
 bash "$here/../serve_and_query.sh" "$work"

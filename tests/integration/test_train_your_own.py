@@ -4,10 +4,12 @@ Python API's benchmark() loads the repository it wrote with histories of its own
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ugt_ensemble import ExportConfig, ServingExporter, TritonConfig, TritonServer
@@ -56,3 +58,44 @@ def test_exporter_benchmark_uses_the_exporters_own_repository_and_catalog(tmp_pa
     assert "no repository" not in caplog.text  # was: "no repository at ensemble", and ids 1..10000
     assert sent and set(sent) <= set(catalog.item_ids.tolist())
     assert result["successful_requests"] == 20 and result["failed_requests"] == 0
+
+
+def shop_export(tmp_path) -> None:
+    """make_data.py's pair, rewritten as a shop exports it: ISO 8601 times and the shop's own event names."""
+    make = [sys.executable, str(EXAMPLE / "make_data.py"), "--out", str(tmp_path), "--users", "120"]
+    subprocess.run(make, check=True, capture_output=True)
+    names = ("detail", "detail", "detail", "addtocart", "transaction")
+    with (tmp_path / "interactions.csv").open() as source, (tmp_path / "events.csv").open("w") as out:
+        out.write("visitorid,itemid,timestamp,event\n")
+        for n, line in enumerate(source.read().splitlines()[1:]):
+            user, item, stamp = line.split(",")
+            moment = datetime.fromtimestamp(int(stamp), timezone.utc).isoformat().replace("+00:00", "Z")
+            out.write(f"{user},{item},{moment},{names[n % len(names)]}\n")
+
+
+def train(tmp_path, *options: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "train.py", "--interactions", str(tmp_path / "events.csv"), "--catalog",
+               str(tmp_path / "items.csv"), "--out", str(tmp_path / "out"), "--epochs", "1", "--max-seq-length", "16",
+               "--user-column", "visitorid", "--item-column", "itemid", "--event-column", "event",
+               *options]  # fmt: skip
+    return subprocess.run(command, cwd=EXAMPLE, capture_output=True, text=True, timeout=600)
+
+
+def test_a_shop_export_with_iso_times_and_its_own_event_names_trains_with_those_types(tmp_path):
+    shop_export(tmp_path)  # this export stopped train.py with "ValueError: could not convert string to float"
+    done = train(tmp_path, "--event-map", "detail=view,addtocart=cart,transaction=purchase")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "event types: view 1440, click 0, cart 480, purchase 480" in done.stdout  # was: every event a view
+    assert "popularity: recall@10" in done.stdout and "model: recall@10" in done.stdout
+    first = json.loads((tmp_path / "out" / "histories.jsonl").read_text().splitlines()[0])
+    assert {event["type"] for event in first} == {"view", "cart", "purchase"}
+
+
+def test_an_unmapped_event_name_is_refused_naming_the_file_line_and_column(tmp_path):
+    shop_export(tmp_path)
+    done = train(tmp_path, "--event-map", "detail=view,transaction=purchase")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert (
+        f"error: interactions {tmp_path / 'events.csv'}: 1 invalid row(s):\n  line 5, column 'event': event "
+        "type 'addtocart' is not mapped (480 event(s)); map it with --event-map 'addtocart=view'" in done.stderr
+    )
