@@ -46,7 +46,7 @@ from ugt_ensemble.server.data_watch import DataWatch
 from ugt_ensemble.server.deadlines import DeadlineClient, LoadDeadlines, is_deadline
 from ugt_ensemble.server.probe import EmptyAnswerError, ProbeContent, served_counts
 from ugt_ensemble.server.restore import ACTIVE_STATES, expected_models, reload_with_new_stub, unloaded
-from ugt_ensemble.server.stubs import stubs_of
+from ugt_ensemble.server.served_models import index_names, missing_stubs, python_models
 
 LOGGER = logging.getLogger(__name__)
 _UNHEALTHY = re.compile(r"Stub process '(.+?)_\d+_\d+' is not healthy")
@@ -288,46 +288,13 @@ class Watchdog:
             raise
 
     def _missing_stubs(self) -> dict[str, int]:
-        running: dict[tuple[str, str], int] = {}
-        for stub in stubs_of(self.server_pid):
-            running[(stub.model, stub.version)] = running.get((stub.model, stub.version), 0) + 1
-        missing = {}
         with self._client() as client:
-            for model, count in self._python_instances(client).items():
-                for version in self._loaded_versions(client, model, self.headers):
-                    short = count - running.get((model, version), 0)
-                    if short > 0:
-                        missing[model] = missing.get(model, 0) + short
-        return missing
+            return missing_stubs(client, self.headers, self.server_pid)
 
-    def _python_instances(self, client) -> dict[str, int]:  # noqa: ANN001 - tritonclient's client
-        """Python-backend model -> stub processes per loaded version (its instance count)."""
-        counts = {}
-        for model in self._python_models(client):
-            config = client.get_model_config(model, as_json=True, headers=self.headers)["config"]
-            counts[model] = sum(int(g.get("count", 1)) for g in config.get("instance_group", [])) or 1
-        return counts
+    def _python_models(self) -> list[str]:
+        with self._client() as client:
+            return python_models(client, self.headers)
 
-    def _python_models(self, client=None) -> list[str]:  # noqa: ANN001
-        if client is None:
-            with self._client() as own:
-                return self._python_models(own)
-        names = self._index_names(("READY",), client)
-        return [
-            name
-            for name in names
-            if client.get_model_config(name, as_json=True, headers=self.headers)["config"].get("backend") == "python"
-        ]
-
-    def _index_names(self, states: tuple[str, ...], client=None) -> list[str]:  # noqa: ANN001
-        """Names of the models that the repository index lists with a version in one of `states`."""
-        if client is None:
-            with self._client() as own:
-                return self._index_names(states, own)
-        index = client.get_model_repository_index(as_json=True, headers=self.headers).get("models", [])
-        return sorted({m["name"] for m in index if m.get("state") in states})
-
-    @staticmethod
-    def _loaded_versions(client, model: str, headers: dict[str, str]) -> list[str]:  # noqa: ANN001
-        index = client.get_model_repository_index(as_json=True, headers=headers).get("models", [])
-        return sorted({m.get("version", "") for m in index if m["name"] == model and m.get("state") == "READY"} - {""})
+    def _index_names(self, states: tuple[str, ...]) -> list[str]:
+        with self._client() as client:
+            return index_names(client, self.headers, states)
