@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 
-from ugt_ensemble.server.context import EXPLICIT_ARGS, METRICS_ARGS, ServingContext, server_args
+from ugt_ensemble.server.context import EXPLICIT_ARGS, EXPLICIT_MODE, METRICS_ARGS, ServingContext, server_args
 from ugt_ensemble.server.orphans import shm_prefix_args
 
 
 def test_a_served_repository_gets_explicit_control_metrics_and_its_own_shm_prefix(tmp_path):
     context = ServingContext.create(tmp_path, "recommend", watch_interval_s=0.5)
     command = context.server.command()
-    expected = EXPLICIT_ARGS + METRICS_ARGS + shm_prefix_args(context.shm_prefix)  # type: ignore[arg-type]
-    assert command[-len(expected) :] == list(expected)
-    assert context.server.ready_models == ("recommend",) and context.watch_interval_s == 0.5
+    # explicit control without --load-model=*: `start` loads the served versions itself, then the ensemble
+    expected = EXPLICIT_MODE + METRICS_ARGS + shm_prefix_args(context.shm_prefix)  # type: ignore[arg-type]
+    assert command[-len(expected) :] == list(expected) and "--load-model=*" not in command
+    assert context.load_models == ("recommend",) and context.watch_interval_s == 0.5
     assert context.shm_prefix != ServingContext.create(tmp_path, "recommend").shm_prefix  # one per server
 
 
@@ -28,5 +29,5 @@ def test_the_ensemble_comes_from_the_manifest_and_an_unstarted_context_stops_qui
     names = {"preprocess_name": "pre", "step_name": "step", "postprocess_name": "post"}
     (tmp_path / "ugt_build.json").write_text(json.dumps({"ensemble": "my_ensemble", "triton": names}))
     context = ServingContext.create(tmp_path)
-    assert context.ensemble == "my_ensemble" and context.server.ready_models == ("my_ensemble",)
+    assert context.ensemble == "my_ensemble" and context.load_models == ("my_ensemble",)
     assert context.stop() is None and context.cleanups == [] and context.pid is None
