@@ -46,9 +46,13 @@ def new_shm_prefix() -> str:
     return f"ugt_serve_{os.getpid()}_{secrets.token_hex(3)}_"
 
 
+#: The tritonserver flag that names the Python backend's regions (`PREFIX_FLAG + prefix`).
+PREFIX_FLAG = "--backend-config=python,shm-region-prefix-name="
+
+
 def shm_prefix_args(prefix: str) -> tuple[str]:
     """The tritonserver flag that names the Python backend's regions `<prefix><uuid>`."""
-    return (f"--backend-config=python,shm-region-prefix-name={prefix}",)
+    return (f"{PREFIX_FLAG}{prefix}",)
 
 
 def regions_with_prefix(prefix: str) -> list[str]:

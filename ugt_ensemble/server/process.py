@@ -29,6 +29,7 @@ from typing import Sequence
 from ugt_ensemble.errors import ServerError
 from ugt_ensemble.server.locate import TritonInstall, locate_tritonserver, wheel_backend_dir
 from ugt_ensemble.server.operator_key import OperatorKey
+from ugt_ensemble.server.orphans import PREFIX_FLAG, clean_up_after, new_shm_prefix, shm_prefix_args
 
 LOGGER = logging.getLogger(__name__)
 #: The temporary folder of a server (its backend directory, its default log): `<prefix><owner pid>-<random>`.
@@ -83,6 +84,14 @@ class TritonServer:
         self.ready_models = tuple(ready_models)
         self.startup_timeout_s = startup_timeout_s
         self.extra_args = tuple(extra_args)
+        #: The Python backend's region prefix: the caller's, else one of this server's own, so that leaving the
+        #: context removes whatever regions and stubs a fault left (tests kill stubs on purpose).
+        self.shm_prefix = next(
+            (a.removeprefix(PREFIX_FLAG) for a in self.extra_args if a.startswith(PREFIX_FLAG)), None
+        )
+        if self.shm_prefix is None:
+            self.shm_prefix = new_shm_prefix()
+            self.extra_args += shm_prefix_args(self.shm_prefix)
         self.install = install or locate_tritonserver()
         self._workdir = tempfile.TemporaryDirectory(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
         self.log_path = Path(log_path) if log_path else Path(self._workdir.name) / "tritonserver.log"
@@ -200,6 +209,8 @@ class TritonServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+        if self.process is not None:
+            clean_up_after(self.process.pid, self.shm_prefix)
         self._workdir.cleanup()
 
 
