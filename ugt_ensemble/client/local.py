@@ -93,6 +93,6 @@ class LocalPipeline:
             else:
                 codes, scores = self.model(*(torch.from_numpy(packed[name]) for name in ENCODER_INPUTS))
         codes, scores = codes.numpy(), scores.numpy()
-        eligible = eligible_mask(codes, {name: rules[name] for name in RULE_NAMES}, self.data)
+        eligible = lambda positions: eligible_mask(positions, rules, self.data)  # noqa: E731 - one lookup of the codes
         decoded = decode_recommendations(codes, scores, self.index, eligible)
         return [decoded.rows(i, i + 1) for i in range(len(rows))]

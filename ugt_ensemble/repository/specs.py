@@ -97,8 +97,9 @@ def rule_tensors(config: BuildConfig, ragged: bool = False, optional: bool = Fal
 
 
 def preprocess_outputs(config: BuildConfig) -> tuple[TensorSpec, ...]:
-    """The six encoder tensors and the four rule tensors."""
-    return encoder_tensors() + rule_tensors(config)
+    """The six encoder tensors, and the four rule tensors when the model honours the rules in its search (they go
+    to the model step only)."""
+    return encoder_tensors() + (rule_tensors(config) if config.triton.model_step.rules_in_search else ())
 
 
 def model_step_inputs(config: BuildConfig, ragged: bool = False) -> tuple[TensorSpec, ...]:
@@ -111,12 +112,14 @@ def model_step_inputs(config: BuildConfig, ragged: bool = False) -> tuple[Tensor
 
 
 def postprocess_inputs(config: BuildConfig) -> tuple[TensorSpec, ...]:
-    """Model outputs, plus the rule tensors every answer is checked against."""
-    return model_outputs(config.export.num_recommendations) + rule_tensors(config, ragged=True)
+    """Model outputs, and the optional rule tensors a caller of postprocess alone may send to have each answer
+    checked against them (the ensemble sends none: its rules are the model step's, see `ensemble_steps`)."""
+    return model_outputs(config.export.num_recommendations) + rule_tensors(config, ragged=True, optional=True)
 
 
 def ensemble_steps(config: BuildConfig, versions: dict[str, int] | None = None) -> tuple[EnsembleStep, ...]:
-    """preprocess -> model step -> postprocess, with ensemble tensors named like model tensors.
+    """preprocess -> model step -> postprocess, with ensemble tensors named like model tensors. The rule tensors
+    go from preprocess to a model step that honours them and nowhere else (a request pays for each tensor hop).
 
     `versions` pins a step's version (model name -> version); the others use the latest (-1).
     """
@@ -125,6 +128,6 @@ def ensemble_steps(config: BuildConfig, versions: dict[str, int] | None = None) 
     steps = (
         (t.preprocess_name, same((HISTORY_INPUT,)), same(preprocess_outputs(config))),
         (t.step_name, same(model_step_inputs(config)), same(model_outputs(k))),
-        (t.postprocess_name, same(postprocess_inputs(config)), same(recommendation_outputs(k))),
+        (t.postprocess_name, same(model_outputs(k)), same(recommendation_outputs(k))),
     )
     return tuple(EnsembleStep(name, inputs, outputs, pins.get(name, -1)) for name, inputs, outputs in steps)

@@ -10,6 +10,7 @@ model returns.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -35,19 +36,24 @@ class Recommendations:
 
 
 def decode_recommendations(
-    codes: np.ndarray, scores: np.ndarray, index: CatalogIndex, eligible: np.ndarray | None = None
+    codes: np.ndarray,
+    scores: np.ndarray,
+    index: CatalogIndex,
+    eligible: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Recommendations:
-    """Map codes (n, R, 3) and scores (n, R) to items.
+    """Map codes (n, R, 3) and scores (n, R) to items, looking each code triple up once.
 
-    `eligible` (n, R) bool, when given, keeps only the slots it marks (the request's rules: see
-    `ugt_runtime.rules.eligible_mask`); a model that honours the rules in its search loses nothing here.
+    `eligible`, when given, keeps only the slots it marks: (n, R) bool, or a function of the slots' code-order
+    item positions (n, R; -1 for no catalog item) returning that mask (e.g. the request's rules:
+    `ugt_runtime.rules.eligible_mask`). A model that honours the rules in its search needs none.
     """
     codes = np.asarray(codes, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float32)
-    items = index.items_of(codes)
-    keep = items != PAD_ITEM_ID
+    positions = index.item_index_of(codes)
+    keep = positions >= 0
+    items = np.where(keep, index.items_by_code[positions], PAD_ITEM_ID)
     if eligible is not None:
-        keep &= eligible
+        keep &= eligible(positions) if callable(eligible) else eligible
     keep &= ~_repeats(items, scores, keep)
     return _compact(items, scores, codes, keep)
 

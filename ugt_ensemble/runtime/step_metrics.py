@@ -3,6 +3,10 @@
 
 Triton's per-model statistics cannot tell a health probe from a user, a rule from none, or a short answer
 from a full one, and a stub restart leaves no trace in them: the steps count these themselves.
+
+Every metric call is a round trip from the stub to the server, so a batch sends only the counts that are not
+zero, summed over its requests (a rule-free request at concurrency 1 costs one message per step, plus one for
+its answer); a series first appears at 0 when its family is first used.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ class StepMetrics:
         """Count the requests of one execute() as user or probe traffic; whether each is a probe."""
         probes = [names.is_probe(_parameters(request)) for request in requests]
         for kind, count in ((names.PROBE, sum(probes)), (names.USER, len(probes) - sum(probes))):
-            self._metric(names.REQUESTS, traffic=kind).increment(count)  # 0 too: the series exist from the start
+            self._count(names.REQUESTS, count, traffic=kind)
         return probes
 
     @_never_raises
@@ -89,7 +93,7 @@ class StepMetrics:
             history = default_exclude_history if rule.exclude_history is None else rule.exclude_history
             used["exclude_history"] += bool(history)
         for rule, count in used.items():
-            self._metric(names.RULE_REQUESTS, rule=rule).increment(count)
+            self._count(names.RULE_REQUESTS, count, rule=rule)
 
     @_never_raises
     def answers(self, outcomes: Sequence[Outcome], probes: Sequence[bool]) -> None:
@@ -101,13 +105,19 @@ class StepMetrics:
                 answers += len(ids)
                 short += int((ids.reshape(len(ids), -1) == PAD_ITEM_ID).any(axis=1).sum())
         if answers:
-            self._metric(names.ANSWERS).increment(answers)
-            self._metric(names.SHORT_ANSWERS).increment(short)
+            self._count(names.ANSWERS, answers)
+            self._count(names.SHORT_ANSWERS, short)
 
     @_never_raises
     def catalog(self, items: int, fingerprint: str) -> None:
         """Publish the served catalog's size and fingerprint (the version is the step's own label)."""
         self._metric(names.CATALOG_ITEMS, fingerprint=fingerprint).set(items)
+
+    def _count(self, name: str, count: int, **labels: str) -> None:
+        """Add `count` to a counter: a message to the server only when it is not 0 (the series is made either way)."""
+        metric = self._metric(name, **labels)
+        if count:
+            metric.increment(count)
 
     def _metric(self, name: str, **labels: str) -> Any:
         key = (name, tuple(sorted(labels.items())))

@@ -24,18 +24,26 @@ def version_dir(args: dict) -> Path:
     return Path(args["model_repository"]) / str(args["model_version"])
 
 
+def input_arrays(request: "pb_utils.InferenceRequest") -> dict[str, np.ndarray]:
+    """Every input a request sent, by name, as numpy (rows first), in one pass over `request.inputs()`
+    (`pb_utils.get_input_tensor_by_name` scans them again for each name)."""
+    return {tensor.name(): tensor.as_numpy() for tensor in request.inputs()}
+
+
+def required(arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """`arrays[name]` of `input_arrays`, or a `RequestError` naming the missing input."""
+    array = arrays.get(name)
+    if array is None:
+        raise RequestError(f"missing input {name}")
+    return array
+
+
 def input_array(request: "pb_utils.InferenceRequest", name: str) -> np.ndarray:
     """An input of a request as numpy, (rows, ...) with the batch dimension first."""
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     if tensor is None:
         raise RequestError(f"missing input {name}")
     return tensor.as_numpy()
-
-
-def optional_input_array(request: "pb_utils.InferenceRequest", name: str) -> np.ndarray | None:
-    """An optional input of a request as numpy, or None when the request does not send it."""
-    tensor = pb_utils.get_input_tensor_by_name(request, name)
-    return None if tensor is None else tensor.as_numpy()
 
 
 def triton_error(message: str, code: str) -> "pb_utils.TritonError":

@@ -76,7 +76,8 @@ class TritonPythonModel:
             answer = packed.rows(start, stop)
             # Each request's rule lists at its own width (never padded to another request's longer ones); at
             # most `rule_lists.request_list_limit(max_events)` entries a row, or `max_rule_list` (checked above).
-            rules = [r for _, r in request]
-            answer.update(pack_rules(rules, [h.item_ids for h, _ in request], self.data, self.exclude_history))
+            if self.rules_in_search:  # else every request was refused rules, and the model step takes none
+                rules = [r for _, r in request]
+                answer.update(pack_rules(rules, [h.item_ids for h, _ in request], self.data, self.exclude_history))
             answers.append(answer)
         return answers

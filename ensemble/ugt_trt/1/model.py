@@ -22,14 +22,7 @@ from ugt_runtime.parameters import ModelStepParameters
 from ugt_runtime.rule_lists import RuleListLimits, bound_rule_lists
 from ugt_runtime.rules import default_rules
 from ugt_runtime.step_metrics import StepMetrics
-from ugt_runtime.triton_io import (
-    FailureCounter,
-    input_array,
-    model_config,
-    optional_input_array,
-    to_responses,
-    version_dir,
-)
+from ugt_runtime.triton_io import FailureCounter, input_arrays, model_config, required, to_responses, version_dir
 
 
 class TritonPythonModel:
@@ -72,17 +65,17 @@ class TritonPythonModel:
             self.data.files.check()
 
     def _parse(self, request) -> dict[str, np.ndarray]:  # noqa: ANN001
-        tensors = {name: input_array(request, name) for name in ENCODER_INPUTS}
+        arrays = input_arrays(request)
+        tensors = {name: required(arrays, name) for name in ENCODER_INPUTS}
         check_encoder_inputs(tensors, self.limits)
         if self.data is None:
             return tensors
-        rules = {name: optional_input_array(request, name) for name in RULE_NAMES}
-        sent = [name for name, value in rules.items() if value is not None]
+        sent = [name for name in RULE_NAMES if name in arrays]
         if not sent:  # packed tensors alone: a request without rules
             return tensors
         if len(sent) < len(RULE_NAMES):
             raise RequestError(f"send all of the rule tensors {list(RULE_NAMES)} or none; got only {sent}")
-        tensors.update(rules)
+        tensors.update((name, arrays[name]) for name in RULE_NAMES)
         check_rule_inputs(tensors, self.data)
         return bound_rule_lists(tensors, self.list_limits)  # surplus padding trimmed, long lists refused
 
