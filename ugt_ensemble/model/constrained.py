@@ -171,14 +171,14 @@ class ConstrainedRecommender(nn.Module):
         child, valid = _children(code1, valid1, t.l2_offset, t.l2_count, self.c2)
         if rules is not None:
             valid = valid & _set_mask(t.set_pairs, rules.set, child)
-            valid = valid & ~_listed(rules.dead_pairs, code1, self.c2)
+            valid = valid & ~_listed(rules.dead_pairs, code1, valid1, self.c2)
         pair, code2, score2, parent, valid2 = self._keep(1, user, code1.unsqueeze(-1), child, valid, t.pair_l2, score1)
         prefix2 = torch.stack((torch.gather(code1, 1, parent), code2), dim=-1)
 
         child, valid = _children(pair, valid2, t.l3_offset, t.l3_count, self.c3)
         if rules is not None:
             valid = valid & _set_mask(t.set_items, rules.set, child)
-            valid = valid & ~_listed(rules.removed_items, pair, self.c3)
+            valid = valid & ~_listed(rules.removed_items, pair, valid2, self.c3)
         _, code3, score3, parent, valid3 = self._keep(2, user, prefix2, child, valid, t.item_l3, score2)
         chosen = _gather_rows(prefix2, parent)
         return self._finalise(torch.cat((chosen, code3.unsqueeze(-1)), dim=-1), score3, valid3)
@@ -232,15 +232,24 @@ def _set_mask(members: torch.Tensor, item_set: torch.Tensor, child: torch.Tensor
     return members.flatten()[flat]
 
 
-def _listed(entries: torch.Tensor, parent: torch.Tensor, width: int) -> torch.Tensor:
-    """entries (B, E, 2) of (parent, slot), parent (B, K) -> (B, K, width) bool: slot listed under the beam's
-    parent. Unmatched entries (padding, other parents, out-of-range slots) land in a spare column."""
-    slot = entries[..., 1].unsqueeze(1)
-    hit = (entries[..., 0].unsqueeze(1) == parent.unsqueeze(-1)) & (slot >= 0) & (slot < width)
-    index = torch.where(hit, slot, width)
-    marks = torch.zeros((*index.shape[:2], width + 1), dtype=torch.int32, device=index.device)
-    marks = torch.scatter(marks, 2, index, torch.ones_like(index, dtype=torch.int32))
-    return marks[..., :width] > 0
+def _listed(entries: torch.Tensor, parent: torch.Tensor, live: torch.Tensor, width: int) -> torch.Tensor:
+    """entries (B, E, 2) of (parent, slot), parent and live (B, K) -> (B, K, width) bool: slot listed under the beam's
+    parent. Live beams hold distinct parents (distinct level-1 codes, or distinct children of them), so each entry
+    belongs to at most one beam: it is matched to its beam once, then marks one cell, and the work beside the match
+    is per entry, not per (beam, entry). Unmatched entries (padding, other parents, out-of-range slots, beams that
+    are not live) land in a spare cell."""
+    batch, beams = parent.shape
+    slot = entries[..., 1]
+    owner = torch.where((slot >= 0) & (slot < width), entries[..., 0], -2)  # padding (-1) and bad slots match nothing
+    key = torch.where(live, parent, -3)
+    match = (owner.unsqueeze(-1) == key.unsqueeze(1)).to(torch.int32)  # (B, E, K)
+    ranks = torch.arange(1, beams + 1, dtype=torch.int32, device=parent.device)
+    beam = (match * ranks).amax(dim=-1).to(torch.int64)  # (B, E): 1 + the entry's beam, 0 for none
+    spare = beams * (width + 1)
+    index = torch.where(beam > 0, (beam - 1) * (width + 1) + slot, spare)
+    marks = torch.zeros((batch, spare + 1), dtype=torch.int32, device=parent.device)
+    marks = torch.scatter(marks, 1, index, torch.ones_like(index, dtype=torch.int32))
+    return marks[:, :spare].reshape(batch, beams, width + 1)[..., :width] > 0
 
 
 def expand_beams(user: torch.Tensor, beams: int) -> torch.Tensor:
