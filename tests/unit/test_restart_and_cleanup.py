@@ -190,8 +190,8 @@ def test_tritonserver_is_killed_when_its_parent_dies():
         "signal.signal(signal.SIGINT, signal.SIG_IGN); print('ignoring', flush=True); time.sleep(600)"
     )
     code = (
-        "import subprocess, sys, time; from ugt_ensemble.server.process import _die_with_parent; "
-        f"child = subprocess.Popen([sys.executable, '-c', {child_code!r}], preexec_fn=_die_with_parent); "
+        "import subprocess, sys, time; from ugt_ensemble.server.process import die_with_parent; "
+        f"child = subprocess.Popen([sys.executable, '-c', {child_code!r}], preexec_fn=die_with_parent); "
         "print(child.pid, flush=True); time.sleep(600)"
     )
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

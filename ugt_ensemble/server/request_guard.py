@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import os
 import signal
 import socket
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ugt_ensemble.errors import ServerError
-from ugt_ensemble.server.process import Ports
+from ugt_ensemble.server.process import Ports, die_with_parent
 
 #: The default bound on one request: 64 histories of 1 MiB (preprocess's own limit) and their framing.
 DEFAULT_MAX_REQUEST_BYTES = 65 << 20
@@ -83,7 +82,7 @@ class RequestGuard:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to Popen
         try:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
             )
         finally:
             if log is not subprocess.DEVNULL:
@@ -120,14 +119,6 @@ def _accepts(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGKILL when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 async def run_guard(plan: GuardPlan) -> None:

@@ -1,7 +1,7 @@
 """What dead `serve` processes left, and its removal when a new `serve` starts.
 
 A `serve` killed with SIGKILL (or a container stopped so) cannot clean up: its tritonserver dies with it
-(`process._die_with_parent`), but the Python backend's shared-memory regions stay in /dev/shm (measured:
+(`process.die_with_parent`), but the Python backend's shared-memory regions stay in /dev/shm (measured:
 3-16 `ugt_serve_<pid>_*` regions; on Kubernetes the /dev/shm emptyDir outlives container restarts), a stub
 that was stopped or hung stays alive holding its region, and the server's temporary folder
 (`ugt-triton-<pid>-*`) stays in the temp dir. Everything a serve makes carries its pid: regions are named

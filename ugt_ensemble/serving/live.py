@@ -48,12 +48,14 @@ class LiveServer:
         import tritonclient.grpc as grpcclient
         from tritonclient.utils import InferenceServerException
 
+        from ugt_ensemble.server.deadlines import is_deadline
+
         with grpcclient.InferenceServerClient(self.url) as client:
             for model in models:
                 try:
                     client.load_model(model, headers=self.headers, client_timeout=self.load_timeout_s)
                 except InferenceServerException as exc:
-                    if "deadline" in str(exc).lower():
+                    if is_deadline(exc):
                         raise ServerError(
                             f"{self.url}: loading {model} did not finish within {self.load_timeout_s:g} s; the "
                             "server may be stuck on it (serve's watchdog restarts a server whose reload hangs)"
