@@ -2,7 +2,7 @@
 # Interleaved A/B of served repositories with perf_analyzer 2.51 (gRPC, the build's input data).
 # Usage: ab.sh ROUNDS LABEL=GRPC_PORT:TOOLS_DIR [LABEL=...]   (each repository already served, e.g. by
 #   python -m ugt_ensemble serve --model-repository DIR --grpc-port P --watch-interval 0 --no-request-guard)
-# Env: CASES (default "ens:1 ens:8 step:1 step:8"; kinds ens, rules, step), WINDOW_MS (2000).
+# Env: CASES (default "ens:1 ens:8 step:1 step:8"; kinds ens, rules, step), WINDOW_MS (2000), MAX_TRIALS (5).
 # Each round runs every case on every repository in turn, so host drift hits both sides alike.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,10 +29,10 @@ for round in $(seq 1 "$rounds"); do
       esac
       out=$(.venv/bin/perf_analyzer -m $model -u 127.0.0.1:$port -i grpc --input-data "$data" \
             --concurrency-range "$c" --measurement-interval "${WINDOW_MS:-2000}" --stability-percentage 50 \
-            --max-trials 3 --percentile=50 2>&1 || true)
-      tput=$(grep -m1 -o "Throughput: [0-9.]* infer/sec" <<<"$out" | tail -1)
-      p50=$(grep -o "p50 latency: [0-9]* usec" <<<"$out" | tail -1)
-      echo "round $round $label $kind c$c: $tput $p50"
+            --max-trials ${MAX_TRIALS:-5} --percentile=50 2>&1 || true)
+      tput=$(grep -o "Throughput: [0-9.]* infer/sec" <<<"$out" | tail -1 || true)
+      p50=$(grep -o "p50 latency: [0-9]* usec" <<<"$out" | tail -1 || true)
+      echo "round $round $label $kind c$c: ${tput:-unstable (no result in ${MAX_TRIALS:-5} windows)} $p50"
     done
   done
 done
