@@ -80,5 +80,8 @@ def _run_isolated(parsed: list[Any], run_batch: Callable[[list[Any]], list[Outpu
 
 def row_bounds(counts: Sequence[int]) -> list[tuple[int, int]]:
     """(start, stop) of each request's rows in a batch where request i holds `counts[i]` rows."""
-    stops = np.cumsum(counts, dtype=np.int64)
-    return list(zip(np.r_[0, stops[:-1]].tolist(), stops.tolist()))
+    bounds, start = [], 0
+    for count in counts:  # a few requests per batch: plain ints beat numpy's set-up here
+        bounds.append((start, start + int(count)))
+        start += int(count)
+    return bounds
