@@ -1,13 +1,15 @@
 """Data-only versions on a real server, for the reference UGT (it honours the rules in its search): a new catalog
 (items added and removed) and new item sets are deployed in seconds with no export (the new version's model.onnx
-is the served one, hard-linked), served right after the switch, removed items never after it; a version records
-its item sets, and a later catalog deploy keeps the served version's sets, not the build's.
+holds the served one's bytes, in a file of its own: the served version's files and stubs are left as they are),
+served right after the switch, removed items never after it; a version records its item sets, and a later catalog
+deploy keeps the served version's sets, not the build's.
 
 The tests share one server and repository and run in file order: version 2 is catalog B, version 3 changes the
 set "fresh" and drops "new" (CLI, no catalog: refused, then --allow-set-changes), version 4 is catalog C with
 version 3's sets.
 """
 
+import filecmp
 import json
 import os
 import subprocess
@@ -27,6 +29,7 @@ from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.server import TritonServer
 from ugt_ensemble.server.context import EXPLICIT_ARGS
+from ugt_ensemble.server.stubs import stubs_of
 from ugt_ensemble.serving.rollout import Rollout
 from ugt_ensemble.serving.version_sets import RECORD_KEY
 from ugt_ensemble.serving.versions import VersionedRepository
@@ -91,7 +94,15 @@ def _items(answers: list) -> set[int]:
 
 
 def _same_model_file(root: Path, old: int, new: int) -> bool:
-    return os.stat(root / MODEL.format(old)).st_ino == os.stat(root / MODEL.format(new)).st_ino
+    """Version `new` serves version `old`'s model (no export): the same bytes, in a file of its own (a hard link
+    would change the served file's inode, and Triton would reload the served version)."""
+    old_file, new_file = root / MODEL.format(old), root / MODEL.format(new)
+    return filecmp.cmp(old_file, new_file, shallow=False) and os.stat(old_file).st_ino != os.stat(new_file).st_ino
+
+
+def _served_stubs(server, version: int) -> dict[str, int]:
+    """The pid of each step's stub serving `version`."""
+    return {s.model: s.pid for s in stubs_of(server.process.pid) if s.version == str(version)}
 
 
 def _record(root: Path, version: int) -> dict:
@@ -110,6 +121,7 @@ def test_a_new_catalog_is_data_only_and_switches_live(served):
     _write(folder / "b.csv", np.r_[catalog.item_ids[kept], new_ids], np.r_[catalog.codes[kept], new_codes],
            np.r_[np.zeros(kept.sum(), dtype=bool), np.ones(ADDED, dtype=bool)])  # fmt: skip
     added = set(new_ids.tolist())
+    stubs, model_stat = _served_stubs(server, 1), os.stat(root / MODEL.format(1))
     with Traffic(server.grpc_url, "ugt_recommend", histories + ["[]"], concurrency=4) as traffic:
         time.sleep(1)
         start = time.perf_counter()
@@ -122,7 +134,9 @@ def test_a_new_catalog_is_data_only_and_switches_live(served):
     assert traffic.failures == [], traffic.failures[:3]
     after = [a for a in answers if a.sent > switched]
     assert after and not removed & {int(i) for a in after for i in a.item_ids}
-    assert _same_model_file(root, 1, 2)  # no export: the served ONNX file, hard-linked
+    assert _same_model_file(root, 1, 2)  # no export: the served ONNX file's bytes
+    assert os.stat(root / MODEL.format(1)) == model_stat  # the served version's file untouched ...
+    assert _served_stubs(server, 1) == stubs and len(stubs) == 3  # ... and not reloaded (the same stubs)
     assert seconds < 60, seconds
     new = _ask(server, [with_rules(json.loads(h), sets=["new"]) for h in histories[:8]])
     assert all(len(a.items()) == 50 for a in new) and _items(new) <= added
@@ -137,7 +151,8 @@ def test_a_new_catalog_is_data_only_and_switches_live(served):
 def test_a_set_only_deploy_changes_what_a_set_returns(served):
     server, folder, root = served["server"], served["folder"], served["server"].model_repository
     before = VersionedRepository(root)
-    catalog_items = before.manifest["versions"][str(before.pinned())]["catalog"]
+    served_before = before.pinned()  # `pinned` reads the files again: after the deploy, the new version
+    catalog_items = before.manifest["versions"][str(served_before)]["catalog"]
     current = np.loadtxt(folder / "b.csv", delimiter=",", skiprows=1, dtype=np.int64)[:, 0]
     fresh2 = _write_ids(folder / "fresh2.txt", np.random.default_rng(2).choice(current, 60, replace=False))
     command = [sys.executable, "-m", "ugt_ensemble", "deploy", "--model-repository", str(root), "--url",
@@ -154,7 +169,7 @@ def test_a_set_only_deploy_changes_what_a_set_returns(served):
     assert result.returncode == 0, result.stderr[-3000:]
     number = max(VersionedRepository(root).numbers())
     assert "Deployed version" in result.stdout and VersionedRepository(root).pinned() == number
-    assert _same_model_file(root, before.pinned(), number)
+    assert _same_model_file(root, served_before, number)
     record = _record(root, number)
     assert record["catalog"]["fingerprint"] == catalog_items["fingerprint"] and record["catalog"]["data_only"]
     assert record[RECORD_KEY]["set_columns"] == [] and record[RECORD_KEY]["names"] == ["fresh"]

@@ -113,7 +113,8 @@ def test_a_new_catalog_is_a_data_only_version_baked_again(native):
     repo = folder / "repo"
     assert add_version(repo, {}, catalog_path=folder / "b.csv") == 2
     v1, v2 = repo / "ugt_trt" / "1", repo / "ugt_trt" / "2"
-    assert os.stat(v1 / UNBAKED_ONNX_FILE).st_ino == os.stat(v2 / UNBAKED_ONNX_FILE).st_ino  # linked: no export
+    assert (v1 / UNBAKED_ONNX_FILE).read_bytes() == (v2 / UNBAKED_ONNX_FILE).read_bytes()  # copied: no export
+    assert os.stat(v1 / UNBAKED_ONNX_FILE).st_ino != os.stat(v2 / UNBAKED_ONNX_FILE).st_ino  # the served file untouched
     assert VersionedRepository(repo).manifest["versions"]["2"]["catalog"]["data_only"] is True
     data = ConstraintData.load(repo / "preprocess" / "2" / "catalog")
     meta = {p.key: p.value for p in onnx.load(str(v2 / "model.onnx"), load_external_data=False).metadata_props}

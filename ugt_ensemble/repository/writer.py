@@ -124,10 +124,18 @@ def link_tree(source: Path, target: Path) -> None:
 def precompile(root: Path, config: BuildConfig, version: int = 1) -> None:
     """Write the bytecode of every copied module now (hash-checked, so it stays valid after the move):
     a stub that writes it later changes its version folder's time, and Triton then reloads that version
-    in full on the next load."""
-    for relative in static_files(config, version):
+    in full on the next load. Each distinct source is compiled once (the steps share the runtime's modules):
+    hash-checked bytecode depends on the source's bytes alone, and an import names the file it found."""
+    compiled: dict[bytes, bytes] = {}
+    for relative, content in static_files(config, version).items():
         source = root / relative
-        target = importlib.util.cache_from_source(str(source))
+        target = Path(importlib.util.cache_from_source(str(source)))
+        if content in compiled:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(compiled[content])
+            continue
         py_compile.compile(
-            str(source), cfile=target, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
-        )
+            str(source), cfile=str(target), doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH,
+        )  # fmt: skip
+        compiled[content] = target.read_bytes()

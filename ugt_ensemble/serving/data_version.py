@@ -2,16 +2,17 @@
 
 A model that honours the business rules in its search reads the catalog's constraint tables at run time
 (`ugt_runtime.constraint_data`), so a new catalog drawn from the same codebooks needs no torch export, no
-parity run and no engine: the new version's folders get the served version's model file (hard-linked, the
-same bytes) and the new catalog data, checked by running the served model on it. A catalog whose widest
-fan-out exceeds the caps the model was exported with is refused, naming the cap (export again then).
+parity run and no engine: the new version's folders get a copy of the served version's model file (`clone_file`)
+and the new catalog data, checked by running the served model on a few histories (what new data can break is
+the tables the search reads; the model itself was checked when it was built). A catalog whose widest fan-out
+exceeds the caps the model was exported with is refused, naming the cap (export again then).
 Without a new catalog (new item sets only), the served version's catalog folder is read again.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,11 +31,15 @@ from ugt_ensemble.repository.writer import write_version_files
 from ugt_ensemble.runtime.catalog_index import CatalogIndex
 from ugt_ensemble.runtime.constraint_data import ConstraintData
 from ugt_ensemble.runtime.contract import CATALOG_DIR, ONNX_FILE
+from ugt_ensemble.runtime.packing import PackingConfig
 from ugt_ensemble.serving.versions import VersionedRepository
 
 LOGGER = logging.getLogger(__name__)
-#: Histories the validity probe of a data-only version runs (a smoke check, not the build's full probe).
-PROBE_HISTORIES = 32
+#: The validity probe of a data-only version: a few short histories in one call (the model is the served one,
+#: checked when it was built; what new data can break is its tables, which every probed beam search reads).
+PROBE_HISTORIES, PROBE_MAX_LENGTH = 8, 64
+#: Linux's ioctl that makes a file share another's extents (btrfs, XFS).
+_FICLONE = 0x40049409
 
 
 def serves_data_only(repo: VersionedRepository) -> bool:
@@ -74,8 +79,9 @@ def stage_data_version(
         sets = item_sets_for(config.export, config.export.catalog_path, index)
         data = ConstraintData.build(index, sets, signature.fanout_caps)
     with progress.step(data_version_titles(catalog_path)[2]):
+        packing = PackingConfig(min(PROBE_MAX_LENGTH, config.packing.max_seq_length), config.packing.buckets)
         validity = probe_catalog_validity(
-            onnx_runner(unbaked_model(served), data=data), index, config.packing, PROBE_HISTORIES, config.seed
+            onnx_runner(unbaked_model(served), data=data), index, packing, PROBE_HISTORIES, config.seed
         )
         where = catalog_path or f"the catalog of version {repo.pinned()}"
         require_validity(validity, config.export.min_catalog_validity, f"{served / ONNX_FILE} on {where}")
@@ -83,7 +89,7 @@ def stage_data_version(
     try:
         with progress.step(data_version_titles(catalog_path)[3]):
             # The model files first: `write_version_files` seals them with the rest of the version.
-            _link_model_files(served, staging / config.triton.step_name / str(number), data)
+            _copy_model_files(served, staging / config.triton.step_name / str(number), data)
             write_version_files(staging, config, data, number)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -95,8 +101,9 @@ def _catalog(repo: VersionedRepository, config: BuildConfig, catalog_path: Path 
     """The new version's catalog index and its manifest record: the file's, or the served version's again."""
     if catalog_path is not None:
         catalog = load_catalog(catalog_path, config.export.codebook_sizes)
-        record = {"source": catalog.source, "items": len(catalog), "fingerprint": catalog.fingerprint()}
-        return catalog.index(), {**record, "data_only": True}
+        index = catalog.index()  # built once (`Catalog.fingerprint` builds one of its own: 0.3 s at 1M items)
+        return index, {"source": catalog.source, "items": len(catalog), "fingerprint": index.fingerprint(),
+                       "data_only": True}  # fmt: skip
     served = repo.pinned()
     index = ConstraintData.load(repo.path / config.triton.preprocess_name / str(served) / CATALOG_DIR).index
     previous = ((repo.manifest.get("versions") or {}).get(str(served)) or repo.manifest).get("catalog") or {}
@@ -104,16 +111,26 @@ def _catalog(repo: VersionedRepository, config: BuildConfig, catalog_path: Path 
     return index, {"source": source, "items": len(index), "fingerprint": index.fingerprint(), "data_only": True}
 
 
-def _link_model_files(served: Path, target: Path, data: ConstraintData) -> None:
-    """The served version's model files (the ONNX file and its external data) into `target`, hard-linked; a
-    native step's unbaked export is linked and baked again with `data`'s tables (`export.bake`)."""
+def _copy_model_files(served: Path, target: Path, data: ConstraintData) -> None:
+    """The served version's model files (the ONNX file and its external data) copied into `target` (`clone_file`);
+    a native step's unbaked export is copied and baked again with `data`'s tables (`export.bake`)."""
     model = unbaked_model(served)
     for relative in [model.name, *sorted(external_files(model, read_onnx(model, check_opset=False)))]:
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(served / relative, destination)
-        except OSError:
-            shutil.copy2(served / relative, destination)
+        clone_file(served / relative, destination)
     if model.name == UNBAKED_ONNX_FILE:
         bake_tables(target / model.name, target / ONNX_FILE, data.tables(), data.fingerprint)
+
+
+def clone_file(source: Path, destination: Path) -> None:
+    """Copy `source` to a new file `destination`: a reflink (shared extents, no bytes copied) where the filesystem
+    has them, else a plain copy. Never a hard link: linking (and then sealing, a chmod) changes the served file's
+    inode, its ctime with it, and Triton takes a changed file for a new model and reloads the served version."""
+    with open(source, "rb") as reader, open(destination, "xb") as writer:
+        try:
+            fcntl.ioctl(writer.fileno(), _FICLONE, reader.fileno())
+            return
+        except OSError:  # ext4, tmpfs, another filesystem than the source's: copied below (sendfile on Linux)
+            pass
+    shutil.copyfile(source, destination)
