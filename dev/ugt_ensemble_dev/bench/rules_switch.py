@@ -17,7 +17,8 @@ from ugt_ensemble_dev.bench.rules_report import RecordingProgress, markdown, sta
 
 
 class TimedRollout(Rollout):
-    """A `Rollout` that appends the seconds of each model load it asks of the server to `times`."""
+    """A `Rollout` that appends the seconds of each model load it asks of the server to `times` (the ensemble's
+    through `load`, the steps' through `load_steps`, which loads them in parallel)."""
 
     def __init__(self, times: list[tuple[str, float]], *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - Rollout's
         super().__init__(*args, **kwargs)
@@ -27,6 +28,11 @@ class TimedRollout(Rollout):
         start = time.perf_counter()
         super().load(*models)
         self.times.append((f"server: load {', '.join(models)}", time.perf_counter() - start))
+
+    def load_steps(self, *extra: int) -> None:
+        start = time.perf_counter()
+        super().load_steps(*extra)
+        self.times.append((f"server: load {', '.join(self.repo.steps)}", time.perf_counter() - start))
 
 
 def traffic_rows(answers: list, window: tuple[float, float], removed: set[int]) -> list[list[object]]:
