@@ -240,8 +240,16 @@ def _arrow_columns(path: Path, names: tuple[str, ...], parquet: bool) -> tuple[n
             table = table.set_column(0, "item_id", pc.cast(pc.utf8_trim_whitespace(table.column(0)), pa.int64()))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise InputFileError(f"catalog {path}: column item_id is not all integers ({exc})") from None
+    return table.column(0).to_numpy().astype(np.int64), arrow_text_columns(path, table, names, 1)
+
+
+def arrow_text_columns(path: Path, table, names: tuple[str, ...], first: int) -> list[CatalogColumn]:  # noqa: ANN001
+    """`names`, the pyarrow `table`'s columns from position `first` on, as text (trimmed), factorised."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     columns = []
-    for position, name in enumerate(names, start=1):
+    for position, name in enumerate(names, start=first):
         try:
             text = pc.utf8_trim_whitespace(pc.cast(table.column(position), pa.string()))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -251,7 +259,7 @@ def _arrow_columns(path: Path, names: tuple[str, ...], parquet: bool) -> tuple[n
         encoded = pc.dictionary_encode(text).combine_chunks()
         indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         columns.append(_factorised(name, encoded.dictionary.to_pylist(), indices))
-    return table.column(0).to_numpy().astype(np.int64), columns
+    return columns
 
 
 def _arrow_table(path: Path, names: tuple[str, ...], parquet: bool):  # noqa: ANN202 - a pyarrow.Table

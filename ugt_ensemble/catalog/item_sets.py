@@ -49,13 +49,17 @@ class ItemSetSettings(Protocol):
     item_sets: tuple[tuple[str, Path], ...]
 
 
-def item_sets_for(settings: ItemSetSettings, catalog_path: Path | None, index: CatalogIndex) -> dict[str, np.ndarray]:
-    """Every item set the settings define: name -> bool mask over `index.item_ids` (columns first, then files)."""
+def item_sets_for(
+    settings: ItemSetSettings, catalog_path: Path | None, index: CatalogIndex,
+    read: tuple[np.ndarray, list[CatalogColumn]] | None = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Every item set the settings define: name -> bool mask over `index.item_ids` (columns first, then files).
+    `read`: the set columns as `read_catalog_columns` returns them, read already (`catalog.one_read`)."""
     sets: dict[str, np.ndarray] = {}
     if settings.set_columns:
         if catalog_path is None:
             raise ConfigError("--set-column (`set_columns`) needs a catalog file: pass --catalog FILE")
-        sets.update(column_sets(catalog_path, tuple(settings.set_columns), index))
+        sets.update(column_sets(catalog_path, tuple(settings.set_columns), index, read))
     for given, path in settings.item_sets:
         name = require_set_name(given, f"--item-set {clip(str(given), 80)}=...")
         if name in sets:
@@ -64,9 +68,12 @@ def item_sets_for(settings: ItemSetSettings, catalog_path: Path | None, index: C
     return sets
 
 
-def column_sets(catalog_path: str | Path, columns: tuple[str, ...], index: CatalogIndex) -> dict[str, np.ndarray]:
-    """The sets of the named catalog columns (see the module docstring)."""
-    item_ids, read = read_catalog_columns(catalog_path, columns)
+def column_sets(
+    catalog_path: str | Path, columns: tuple[str, ...], index: CatalogIndex,
+    read_already: tuple[np.ndarray, list[CatalogColumn]] | None = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """The sets of the named catalog columns (see the module docstring); `read_already`: those columns, read."""
+    item_ids, read = read_already if read_already is not None else read_catalog_columns(catalog_path, columns)
     positions, found = index.positions_of(item_ids)
     if not found.all():
         LOGGER.warning("catalog %s: %d row(s) name items outside the served catalog; they are in no item set",

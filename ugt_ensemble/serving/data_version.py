@@ -17,8 +17,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ugt_ensemble.catalog import load_catalog
+from ugt_ensemble.catalog import Catalog, load_catalog
 from ugt_ensemble.catalog.item_sets import item_sets_for
+from ugt_ensemble.catalog.one_read import ReadColumns, read_catalog_with_columns
 from ugt_ensemble.config import BuildConfig
 from ugt_ensemble.errors import ConfigError
 from ugt_ensemble.export.bake import UNBAKED_ONNX_FILE, bake_tables, unbaked_model
@@ -71,12 +72,12 @@ def stage_data_version(
     the item sets are `config.export`'s. The caller moves the folders in (or removes the staging)."""
     served = repo.path / config.triton.step_name / str(repo.pinned())
     with progress.step(data_version_titles(catalog_path)[0]):
-        index, record = _catalog(repo, config, catalog_path)
+        index, record, read = _catalog(repo, config, catalog_path)
     with progress.step(data_version_titles(catalog_path)[1]):
         signature = check_onnx_signature(unbaked_model(served), config.export.num_recommendations)
         if not signature.rules_in_search:
             raise ConfigError(f"{served / ONNX_FILE} takes no constraint tables: deploy a model with the catalog")
-        sets = item_sets_for(config.export, config.export.catalog_path, index)
+        sets = item_sets_for(config.export, config.export.catalog_path, index, read)
         data = ConstraintData.build(index, sets, signature.fanout_caps)
     with progress.step(data_version_titles(catalog_path)[2]):
         packing = PackingConfig(min(PROBE_MAX_LENGTH, config.packing.max_seq_length), config.packing.buckets)
@@ -97,18 +98,31 @@ def stage_data_version(
     return staging, data, record
 
 
-def _catalog(repo: VersionedRepository, config: BuildConfig, catalog_path: Path | None) -> tuple[CatalogIndex, dict]:
-    """The new version's catalog index and its manifest record: the file's, or the served version's again."""
+def _catalog(
+    repo: VersionedRepository, config: BuildConfig, catalog_path: Path | None
+) -> tuple[CatalogIndex, dict, ReadColumns | None]:
+    """The new version's catalog index, its manifest record (the file's, or the served version's again), and the
+    set columns when they were read with the catalog (`catalog.one_read`; None: `item_sets_for` reads them)."""
     if catalog_path is not None:
-        catalog = load_catalog(catalog_path, config.export.codebook_sizes)
+        catalog, read = _read_catalog(catalog_path, config)
         index = catalog.index()  # built once (`Catalog.fingerprint` builds one of its own: 0.3 s at 1M items)
         return index, {"source": catalog.source, "items": len(catalog), "fingerprint": index.fingerprint(),
-                       "data_only": True}  # fmt: skip
+                       "data_only": True}, read  # fmt: skip
     served = repo.pinned()
     index = ConstraintData.load(repo.path / config.triton.preprocess_name / str(served) / CATALOG_DIR).index
     previous = ((repo.manifest.get("versions") or {}).get(str(served)) or repo.manifest).get("catalog") or {}
     source = previous.get("source") or f"the catalog of version {served}"
-    return index, {"source": source, "items": len(index), "fingerprint": index.fingerprint(), "data_only": True}
+    return index, {"source": source, "items": len(index), "fingerprint": index.fingerprint(), "data_only": True}, None
+
+
+def _read_catalog(catalog_path: Path, config: BuildConfig) -> tuple[Catalog, ReadColumns | None]:
+    """The catalog file, with the set columns it defines in the same read where it can be."""
+    export = config.export
+    if export.set_columns and export.catalog_path and Path(export.catalog_path).resolve() == catalog_path.resolve():
+        both = read_catalog_with_columns(catalog_path, export.codebook_sizes, tuple(export.set_columns))
+        if both is not None:
+            return both
+    return load_catalog(catalog_path, export.codebook_sizes), None
 
 
 def _copy_model_files(served: Path, target: Path, data: ConstraintData) -> None:
