@@ -114,5 +114,15 @@ def _interleaved(
                         analyzer, url, ensemble, input_data, [value], out, config.measurement_ms,
                         stability_percentage=config.stability_percentage,
                     )  # fmt: skip
-                measurements += [Measurement(target, value, round_no, r, dict(cpu)) for r in results if r.ok]
+                measurements += [Measurement(target, value, round_no, r, by_model(cpu)) for r in results if r.ok]
     return measurements
+
+
+def by_model(cpu_ms: dict[str, float]) -> dict[str, float]:
+    """`CpuMeter`'s process -> ms summed by model: "preprocess#2" (a second instance, or the stub of a load that
+    replaced another) adds to "preprocess"."""
+    summed: dict[str, float] = {}
+    for name, ms in cpu_ms.items():
+        key = name.split("#", 1)[0]
+        summed[key] = summed.get(key, 0.0) + ms
+    return summed

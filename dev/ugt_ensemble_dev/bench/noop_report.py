@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,9 @@ def _groups(run: NoopRun) -> dict[tuple[str, int], list[Measurement]]:
 
 def _cell(runs: list[Measurement], metric: Metric, digits: int = 0) -> str:
     """The median (min-max) of `metric` over `runs` (the median alone for one run)."""
-    values = [metric(m) for m in runs]
+    values = [v for v in (metric(m) for m in runs) if not math.isnan(v)]
+    if not values:
+        return "-"
     median = f"{statistics.median(values):.{digits}f}"
     return median if len(values) == 1 else f"{median} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
