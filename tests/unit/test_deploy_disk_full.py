@@ -112,7 +112,9 @@ class FillingProgress(StepProgress):
 
 
 def test_a_disk_filling_up_while_the_version_moves_in_takes_it_out_again(small_disk):
-    repo, catalog = small_disk(4096)  # room for the staged version, filled before it moves in
+    # room for the staged version (a data-only version copies the model file: about as large as the served one),
+    # filled before it moves in
+    repo, catalog = small_disk(10240)
     before, filler = _tree(repo), repo.parent / "filler"
     with pytest.raises(RepositoryError) as caught:
         Rollout(repo).deploy({}, catalog, progress=FillingProgress(filler))
