@@ -31,6 +31,7 @@ from ugt_ensemble.export.onnx_contract import OnnxSignature, check_onnx_signatur
 from ugt_ensemble.export.onnx_export import export_onnx
 from ugt_ensemble.export.onnx_file import copy_onnx
 from ugt_ensemble.export.probe import probe_catalog_validity, require_validity
+from ugt_ensemble.export.rule_probe import probe_rule_compliance, require_rule_compliance
 from ugt_ensemble.export.tensorrt_check import require_tensorrt_parsable
 from ugt_ensemble.export.validate import ShapeCheck, onnx_runner, validate_runner
 from ugt_ensemble.histories import random_encoder_batch
@@ -176,6 +177,10 @@ def check_step(
         prepared.validity = probe_catalog_validity(candidate, index, config.packing, seed=config.seed)
         LOGGER.info("catalog validity: %s", prepared.validity.describe())
         require_validity(prepared.validity, config.export.min_catalog_validity, chosen.source)
+        if prepared.signature.rules_in_search:  # postprocess trusts such a model: check it honours the rules
+            prepared.rule_compliance = probe_rule_compliance(candidate, prepared.data, config.packing, config.seed)
+            LOGGER.info("%s", prepared.rule_compliance.describe())
+            require_rule_compliance(prepared.rule_compliance, chosen.source)
     return prepared
 
 

@@ -19,6 +19,7 @@ from ugt_ensemble.catalog import Catalog
 from ugt_ensemble.config import BuildConfig
 from ugt_ensemble.export.onnx_contract import OnnxSignature
 from ugt_ensemble.export.probe import CatalogValidity
+from ugt_ensemble.export.rule_probe import RuleCompliance
 from ugt_ensemble.export.tensorrt_check import TensorRTReport
 from ugt_ensemble.export.validate import ShapeCheck
 from ugt_ensemble.model.step import StepModel
@@ -42,6 +43,7 @@ class PreparedStep:
     validity: CatalogValidity | None = None
     engine: object | None = None  # EngineMetadata of a TensorRT build
     data: ConstraintData | None = None  # the catalog's constraint data (item sets, tables) the steps serve
+    rule_compliance: RuleCompliance | None = None  # the rule probe of a model that declares the rule inputs
 
     @property
     def engine_path(self) -> Path:

@@ -46,11 +46,10 @@ def probe_catalog_validity(
     run: Runner, index: CatalogIndex, packing: PackingConfig, histories: int = 128, seed: int = 0
 ) -> CatalogValidity:
     """Run `run` on `histories` seeded histories (1 to max length events, log-uniform) and count."""
-    rng = np.random.default_rng(seed)
-    lengths = np.sort(LengthDistribution(f"1-{packing.max_seq_length}").sample(histories, rng))
+    sampled = sample_histories(index, packing, histories, np.random.default_rng(seed))
     valid = empty = slots = duplicates = 0
     for start in range(0, histories, ROWS_PER_CALL):
-        rows = [_history(index, int(n), rng) for n in lengths[start : start + ROWS_PER_CALL]]
+        rows = sampled[start : start + ROWS_PER_CALL]
         codes, _ = run(pack_histories(rows, index, packing).tensors)
         items = index.items_of(codes)
         is_empty = np.all(codes == PAD_ITEM_ID, axis=-1)
@@ -76,6 +75,14 @@ def require_validity(validity: CatalogValidity, minimum: float | None, label: st
             f"{minimum:.1%} (min_catalog_validity / --min-catalog-validity); is the catalog the one the model was "
             "trained on? A catalog-constrained decoder (ugt_ensemble.model.ConstrainedRecommender) returns 100 %"
         )
+
+
+def sample_histories(
+    index: CatalogIndex, packing: PackingConfig, count: int, rng: np.random.Generator
+) -> list[History]:
+    """`count` seeded histories of the catalog's items, 1 to max length events (log-uniform), shortest first."""
+    lengths = np.sort(LengthDistribution(f"1-{packing.max_seq_length}").sample(count, rng))
+    return [_history(index, int(n), rng) for n in lengths]
 
 
 def _history(index: CatalogIndex, length: int, rng: np.random.Generator) -> History:
