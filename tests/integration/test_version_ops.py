@@ -180,9 +180,9 @@ def test_a_rollback_during_a_deploy_waits_for_it_and_is_not_undone(served, catal
         while read_holder(root / LOCK_FILE).get("pid") != deploy.pid:
             assert deploy.poll() is None and time.monotonic() < deadline, _finish(deploy)
             time.sleep(0.05)
-        # in this process: a data-only deploy holds the lock for seconds, less than a CLI's start takes
+        # in this process: a data-only deploy holds the lock for about a second, less than a CLI's start takes
         with pytest.raises(RepositoryBusyError, match=f"held by deploy \\(pid {deploy.pid}"):
-            Rollout(root, served.grpc_url, served.operator_key, lock_timeout_s=1).rollback()
+            Rollout(root, served.grpc_url, served.operator_key, lock_timeout_s=0.2).rollback()
         started, rollout = time.monotonic(), Rollout(root, served.grpc_url, served.operator_key)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             rollback = pool.submit(rollout.rollback)
@@ -192,7 +192,8 @@ def test_a_rollback_during_a_deploy_waits_for_it_and_is_not_undone(served, catal
         rollback_s = time.monotonic() - started
         time.sleep(3)  # nothing undoes it later
     deployed = int(deploy_out.split("Deployed version ")[1].split()[0])
-    assert deployed == max(VersionedRepository(root).numbers()) and rollout.lock_waited_s > 0.5, rollout.lock_waited_s
+    # it waited for the deploy (how long depends on how fast the deploy is: 0.2 s to seconds)
+    assert deployed == max(VersionedRepository(root).numbers()) and rollout.lock_waited_s > 0, rollout.lock_waited_s
     assert VersionedRepository(root).pinned() == before and _answered(served) == answered_before
     answers = traffic.stop()
     assert traffic.failures == [], traffic.failures[:3]
