@@ -122,7 +122,7 @@ def test_two_deploys_at_once_give_two_consistent_versions(served, catalogs, hist
     assert sorted(number.values()) == [first + 1, first + 2], results
     later = max(number, key=number.get)
     waits = [_waited(out) for _, out, _ in results.values()]
-    assert max(waits) > 1, results  # the second waited for the first
+    assert max(waits) > 0, results  # the second waited for the first (a data-only deploy now takes about a second)
 
     repo = VersionedRepository(root)
     assert repo.numbers()[-2:] == [first + 1, first + 2] and repo.pinned() == first + 2
