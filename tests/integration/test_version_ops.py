@@ -25,7 +25,7 @@ from ugt_ensemble.client.grpc_client import history_tensor
 from ugt_ensemble.config import BuildConfig, ExportConfig, TritonConfig
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.repository.deployment import validate_deployment
-from ugt_ensemble.repository.lock import LOCK_FILE, RepositoryBusyError, read_holder
+from ugt_ensemble.repository.lock import LOCK_FILE, RepositoryBusyError, RepositoryLock, read_holder
 from ugt_ensemble.runtime.contract import ITEM_IDS
 from ugt_ensemble.server import TritonServer
 from ugt_ensemble.server.context import EXPLICIT_ARGS
@@ -75,16 +75,29 @@ def histories(catalogs):
     return ["[]"] + [history_json(random_history(ids, int(n), rng)) for n in rng.integers(1, 60, 15)]
 
 
-def _cli(server, *args: str) -> subprocess.Popen:
+def _cli(server, *args: str, stderr_path: Path | None = None) -> subprocess.Popen:
+    """The CLI against the served repository; its stderr to `stderr_path` when given (to watch it while it runs)."""
     env = {**os.environ, "UGT_OPERATOR_KEY": server.operator_key.value}
     command = [sys.executable, "-m", "ugt_ensemble", *args, "--model-repository", str(server.model_repository),
                "--url", server.grpc_url]  # fmt: skip
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stderr = stderr_path.open("w") if stderr_path else subprocess.PIPE
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    process.stderr_path = stderr_path  # type: ignore[attr-defined]
+    return process
 
 
 def _finish(process: subprocess.Popen, timeout_s: float = 600) -> tuple[int, str, str]:
     out, err = process.communicate(timeout=timeout_s)
-    return process.returncode, out, err
+    path = getattr(process, "stderr_path", None)
+    return process.returncode, out, path.read_text() if path else err
+
+
+def _wait_for_text(process: subprocess.Popen, text: str, timeout_s: float = 120) -> None:
+    """Until `process` has written `text` to its stderr file (an event, however fast or slow the machine)."""
+    deadline = time.monotonic() + timeout_s
+    while text not in process.stderr_path.read_text():  # type: ignore[attr-defined]
+        assert process.poll() is None and time.monotonic() < deadline, _finish(process)
+        time.sleep(0.05)
 
 
 def _answered(server, model: str = "ugt_recommend") -> set[int]:
@@ -106,23 +119,29 @@ def _waited(text: str) -> float:
     return float(text.split(marker)[1].split(" s")[0]) if marker in text else 0.0
 
 
-def test_two_deploys_at_once_give_two_consistent_versions(served, catalogs, histories):
+def test_two_deploys_at_once_give_two_consistent_versions(served, catalogs, histories, tmp_path):
+    """Both deploys start while this test holds the repository's lock, and it lets go only once both wait for
+    it (their stderr says so), so they are at once however fast the machine is."""
     catalog_by_name, folder = catalogs
     root = served.model_repository
     first = max(VersionedRepository(root).numbers())
     start = time.monotonic()
     with Traffic(served.grpc_url, "ugt_recommend", histories, concurrency=4) as traffic:
-        deploys = {name: _cli(served, "deploy", "--catalog", str(folder / f"{name}.csv")) for name in ("B", "C")}
+        with RepositoryLock(root, "the test, until both deploys wait"):
+            deploys = {name: _cli(served, "deploy", "--catalog", str(folder / f"{name}.csv"),
+                                  stderr_path=tmp_path / f"{name}.err") for name in ("B", "C")}  # fmt: skip
+            for process in deploys.values():
+                _wait_for_text(process, "waiting for")
         results = {name: _finish(process) for name, process in deploys.items()}
         time.sleep(1)
     elapsed = time.monotonic() - start
     for name, (rc, out, err) in results.items():
         assert rc == 0, (name, out, err[-2000:])
+        assert "waiting for the test, until both deploys wait" in err, err[-2000:]
     number = {name: int(out.split("Deployed version ")[1].split()[0]) for name, (_, out, _) in results.items()}
     assert sorted(number.values()) == [first + 1, first + 2], results
     later = max(number, key=number.get)
     waits = [_waited(out) for _, out, _ in results.values()]
-    assert max(waits) > 0, results  # the second waited for the first (a data-only deploy now takes about a second)
 
     repo = VersionedRepository(root)
     assert repo.numbers()[-2:] == [first + 1, first + 2] and repo.pinned() == first + 2
