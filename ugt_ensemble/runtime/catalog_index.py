@@ -14,6 +14,7 @@ import numpy as np
 
 from .contract import CODEBOOK_SIZES, PAD_ITEM_ID, code_keys
 from .errors import UgtEnsembleError
+from .id_buckets import MIN_KEYS, IdBuckets
 
 #: The arrays of an index (one .npy file each in a folder); the .npz form lacks the last two.
 _NPZ_ARRAYS = ("item_ids", "codes", "code_keys", "items_by_code")
@@ -67,7 +68,18 @@ class CatalogIndex:
 
     def positions_of(self, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows of `item_ids` in `codes` (clipped for missing ids) and a bool mask of those found."""
-        return _lookup(self.item_ids, np.asarray(item_ids, dtype=np.int64))
+        keys = np.asarray(item_ids, dtype=np.int64)
+        if keys.ndim != 1 or len(keys) < MIN_KEYS:
+            return _lookup(self.item_ids, keys)
+        return self.id_buckets().lookup(keys)
+
+    def id_buckets(self) -> IdBuckets:
+        """The bucket index of `item_ids`, built on first use (preprocess builds it in `initialize`, so that no
+        request pays for it; postprocess, which looks codes up, never does)."""
+        buckets = self.__dict__.get("_id_buckets")
+        if buckets is None:
+            buckets = self._id_buckets = IdBuckets(self.item_ids)
+        return buckets
 
     def code_positions_of(self, item_ids: np.ndarray) -> np.ndarray:
         """Code-order positions of the catalog items among `item_ids` (ids outside the catalog dropped)."""

@@ -139,7 +139,7 @@ def _removed_items(
         extras.append(extra)
         extra_counts.append(len(extra))
     batch_rows = np.arange(len(rules), dtype=np.int64)
-    pos, found = _positions(data, np.concatenate(ids))
+    pos, found = data.index.positions_of(np.concatenate(ids))
     items = np.asarray(data.index.code_order)[pos[found]]
     rows = np.repeat(batch_rows, id_counts)[found]
     set_items = data.arrays[SET_ITEMS]
@@ -153,16 +153,6 @@ def _removed_items(
     )
     keys = np.unique(keys)
     return bases, keys // num_items, keys % num_items
-
-
-def _positions(data: ConstraintData, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`data.index.positions_of(item_ids)`, looked up in sorted order (numpy's binary search then starts each
-    lookup where the last one ended: twice as fast for 1,000 ids in a 1M-item catalog)."""
-    order = np.argsort(item_ids, kind="stable")
-    pos, found = data.index.positions_of(item_ids[order])
-    unsorted_pos, unsorted_found = np.empty_like(pos), np.empty_like(found)
-    unsorted_pos[order], unsorted_found[order] = pos, found
-    return unsorted_pos, unsorted_found
 
 
 def _dead_pairs(
