@@ -73,6 +73,10 @@ def test_rule_documents_are_what_the_product_parses_into_each_rule():
     assert rule.exclude.tolist() == [5, 6, 5000] and len(parsed.item_ids) == 3
     _, rule = parse_request(rule_document("allow", history, set_name="in_stock"))
     assert rule.sets == ("in_stock",)
+    _, rule = parse_request(rule_document("exclusions+exclude_history", history, [5]))
+    assert rule.exclude.tolist() == [5] and rule.exclude_history is True and rule.sets == ()
+    _, rule = parse_request(rule_document("exclusions+allow", history, [5], set_name="in_stock"))
+    assert rule.exclude.tolist() == [5] and rule.exclude_history is None and rule.sets == ("in_stock",)
     with pytest.raises(ValueError):
         rule_document("blocklist", history)
     assert event_ids(history) == [3, 7, 9]
@@ -120,6 +124,9 @@ def test_the_answer_check_counts_failures_short_answers_and_rule_violations():
     assert (check.requests, check.failed, check.short, check.violations) == (2, 0, 1, 1)
     assert check_answers("exclusions", histories, answers, 4, [[6, 7], [1]]).violations == 2
     assert check_answers("allow", histories, answers, 4, allowed={5, 6, 7, 8, 9}).violations == 1
+    both = check_answers("exclusions+allow", histories, answers, 4, [[6, 7], [1]], allowed={5, 6, 7, 8, 9})
+    assert both.violations == 3  # 6 and 7 excluded, 2 not allowed
+    assert check_answers("exclusions+exclude_history", histories, answers, 4, [[2], []]).violations == 1  # 2 once
     failed = check_answers("none", histories, [Failure("row 0: bad"), answers[1]], 4)
     assert (failed.failed, failed.short, failed.first_error) == (1, 1, "row 0: bad")
 

@@ -13,22 +13,30 @@ from ugt_ensemble.client import with_rules
 from ugt_ensemble_dev.bench.rules_report import event_ids
 
 #: The rule variants, in the order of the report: no rule (the plain list form), exclude the history, exclude
-#: 1,000 items, draw from an allow-list.
-VARIANTS: tuple[str, ...] = ("none", "exclude_history", "exclusions", "allow")
+#: 1,000 items, draw from an allow-list, and each of the last two with the 1,000 exclusions as well.
+VARIANTS: tuple[str, ...] = (
+    "none", "exclude_history", "exclusions", "allow", "exclusions+exclude_history", "exclusions+allow"
+)  # fmt: skip
+
+
+def _rules(variant: str) -> set[str]:
+    """The rules of `variant` ("a+b" combines two), checked against `VARIANTS`."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown rule variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    return set(variant.split("+")) - {"none"}
 
 
 def rule_document(variant: str, history: list, exclusions: Sequence[int] = (), set_name: str = "allow") -> str:
     """The HISTORY document of `history` under `variant` (see `VARIANTS`), as compact JSON."""
-    if variant == "none":
-        document: list | dict = history
-    elif variant == "exclude_history":
-        document = with_rules(history, exclude_history=True)
-    elif variant == "exclusions":
-        document = with_rules(history, exclude=exclusions)
-    elif variant == "allow":
-        document = with_rules(history, sets=[set_name])
-    else:
-        raise ValueError(f"unknown rule variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    rules = _rules(variant)
+    document: list | dict = history
+    if rules:
+        document = with_rules(
+            history,
+            exclude=exclusions if "exclusions" in rules else (),
+            exclude_history=True if "exclude_history" in rules else None,
+            sets=[set_name] if "allow" in rules else (),
+        )
     return json.dumps(document, separators=(",", ":"))
 
 
@@ -94,10 +102,12 @@ def check_answers(
             continue
         items = [item for item, _ in answer.items()]
         check.short += len(items) < k
-        if variant == "exclude_history":
-            check.violations += len(set(items) & set(event_ids(histories[i])))
-        elif variant == "exclusions":
-            check.violations += len(set(items) & set(exclusions[i]))
-        elif variant == "allow" and allowed is not None:
-            check.violations += sum(item not in allowed for item in items)
+        rules, broken = _rules(variant), set()
+        if "exclude_history" in rules:
+            broken |= set(items) & set(event_ids(histories[i]))
+        if "exclusions" in rules:
+            broken |= set(items) & set(exclusions[i])
+        if "allow" in rules and allowed is not None:
+            broken |= {item for item in items if item not in allowed}
+        check.violations += len(broken)
     return check

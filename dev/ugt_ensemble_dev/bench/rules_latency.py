@@ -76,7 +76,7 @@ def prepare_documents(client, options: LatencyOptions, item_ids: np.ndarray, k: 
     """{variant: documents} on the same seeded histories, and each variant's `RuleCheck` of one pass of them."""
     histories = seeded_histories(item_ids, options.histories, options.history_length, options.seed)
     exclusions: list[list[int]] = [[] for _ in histories]
-    if "exclusions" in options.variants:
+    if any("exclusions" in variant for variant in options.variants):
         rounds = min(options.exclusion_rounds, options.exclusions // max(k, 1))
         exclusions = ranked_exclusions(client, histories, item_ids, options.exclusions, rounds, options.seed + 1)
     documents, checks = {}, []
@@ -137,7 +137,7 @@ def run_latency(options: LatencyOptions) -> str:
     from ugt_ensemble.server import TritonServer
 
     info = RepositoryInfo.read(options.repository)
-    allowed = allowed_items(options.repository, options.set_name) if "allow" in options.variants else None
+    allowed = allowed_items(options.repository, options.set_name) if any("allow" in v for v in options.variants) else None
     with TritonServer(options.repository, ready_models=[info.ensemble]) as server:
         with RecommendClient(server.grpc_url, info.ensemble) as client:
             documents, checks = prepare_documents(
