@@ -99,6 +99,7 @@ def build_manifest(config: BuildConfig, prepared: PreparedStep) -> dict[str, Any
         "rules": rules_record(prepared),
         "validation": [dataclasses.asdict(c) for c in prepared.validation] or "not run: no PyTorch model",
         "catalog_validity": prepared.validity.as_dict() if prepared.validity else None,
+        "rule_compliance": prepared.rule_compliance.as_dict() if prepared.rule_compliance else None,
         "tensorrt_static_check": _static_check(prepared.tensorrt_check),
         "tensorrt_engine": _engine(prepared.engine),
     }

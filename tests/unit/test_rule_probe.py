@@ -6,6 +6,8 @@ the inputs and ignores them) returns its own excluded top items and is refused b
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ugt_ensemble.build import build_repository
@@ -30,6 +32,8 @@ def test_the_built_constrained_model_honours_every_rule_and_the_build_records_it
     assert prepared.rule_compliance is not None and prepared.rule_compliance.ok
     assert set(prepared.rule_compliance.checked) == {"exclude", "exclude_history"}
     assert all(count > 0 for count in prepared.rule_compliance.checked.values())
+    recorded = json.loads((config.output_dir / "ugt_build.json").read_text())["rule_compliance"]
+    assert recorded == {"checked": prepared.rule_compliance.checked, "broken": {"exclude": 0, "exclude_history": 0}}
 
 
 def test_a_model_that_ignores_its_rule_inputs_is_refused_naming_the_broken_rule(built):
