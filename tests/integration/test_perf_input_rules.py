@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -56,9 +57,13 @@ def test_build_writes_rule_requests_from_its_sets_and_perf_analyzer_sends_them(b
                    "--input-data", str(files.ensemble_rules), "-p", "2000", "--request-count", "32"]  # fmt: skip
         done = subprocess.run(command, env=environment.environ(), capture_output=True, text=True, timeout=180)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        values = parse_metrics(scrape(server.metrics_url))
+        deadline = time.monotonic() + 30  # the steps send their counts once a second (step_metrics.FLUSH_S)
+        while True:
+            values = parse_metrics(scrape(server.metrics_url))
+            used = {rule: sum_of(values, "ugt_rule_requests_total", rule=rule)
+                    for rule in ("exclude", "sets", "exclude_history")}  # fmt: skip
+            if all(count > 0 for count in used.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     assert sum_of(values, "ugt_request_failure") == 0  # every rule request answered
-    used = {
-        rule: sum_of(values, "ugt_rule_requests_total", rule=rule) for rule in ("exclude", "sets", "exclude_history")
-    }
     assert all(count > 0 for count in used.values()), used

@@ -35,6 +35,9 @@ class TritonPythonModel:
         self.failures = FailureCounter(args)  # Triton's own statistics count a refused request as a success
         self.metrics.catalog(self.data.num_items, self.data.index.fingerprint())
 
+    def finalize(self) -> None:
+        self.metrics.close()  # sends the counts not sent yet
+
     def execute(self, requests: list) -> list:
         probes = self.metrics.traffic(requests)
         outcomes = answer_batch(requests, self._parse, self._decode, self.data.files.check)

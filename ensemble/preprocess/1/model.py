@@ -36,6 +36,9 @@ class TritonPythonModel:
         self.max_rule_list = params.max_rule_list  # 0: no bound (a TensorRT step's profile has one)
         self.failures = FailureCounter(args)  # Triton's own statistics count a refused request as a success
 
+    def finalize(self) -> None:
+        self.metrics.close()  # sends the counts not sent yet
+
     def execute(self, requests: list) -> list:
         self.metrics.traffic(requests)
         outcomes = answer_batch(requests, self._parse, self._pack, self.data.files.check)

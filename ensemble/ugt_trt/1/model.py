@@ -52,6 +52,9 @@ class TritonPythonModel:
             self.list_limits = RuleListLimits.of(self.data.num_items, self.data.num_pairs, params.max_rule_list)
         warm_up(self._infer, model_config(args), params.warmup_length)
 
+    def finalize(self) -> None:
+        self.metrics.close()  # sends the counts not sent yet
+
     def execute(self, requests: list) -> list:
         self.metrics.traffic(requests)
         outcomes = answer_batch(requests, self._parse, self._infer, self._check_files)
