@@ -17,6 +17,8 @@ from ugt_ensemble.export.compare import ranked_mismatches
 from ugt_ensemble.histories import history_json, random_history
 from ugt_ensemble.runtime.constraint_data import ConstraintData
 from ugt_ensemble.runtime.contract import CATALOG_DIR, ITEM_IDS, MODEL_SCORES, RECOMMENDATIONS, RULE_NAMES, SCORES
+from ugt_ensemble.runtime.tensor_bundle import BUNDLE, bundle_step_inputs
+from ugt_ensemble.runtime.tensor_bundle import step_inputs as unbundled
 from ugt_ensemble.server import TritonServer
 from ugt_ensemble.server.stubs import stubs_of
 from ugt_ensemble_dev.reliability.raw import POISON, RawGrpc, bytes_element, http_binary
@@ -172,11 +174,12 @@ def step_inputs(built, server):
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
         history = np.array([[document]], dtype=object)
         pre = infer_tensors(client, t.preprocess_name, {"HISTORY": history})
-        step = infer_tensors(client, t.step_name, pre.outputs)
-    rules = {name: pre.outputs[name] for name in RULE_NAMES}
+        tensors = dict(unbundled(pre.outputs, with_rules=True))  # the bundle's arrays, sent one by one here
+        step = infer_tensors(client, t.step_name, tensors)
+    rules = {name: tensors[name] for name in RULE_NAMES}
     post = {RECOMMENDATIONS: step.outputs[RECOMMENDATIONS], MODEL_SCORES: step.outputs[MODEL_SCORES], **rules}
     stubs = {s.instance: s.pid for s in stubs_of(server.process.pid)}
-    return {t.step_name: pre.outputs, t.postprocess_name: post}, rules, data, stubs
+    return {t.step_name: tensors, t.postprocess_name: post}, rules, data, stubs
 
 
 def test_malformed_rule_tensors_sent_to_the_model_step_or_postprocess_fail_alone(built, server, step_inputs):
@@ -208,4 +211,40 @@ def test_malformed_rule_tensors_sent_to_the_model_step_or_postprocess_fail_alone
             keys, scores = (ITEM_IDS, SCORES) if post else (RECOMMENDATIONS, MODEL_SCORES)
             want, got = alone[model].outputs, reply.outputs
             assert not ranked_mismatches(want[keys], want[scores], got[keys], got[scores], 1e-4), (model, name)
+    assert {s.instance: s.pid for s in stubs_of(server.process.pid)} == stubs
+
+
+def test_a_malformed_bundle_sent_to_the_model_step_fails_alone(built, server, step_inputs):
+    """The bundle preprocess sends the Python-backend step, cut short, with a forged header, or beside the tensors
+    it holds, is INVALID_ARGUMENT naming `ugt_bundle`; the well-formed bundle and good requests batched with the
+    bad ones get the answers they get alone, and no stub restarts."""
+    config, _ = built
+    step = config.triton.step_name
+    good_inputs, _, _, stubs = step_inputs
+    good = good_inputs[step]
+    bundle = bundle_step_inputs(good, with_rules=True)[BUNDLE]
+    forged = bundle.copy()
+    forged[:, 16:24] = np.frombuffer(np.int64(2).tobytes(), dtype=np.uint8)  # encoder_l1_ids declared float32
+    bad = {
+        "cut short": ({BUNDLE: bundle[:, :-8]}, "runs past the row's"),
+        "forged dtype": ({BUNDLE: forged}, "encoder_l1_ids is declared as code 2"),
+        "bundle and tensors": ({BUNDLE: bundle, **good}, "send ugt_bundle alone or the step's tensors"),
+        "not a bundle": ({BUNDLE: bundle[:, :40]}, "shorter than the header"),
+    }
+    jobs = [("good", good, None)] * 12 + [("bundle", {BUNDLE: bundle}, None)] * 12
+    jobs += [(name, tensors, hint) for name, (tensors, hint) in bad.items()] * 3
+    random.Random(4).shuffle(jobs)
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        alone = infer_tensors(client, step, good)
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda job: infer_tensors(client, step, job[1]), jobs))
+    want = alone.outputs
+    for (name, _, hint), reply in zip(jobs, replies):
+        if hint is not None:
+            assert reply.status == "INVALID_ARGUMENT" and hint in reply.message, (name, reply)
+            continue
+        got = reply.outputs
+        assert reply.status == "OK", (name, reply)
+        assert not ranked_mismatches(want[RECOMMENDATIONS], want[MODEL_SCORES], got[RECOMMENDATIONS],
+                                     got[MODEL_SCORES], 1e-4), name  # fmt: skip
     assert {s.instance: s.pid for s in stubs_of(server.process.pid)} == stubs

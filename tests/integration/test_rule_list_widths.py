@@ -26,6 +26,7 @@ from ugt_ensemble.runtime.contract import (
     RULE_REMOVED_ITEMS,
     SCORES,
 )
+from ugt_ensemble.runtime.tensor_bundle import step_inputs
 from ugt_ensemble.server import TritonServer
 from ugt_ensemble.server.stubs import stubs_of
 from ugt_ensemble_dev.reliability.step_tensors import infer_tensors
@@ -49,10 +50,11 @@ def normal_inputs(built, server):
         for document in documents:
             history = np.array([[json.dumps(document).encode()]], dtype=object)
             pre = infer_tensors(client, t.preprocess_name, {"HISTORY": history})
-            step = infer_tensors(client, t.step_name, pre.outputs)
-            rules = {name: pre.outputs[name] for name in RULE_NAMES}
+            tensors = dict(step_inputs(pre.outputs, with_rules=True))  # the bundle's arrays, sent one by one here
+            step = infer_tensors(client, t.step_name, tensors)
+            rules = {name: tensors[name] for name in RULE_NAMES}
             post = {RECOMMENDATIONS: step.outputs[RECOMMENDATIONS], MODEL_SCORES: step.outputs[MODEL_SCORES], **rules}
-            inputs.append({t.step_name: pre.outputs, t.postprocess_name: post})
+            inputs.append({t.step_name: tensors, t.postprocess_name: post})
     return inputs
 
 
@@ -104,8 +106,13 @@ def test_preprocess_batching_requests_packs_each_at_its_own_width(build_for_test
     histories = [{"HISTORY": np.array([[json.dumps(d).encode()]], dtype=object)} for d in documents]
     with TritonServer(result.repository, ready_models=[name], log_path=tmp_path / "server.log") as server:
         with grpcclient.InferenceServerClient(server.grpc_url) as client:
-            alone = [infer_tensors(client, name, h).outputs[RULE_REMOVED_ITEMS].shape for h in histories]
+            alone = [_removed(infer_tensors(client, name, h).outputs).shape for h in histories]
             with ThreadPoolExecutor(8) as pool:
                 replies = list(pool.map(lambda h: infer_tensors(client, name, h), histories * 3))
     assert alone[0] == (1, 3000, 2) and set(alone[1:]) == {(1, 4, 2), (1, 1, 2)}
-    assert [r.outputs[RULE_REMOVED_ITEMS].shape for r in replies] == alone * 3
+    assert [_removed(r.outputs).shape for r in replies] == alone * 3
+
+
+def _removed(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The removed-items list of what preprocess sent (in its bundle for the Python-backend model step)."""
+    return step_inputs(outputs, with_rules=True)[RULE_REMOVED_ITEMS]

@@ -24,6 +24,9 @@ ROW_44 = 5 * 8 + 4  # one position of the six encoder tensors: five INT64 and on
 #: The four rule tensors of a row: the base set (INT64), the level-1 mask (1024 BOOL), and two lists of (parent,
 #: slot) INT64 pairs whose variable length counts as max_seq_length.
 RULES = 8 + 1024 + 2 * 1024 * 2 * 8
+#: The bundle preprocess sends the Python-backend model step: those ten arrays, a header of 8 * (2 + 4 * 10) bytes
+#: and up to 7 bytes of padding each.
+BUNDLE_ROW = 1024 * ROW_44 + RULES + 8 * (2 + 4 * 10) + 7 * 10
 
 
 def repository(root: Path, catalog, target: str = "cpu-wheel", engine: str | None = None, **triton) -> Path:
@@ -112,8 +115,8 @@ def test_kind_auto_steps_get_a_gpu_only_when_asked(tmp_path, catalog):
 def test_shm_is_sized_from_instances_batch_lengths_and_tensors(tmp_path, catalog):
     root = repository(tmp_path, catalog, preprocess_instances=4)
     history = 1 * MIB + 4  # the largest HISTORY document preprocess accepts, with its length prefix
-    preprocess = 4 * (MIB + 64 * (history + 1024 * ROW_44 + RULES))
-    step = 1 * (MIB + 64 * (1024 * ROW_44 + RULES + 50 * 3 * 8 + 50 * 4))
+    preprocess = 4 * (MIB + 64 * (history + BUNDLE_ROW))
+    step = 1 * (MIB + 64 * (BUNDLE_ROW + 50 * 3 * 8 + 50 * 4))  # the bundle, or the same arrays one by one
     postprocess = 1 * (MIB + 64 * ((50 * 3 * 8 + 50 * 4 + RULES) + (50 * 8 + 50 * 4 + 50 * 3 * 8)))  # -> ids
     need = preprocess + step + postprocess
     expected = -(-need * 2 // (64 * MIB)) * 64  # x2 headroom, rounded up to 64 MiB

@@ -40,8 +40,12 @@ def test_rule_tensors_flow_into_the_search_and_postprocess_and_exclude_history_i
     rules = {"rule_set", "rule_l1_valid", "rule_dead_pairs", "rule_removed_items"}
     pre, step = parse_config(configs["preprocess"], "preprocess"), parse_config(configs["ugt_trt"], "ugt_trt")
     post = parse_config(configs["postprocess"], "postprocess")
-    assert {o.name for o in pre.output} >= rules and {i.name for i in step.input} >= rules
+    assert [o.name for o in pre.output] == ["ugt_bundle"]  # the encoder and rule tensors, bundled for a Python step
+    assert {i.name for i in step.input} >= rules | {"ugt_bundle"}  # either the bundle or the tensors themselves
+    assert all(i.optional for i in step.input)  # the step names what a direct caller left out
     assert {i.name for i in post.input} >= rules and "encoder_mask" not in {i.name for i in post.input}
+    native = render_configs(cpu_build(platform="onnxruntime_onnx"))
+    assert {o.name for o in parse_config(native["preprocess"], "preprocess").output} >= rules | {"encoder_mask"}
     assert pre.parameters["exclude_history"].string_value == "true"
     assert step.parameters["catalog_file"].string_value == "catalog"
     plain = render_configs(cpu_build(rules_in_search=False))
@@ -92,15 +96,15 @@ def _edit(path: Path, old: str, new: str) -> None:
         ("preprocess", "max_batch_size: 64", "max_batch_size: 8", "has max_batch_size 8 < the ensemble's 64"),
         (
             "ugt_recommend",
-            'output_map { key: "encoder_mask" value: "encoder_mask" }',
-            'output_map { key: "encoder_mask" value: "encoder_maks" }',
-            "tensor 'encoder_mask' is consumed by ['ugt_trt.encoder_mask'] but never produced",
+            'output_map { key: "ugt_bundle" value: "ugt_bundle" }',
+            'output_map { key: "ugt_bundle" value: "ugt_bundel" }',
+            "tensor 'ugt_bundle' is consumed by ['ugt_trt.ugt_bundle'] but never produced",
         ),
         (
             "ugt_trt",
-            "data_type: TYPE_FP32\n    dims: [ -1 ]",
+            "data_type: TYPE_UINT8\n    dims: [ -1 ]",
             "data_type: TYPE_INT64\n    dims: [ -1 ]",
-            "tensor 'encoder_mask' is TYPE_FP32",
+            "tensor 'ugt_bundle' is TYPE_UINT8",
         ),
         (
             "ugt_recommend",

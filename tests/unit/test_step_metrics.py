@@ -61,7 +61,8 @@ def metrics_module(monkeypatch):
 
 
 def _increments(sent: list[tuple], name: str) -> list[tuple]:
-    return [(dict(key[1]), value, thread) for kind, key, value, thread in sent if kind == "increment" and key[0] == name]
+    return [(dict(key[1]), value, thread) for kind, key, value, thread in sent
+            if kind == "increment" and key[0] == name]  # fmt: skip
 
 
 def test_requests_add_up_in_the_stub_and_one_message_per_series_goes_from_the_sending_thread(metrics_module):

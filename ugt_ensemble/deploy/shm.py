@@ -16,15 +16,21 @@ The size asked for is the sum over the models times `HEADROOM` (the next batch's
 while the last responses are still being read, and grown regions are not compacted), rounded up to
 64 MiB, and never below `FLOOR_BYTES`. Native models (TensorRT, onnxruntime backend) and the ensemble
 use no shared memory.
+
+The bundle that preprocess sends a Python-backend model step (`runtime.tensor_bundle`) counts as the step's
+other inputs together, plus its header and padding; a step that takes the bundle counts it instead of those
+inputs (a request sends one or the other).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from tritonclient.grpc import model_config_pb2 as mc
+
+from ugt_ensemble.runtime.tensor_bundle import BUNDLE, header_bytes
 
 MIB = 1 << 20
 #: Triton's default first region per Python-backend instance (shm-default-byte-size).
@@ -97,12 +103,23 @@ class ShmEstimate:
 
 def estimate_shm(configs: Mapping[str, mc.ModelConfig], max_seq_length: int, string_bytes: int) -> ShmEstimate:
     """The estimate for the Python-backend models among `configs` (see the module docstring)."""
+    bundle = bundle_bytes(configs.values(), max_seq_length)
     models = tuple(
-        ModelShm(name, instance_count(c), max(c.max_batch_size, 1), row_bytes(c, max_seq_length, string_bytes))
+        ModelShm(name, instance_count(c), max(c.max_batch_size, 1), row_bytes(c, max_seq_length, string_bytes, bundle))
         for name, c in sorted(configs.items())
         if c.backend == "python"
     )
     return ShmEstimate(models, max_seq_length, string_bytes)
+
+
+def bundle_bytes(configs: Iterable[mc.ModelConfig], max_seq_length: int) -> int:
+    """Bytes of one row of the bundle: the other inputs of the model that takes it, its header and padding."""
+    for config in configs:
+        names = [tensor.name for tensor in config.input]
+        if BUNDLE in names:
+            arrays = [t for t in config.input if t.name != BUNDLE]
+            return header_bytes(len(arrays)) + 7 * len(arrays) + _tensors_bytes(arrays, max_seq_length, 0)
+    return 0
 
 
 def instance_count(config: mc.ModelConfig) -> int:
@@ -117,10 +134,22 @@ def instance_count(config: mc.ModelConfig) -> int:
     return total
 
 
-def row_bytes(config: mc.ModelConfig, max_seq_length: int, string_bytes: int) -> int:
-    """Bytes of one batch row of every input and output of `config`."""
+def row_bytes(config: mc.ModelConfig, max_seq_length: int, string_bytes: int, bundle: int = 0) -> int:
+    """Bytes of one batch row of every input and output of `config` (`bundle`: the bundle's, see the module
+    docstring)."""
+    inputs = [t for t in config.input if t.name == BUNDLE] or list(config.input)
     total = 0
-    for tensor in (*config.input, *config.output):
+    for tensor in (*inputs, *config.output):
+        if tensor.name == BUNDLE:
+            total += bundle
+        else:
+            total += _tensors_bytes([tensor], max_seq_length, string_bytes)
+    return total
+
+
+def _tensors_bytes(tensors: Iterable, max_seq_length: int, string_bytes: int) -> int:
+    total = 0
+    for tensor in tensors:
         elements = math.prod(max_seq_length if d < 0 else d for d in tensor.dims)
         if tensor.data_type == mc.TYPE_STRING:
             total += elements * (string_bytes + STRING_PREFIX_BYTES)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ugt_ensemble.config import BuildConfig
 from ugt_ensemble.runtime import contract as c
+from ugt_ensemble.runtime.tensor_bundle import BUNDLE
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,9 @@ def model_outputs(k: int) -> tuple[TensorSpec, ...]:
     return tuple(TensorSpec(t.name, _TRITON_TYPES[t.dtype], t.dims(K=k)[1:]) for t in c.STEP_OUTPUTS)
 
 
-def encoder_tensors(ragged: bool = False) -> tuple[TensorSpec, ...]:
+def encoder_tensors(ragged: bool = False, optional: bool = False) -> tuple[TensorSpec, ...]:
     """The six encoder tensors, each of per-request shape [-1]."""
-    return tuple(TensorSpec(t.name, _TRITON_TYPES[t.dtype], (-1,), ragged) for t in c.STEP_INPUTS)
+    return tuple(TensorSpec(t.name, _TRITON_TYPES[t.dtype], (-1,), ragged, optional) for t in c.STEP_INPUTS)
 
 
 def rule_tensors(config: BuildConfig, ragged: bool = False, optional: bool = False) -> tuple[TensorSpec, ...]:
@@ -96,19 +97,34 @@ def rule_tensors(config: BuildConfig, ragged: bool = False, optional: bool = Fal
     )
 
 
+def bundle_tensor(ragged: bool = False, optional: bool = False) -> TensorSpec:
+    """The one uint8 tensor that carries the encoder (and rule) tensors from preprocess to a Python-backend model
+    step (`runtime.tensor_bundle`: one tensor hop instead of ten)."""
+    return TensorSpec(BUNDLE, "TYPE_UINT8", (-1,), ragged, optional)
+
+
+def step_tensors(config: BuildConfig, ragged: bool = False, optional: bool = False) -> tuple[TensorSpec, ...]:
+    """The six encoder tensors, and the four rule tensors when the model honours the rules in its search."""
+    encoder = encoder_tensors(ragged, optional)
+    if not config.triton.model_step.rules_in_search:
+        return encoder
+    return encoder + rule_tensors(config, ragged, optional=optional)
+
+
 def preprocess_outputs(config: BuildConfig) -> tuple[TensorSpec, ...]:
-    """The six encoder tensors, and the four rule tensors when the model honours the rules in its search (they go
-    to the model step only)."""
-    return encoder_tensors() + (rule_tensors(config) if config.triton.model_step.rules_in_search else ())
+    """What preprocess sends the model step: one bundle to a Python-backend step, else the encoder tensors and,
+    when the model honours the rules in its search, the four rule tensors (they go to the model step only)."""
+    return (bundle_tensor(),) if config.triton.python_model_step else step_tensors(config)
 
 
 def model_step_inputs(config: BuildConfig, ragged: bool = False) -> tuple[TensorSpec, ...]:
-    """The encoder tensors, and the rule tensors when the model honours the rules in its search (optional in the
-    Python-backend step, which takes a request without them as one without rules: packed tensors alone still
-    work, e.g. for client-side packing and perf_analyzer)."""
-    if not config.triton.model_step.rules_in_search:
-        return encoder_tensors(ragged)
-    return encoder_tensors(ragged) + rule_tensors(config, ragged, optional=config.triton.python_model_step)
+    """A native step's inputs are the graph's: the encoder tensors and, when the model honours the rules in its
+    search, the rule tensors. A Python-backend step takes the bundle (from preprocess) or those tensors (from a
+    direct caller, e.g. perf_analyzer: rule tensors all or none, none meaning no rule), so each is optional there
+    and the step names what is missing."""
+    if not config.triton.python_model_step:
+        return step_tensors(config, ragged)
+    return (bundle_tensor(ragged, optional=True),) + step_tensors(config, ragged, optional=True)
 
 
 def postprocess_inputs(config: BuildConfig) -> tuple[TensorSpec, ...]:
@@ -118,8 +134,8 @@ def postprocess_inputs(config: BuildConfig) -> tuple[TensorSpec, ...]:
 
 
 def ensemble_steps(config: BuildConfig, versions: dict[str, int] | None = None) -> tuple[EnsembleStep, ...]:
-    """preprocess -> model step -> postprocess, with ensemble tensors named like model tensors. The rule tensors
-    go from preprocess to a model step that honours them and nowhere else (a request pays for each tensor hop).
+    """preprocess -> model step -> postprocess, with ensemble tensors named like model tensors. What preprocess
+    sends goes to the model step and nowhere else (a request pays for each tensor hop).
 
     `versions` pins a step's version (model name -> version); the others use the latest (-1).
     """
@@ -127,7 +143,7 @@ def ensemble_steps(config: BuildConfig, versions: dict[str, int] | None = None) 
     same = lambda specs: tuple((s.name, s.name) for s in specs)  # noqa: E731
     steps = (
         (t.preprocess_name, same((HISTORY_INPUT,)), same(preprocess_outputs(config))),
-        (t.step_name, same(model_step_inputs(config)), same(model_outputs(k))),
+        (t.step_name, same(preprocess_outputs(config)), same(model_outputs(k))),
         (t.postprocess_name, same(model_outputs(k)), same(recommendation_outputs(k))),
     )
     return tuple(EnsembleStep(name, inputs, outputs, pins.get(name, -1)) for name, inputs, outputs in steps)

@@ -137,7 +137,8 @@ def run_latency(options: LatencyOptions) -> str:
     from ugt_ensemble.server import TritonServer
 
     info = RepositoryInfo.read(options.repository)
-    allowed = allowed_items(options.repository, options.set_name) if any("allow" in v for v in options.variants) else None
+    wants_allow = any("allow" in variant for variant in options.variants)
+    allowed = allowed_items(options.repository, options.set_name) if wants_allow else None
     with TritonServer(options.repository, ready_models=[info.ensemble]) as server:
         with RecommendClient(server.grpc_url, info.ensemble) as client:
             documents, checks = prepare_documents(

@@ -1,4 +1,5 @@
-"""Triton Python backend `preprocess`: HISTORY (one JSON document per row) -> the encoder and rule tensors.
+"""Triton Python backend `preprocess`: HISTORY (one JSON document per row) -> the encoder and rule tensors (as one
+bundle tensor when the model step is a Python-backend model).
 
 A thin adapter: parsing, packing and the rules are `ugt_runtime.history`, `ugt_runtime.packing` and
 `ugt_runtime.rules`, copied beside this file by `python -m ugt_ensemble build` with the catalog folder it
@@ -19,6 +20,7 @@ from ugt_runtime.parameters import PreprocessParameters
 from ugt_runtime.rule_request import RuleRequest
 from ugt_runtime.rules import check_list_length, pack_rules
 from ugt_runtime.step_metrics import StepMetrics
+from ugt_runtime.tensor_bundle import BUNDLE, bundle_step_inputs
 from ugt_runtime.triton_io import FailureCounter, input_array, model_config, to_responses, version_dir
 
 Row = tuple[History, RuleRequest]
@@ -35,6 +37,8 @@ class TritonPythonModel:
         self.exclude_history, self.rules_in_search = params.exclude_history, params.rules_in_search
         self.max_rule_list = params.max_rule_list  # 0: no bound (a TensorRT step's profile has one)
         self.failures = FailureCounter(args)  # Triton's own statistics count a refused request as a success
+        # One bundle tensor to a Python-backend model step (its config says so), else the step's own tensors
+        self.bundle = any(output["name"] == BUNDLE for output in model_config(args).get("output", []))
 
     def finalize(self) -> None:
         self.metrics.close()  # sends the counts not sent yet
@@ -83,5 +87,5 @@ class TritonPythonModel:
             if self.rules_in_search:  # else every request was refused rules, and the model step takes none
                 rules = [r for _, r in request]
                 answer.update(pack_rules(rules, [h.item_ids for h, _ in request], self.data, self.exclude_history))
-            answers.append(answer)
+            answers.append(bundle_step_inputs(answer, self.rules_in_search) if self.bundle else answer)
         return answers

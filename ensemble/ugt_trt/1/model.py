@@ -1,4 +1,5 @@
-"""Triton Python backend model step: encoder tensors (and rule tensors) -> recommendations (K, 3) and scores (K).
+"""Triton Python backend model step: encoder tensors (and rule tensors), or the bundle of them that preprocess
+sends, -> recommendations (K, 3) and scores (K).
 
 Runs the exported ONNX model with ONNX Runtime on CPU (for servers without an onnxruntime or TensorRT
 backend). A model that honours the business rules in its search also takes the served catalog's constraint
@@ -22,6 +23,7 @@ from ugt_runtime.parameters import ModelStepParameters
 from ugt_runtime.rule_lists import RuleListLimits, bound_rule_lists
 from ugt_runtime.rules import default_rules
 from ugt_runtime.step_metrics import StepMetrics
+from ugt_runtime.tensor_bundle import step_inputs
 from ugt_runtime.triton_io import FailureCounter, input_arrays, model_config, required, to_responses, version_dir
 
 
@@ -68,7 +70,7 @@ class TritonPythonModel:
             self.data.files.check()
 
     def _parse(self, request) -> dict[str, np.ndarray]:  # noqa: ANN001
-        arrays = input_arrays(request)
+        arrays = step_inputs(input_arrays(request), self.data is not None)  # from preprocess: one bundle
         tensors = {name: required(arrays, name) for name in ENCODER_INPUTS}
         check_encoder_inputs(tensors, self.limits)
         if self.data is None:
