@@ -48,13 +48,17 @@ def small_disk(tmp_path, tiny_config):
                           catalog_path=tmp_path / "a.csv")  # fmt: skip
     build_repository(BuildConfig(output_dir=tmp_path / "built", model_config=tiny_config, seed=3, export=export,
                                  triton=TritonConfig.cpu()))  # fmt: skip
-    used = sum(p.stat().st_size for p in (tmp_path / "built").rglob("*") if p.is_file()) // 1024
+    # what the repository takes on a tmpfs: each file rounded up to whole 4 KiB pages, each folder one page
+    paths = list((tmp_path / "built").rglob("*"))
+    used = sum(4 * -(-p.stat().st_size // 4096) if p.is_file() else 4 for p in paths)
     disk = tmp_path / "disk"
     disk.mkdir()
     mounted = []
 
-    def mount(spare_kib: int) -> tuple[Path, Path]:
-        size = f"size={used + 200 + spare_kib}k"  # tmpfs rounds to pages and counts folders
+    def mount(spare_kib: int | None) -> tuple[Path, Path]:
+        """`spare_kib` free beside the copy; None: room for a whole new version (as large as the built one)."""
+        spare_kib = used + 1024 if spare_kib is None else spare_kib
+        size = f"size={used + 200 + spare_kib}k"
         if subprocess.run(["mount", "-t", "tmpfs", "-o", size, "tmpfs", str(disk)], capture_output=True).returncode:
             pytest.skip("cannot mount a tmpfs here")
         mounted.append(disk)
@@ -114,7 +118,7 @@ class FillingProgress(StepProgress):
 def test_a_disk_filling_up_while_the_version_moves_in_takes_it_out_again(small_disk):
     # room for the staged version (a data-only version copies the model file: about as large as the served one),
     # filled before it moves in
-    repo, catalog = small_disk(10240)
+    repo, catalog = small_disk(None)
     before, filler = _tree(repo), repo.parent / "filler"
     with pytest.raises(RepositoryError) as caught:
         Rollout(repo).deploy({}, catalog, progress=FillingProgress(filler))
